@@ -1,0 +1,12 @@
+"""jaxconv: a differentiable convolution playground in JAX + Flax NNX.
+
+>>> import jaxconv
+>>> jaxconv.shapes.conv_output_length(50, 5)
+46
+"""
+
+from jaxconv import layouts, shapes
+from jaxconv.nn.conv import Conv1D, Conv2D
+
+__version__ = "0.1.0"
+__all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]

@@ -1,0 +1,1 @@
+"""Constructors that speak other frameworks' argument names and build jaxconv modules."""

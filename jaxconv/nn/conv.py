@@ -1,0 +1,472 @@
+"""Conv1D and Conv2D: explicit, channels-last convolution modules on ``lax.conv_general_dilated``.
+
+One N-D core (:class:`ConvND`) serves both. Arrays are channels-last unless ``data_format="channels_first"``:
+
+- Conv1D input ``(..., length, in_channels)``, kernel ``(kernel_size, in_channels // groups, filters)`` with axes
+  ``("width", "in", "out")``, output ``(..., out_length, filters)``.
+- Conv2D input ``(..., height, width, in_channels)``, kernel ``(kh, kw, in_channels // groups, filters)`` with axes
+  ``("height", "width", "in", "out")``, output ``(..., out_height, out_width, filters)``.
+
+Output length per axis: ``out = floor((L + lo + hi - d*(k-1) - 1) / s) + 1`` (see :mod:`jaxconv.shapes`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from jaxconv import shapes
+
+__all__ = ["ConvND", "Conv1D", "Conv2D", "PreActivation", "PostActivation", "resolve_activation", "PADDING_MODES"]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_JNP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+default_kernel_init = nnx.initializers.lecun_normal()
+default_bias_init = nnx.initializers.zeros_init()
+
+
+class PreActivation(nnx.Intermediate):
+    """Sown conv output before the activation, read with ``nnx.capture(model, PreActivation)``."""
+
+
+class PostActivation(nnx.Intermediate):
+    """Sown conv output after the activation, read with ``nnx.capture(model, PostActivation)``."""
+
+
+_ACTIVATIONS = {
+    "linear": None, "identity": None, "relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+    "gelu": jax.nn.gelu, "elu": jax.nn.elu, "selu": jax.nn.selu, "softplus": jax.nn.softplus, "silu": jax.nn.silu,
+    "swish": jax.nn.silu, "leaky_relu": jax.nn.leaky_relu, "relu6": jax.nn.relu6, "hard_sigmoid": jax.nn.hard_sigmoid,
+}
+
+
+def resolve_activation(activation: str | Callable | None) -> Callable | None:
+    """``None``, a callable, or a Keras-style name (``"relu"``, ``"tanh"``, ``"linear"``, ...) -> callable or None."""
+    if activation is None or callable(activation):
+        return activation
+    if isinstance(activation, str) and activation.lower() in _ACTIVATIONS:
+        return _ACTIVATIONS[activation.lower()]
+    raise ValueError(f"activation={activation!r} is not known; expected None, a callable, or one of "
+                     f"{', '.join(repr(a) for a in _ACTIVATIONS)}.")
+
+
+def _tuple(name: str, value, n: int) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints; got {value!r}.")
+    if isinstance(value, int) or shapes._is_integral(value):
+        out = (int(value),) * n
+    else:
+        try:
+            out = tuple(int(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a sequence of {n} ints; got {value!r}.") from None
+        if len(out) != n:
+            raise ValueError(f"{name} must be an int or a sequence of {n} ints (one per spatial axis); got {name}={value!r}.")
+    for v in out:
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1 on every axis; got {name}={value!r}.")
+    return out
+
+
+class ConvND(nnx.Module):
+    """N-D convolution core shared by :class:`Conv1D` and :class:`Conv2D`. Use those."""
+
+    #: Axis names of the kernel, set by the subclasses.
+    kernel_axes: tuple[str, ...] = ()
+    _spatial_names: tuple[str, ...] = ()
+    num_spatial: int = 0
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        padding: Any = "valid",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        use_bias: bool = True,
+        activation: str | Callable | None = None,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_last",
+        kernel_init: Callable = default_kernel_init,
+        bias_init: Callable = default_bias_init,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        precision: Any = None,
+        rngs: nnx.Rngs,
+    ):
+        n = self.num_spatial
+        name = type(self).__name__
+        for arg, val in (("in_channels", in_channels), ("filters", filters), ("groups", groups)):
+            if isinstance(val, bool) or not shapes._is_integral(val) or val < 1:
+                raise ValueError(f"{name}: {arg} must be an int >= 1; got {arg}={val!r}.")
+        if in_channels % groups:
+            raise ValueError(f"{name}: in_channels={in_channels} is not divisible by groups={groups}; each group needs "
+                             f"in_channels / groups input channels (expected in_channels % groups == 0).")
+        if filters % groups:
+            raise ValueError(f"{name}: filters={filters} is not divisible by groups={groups}; each group needs "
+                             f"filters / groups output channels (expected filters % groups == 0).")
+        self.in_channels = int(in_channels)
+        self.filters = int(filters)
+        self.kernel_size = _tuple("kernel_size", kernel_size, n)
+        self.stride = _tuple("stride", stride, n)
+        self.dilation = _tuple("dilation", dilation, n)
+        self.groups = int(groups)
+        self.padding = self._check_padding(padding)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode={padding_mode!r} is not known; expected one of "
+                             f"{', '.join(repr(m) for m in PADDING_MODES)}.")
+        self.padding_mode = padding_mode
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"{name}: data_format={data_format!r} is not known; expected 'channels_last' or "
+                             f"'channels_first'.")
+        self.data_format = data_format
+        self.use_bias = bool(use_bias)
+        self.activation = resolve_activation(activation)
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+
+        kernel_shape = (*self.kernel_size, self.in_channels // self.groups, self.filters)
+        self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape, param_dtype))
+        self.bias = nnx.Param(bias_init(rngs.params(), (self.filters,), param_dtype)) if self.use_bias else None
+
+    # ---------------------------------------------------------------- validation
+
+    def _check_padding(self, padding):
+        n = self.num_spatial
+        name = type(self).__name__
+        try:
+            per_axis = shapes.normalize_padding(padding, n)
+            for ax, (p, k, s, d) in enumerate(zip(per_axis, self.kernel_size, self.stride, self.dilation)):
+                # Length-free checks: string known, same_torch only with stride 1, ints non-negative.
+                shapes.resolve_padding(max(d * (k - 1) + 1, 1), k, stride=s, dilation=d, padding=p)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{name}: {e}") from None
+        return per_axis
+
+    def _spatial_of(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """Spatial sizes of ``input_shape``, after checking rank and channels. No compute."""
+        n = self.num_spatial
+        name = type(self).__name__
+        input_shape = tuple(int(s) for s in input_shape)
+        axes = ", ".join(self._spatial_names)
+        if self.data_format == "channels_last":
+            expect = f"(..., {axes}, in_channels={self.in_channels})"
+        else:
+            expect = f"(..., in_channels={self.in_channels}, {axes})"
+        if len(input_shape) < n + 1:
+            raise ValueError(f"{name}: input must have shape {expect} (rank >= {n + 1}); got shape {input_shape} of rank "
+                             f"{len(input_shape)}.")
+        if self.data_format == "channels_last":
+            channels, spatial = input_shape[-1], input_shape[-n - 1:-1]
+        else:
+            channels, spatial = input_shape[-n - 1], input_shape[-n:]
+        if channels != self.in_channels:
+            where = "last axis" if self.data_format == "channels_last" else f"axis {-n - 1}"
+            raise ValueError(f"{name}: input has {channels} channels on its {where} (shape {input_shape}); expected "
+                             f"in_channels={self.in_channels}, i.e. shape {expect}.")
+        return spatial
+
+    def padding_for(self, length):
+        """Explicit padding for an input of the given spatial size. No compute.
+
+        Conv1D: ``padding_for(length) -> (lo, hi)``; Conv2D: ``padding_for((h, w)) -> ((lo, hi), (lo, hi))``.
+        """
+        spatial = (length,) if self.num_spatial == 1 and shapes._is_integral(length) else tuple(length)
+        if len(spatial) != self.num_spatial:
+            raise ValueError(f"{type(self).__name__}: padding_for expects {self.num_spatial} spatial sizes; got {length!r}.")
+        pads = tuple(shapes.resolve_padding(L, k, stride=s, dilation=d, padding=p)
+                     for L, k, s, d, p in zip(spatial, self.kernel_size, self.stride, self.dilation, self.padding))
+        return pads[0] if self.num_spatial == 1 else pads
+
+    def output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """Output shape for an input of shape ``input_shape`` (leading batch axes kept). No compute.
+
+        Raises the same errors as the forward pass: wrong rank, wrong channel count, input shorter than the
+        dilated kernel (with the formula and numbers).
+        """
+        input_shape = tuple(int(s) for s in input_shape)
+        spatial = self._spatial_of(input_shape)
+        out = []
+        for ax, (L, k, s, d, p) in enumerate(zip(spatial, self.kernel_size, self.stride, self.dilation, self.padding)):
+            try:
+                out.append(shapes.conv_output_length(L, k, stride=s, dilation=d, padding=p))
+            except ValueError as e:
+                axis = self._spatial_names[ax]
+                raise ValueError(f"{type(self).__name__}: on the {axis} axis, {e}") from None
+        n = self.num_spatial
+        if self.data_format == "channels_last":
+            return (*input_shape[: -n - 1], *out, self.filters)
+        return (*input_shape[: -n - 1], self.filters, *out)
+
+    def filter_kernel(self, j: int) -> jax.Array:
+        """Filter ``j``'s weights: Conv1D ``(kernel_size, in_channels // groups)``, Conv2D ``(kh, kw, in // groups)``.
+
+        Output channel ``j`` is the correlation of this array with the input channels of ``j``'s group
+        (``group = j // (filters // groups)``), plus ``bias[j]``.
+        """
+        if isinstance(j, bool) or not shapes._is_integral(j) or not -self.filters <= j < self.filters:
+            raise IndexError(f"{type(self).__name__}: filter j={j!r} is out of range; expected an int with "
+                             f"0 <= j < filters={self.filters}.")
+        return self.kernel[..., int(j)]
+
+    # ---------------------------------------------------------------- compute
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the convolution. Shapes are in the class docstring."""
+        x = jnp.asarray(x)
+        n = self.num_spatial
+        self.output_shape(x.shape)  # validates rank, channels and length with readable errors, before XLA sees it
+        if self.data_format == "channels_first":
+            x = jnp.moveaxis(x, -n - 1, -1)
+        batch_shape = x.shape[: -n - 1]
+        x = x.reshape((math.prod(batch_shape), *x.shape[-n - 1:]))
+        pads = self.padding_for(x.shape[1:-1])
+        pads = [pads] if n == 1 else list(pads)
+
+        kernel = self.kernel[...]
+        bias = self.bias[...] if self.bias is not None else None
+        x, kernel, bias = nnx.nn.dtypes.promote_dtype((x, kernel, bias), dtype=self.dtype)
+
+        if self.padding_mode != "zeros" and any(lo or hi for lo, hi in pads):
+            x = self._pad_nonzero(x, pads)
+            pads = [(0, 0)] * n
+
+        spatial = "".join("HW"[:n]) if n == 2 else "W" if n == 1 else "".join(chr(ord("A") + i) for i in range(n))
+        dn = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+        y = lax.conv_general_dilated(
+            x, kernel, window_strides=self.stride, padding=pads, rhs_dilation=self.dilation,
+            dimension_numbers=dn, feature_group_count=self.groups, precision=self.precision)
+        if bias is not None:
+            y = y + bias
+        self._sow_if_capturing(PreActivation, y)
+        if self.activation is not None:
+            y = self.activation(y)
+        self._sow_if_capturing(PostActivation, y)
+
+        y = y.reshape((*batch_shape, *y.shape[1:]))
+        if self.data_format == "channels_first":
+            y = jnp.moveaxis(y, -1, -n - 1)
+        return y
+
+    def _pad_nonzero(self, x, pads):
+        name = type(self).__name__
+        for ax, (L, (lo, hi)) in enumerate(zip(x.shape[1:-1], pads)):
+            limit = L - 1 if self.padding_mode == "reflect" else L if self.padding_mode == "circular" else None
+            if limit is not None and max(lo, hi) > limit:
+                raise ValueError(
+                    f"{name}: padding_mode={self.padding_mode!r} needs padding <= {limit} on the "
+                    f"{self._spatial_names[ax]} axis of length {L}; got (lo, hi)=({lo}, {hi}).")
+        widths = [(0, 0), *pads, (0, 0)]
+        return jnp.pad(x, widths, mode=_JNP_PAD_MODE[self.padding_mode])
+
+    def _sow_if_capturing(self, kind, y):
+        # Sow only inside nnx.capture(...) and only for the layers asked for: outside capture, Module.sow would
+        # store the value on the module itself (and keep it alive). `capture_stages` is set by jaxconv.inspect.
+        stages = getattr(self, "capture_stages", ())
+        if hasattr(self, "__captures__") and kind in stages:
+            self.sow(kind, "feature_map", y)
+
+    # ---------------------------------------------------------------- conversions
+
+    def __repr__(self) -> str:  # short and explicit; nnx's tree repr stays available via nnx.display
+        args = [f"{self.in_channels} -> {self.filters}", f"kernel_size={self._fmt(self.kernel_size)}"]
+        if any(s != 1 for s in self.stride):
+            args.append(f"stride={self._fmt(self.stride)}")
+        pad = self.padding[0] if len(set(map(str, self.padding))) == 1 else self.padding
+        args.append(f"padding={pad!r}")
+        if any(d != 1 for d in self.dilation):
+            args.append(f"dilation={self._fmt(self.dilation)}")
+        if self.groups != 1:
+            args.append(f"groups={self.groups}")
+        if self.padding_mode != "zeros":
+            args.append(f"padding_mode={self.padding_mode!r}")
+        kshape = ", ".join(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
+        return f"{type(self).__name__}({', '.join(args)}; kernel ({kshape}))"
+
+    @staticmethod
+    def _fmt(t):
+        return t[0] if len(set(t)) == 1 else t
+
+    def _layer_kwargs(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding if self.num_spatial > 1 else self.padding[0],
+                    dilation=self.dilation, groups=self.groups, use_bias=self.use_bias, activation=self.activation,
+                    padding_mode=self.padding_mode, data_format=self.data_format)
+
+    @classmethod
+    def _from_kernel(cls, kernel, bias, layout: str, *, theano: bool = False, rngs=None, **layer_args):
+        from jaxconv import layouts
+
+        kernel = layouts.convert(kernel, layout, "jaxconv", spatial_dims=cls.num_spatial, theano=theano)
+        *ks, in_per_group, filters = kernel.shape
+        groups = layer_args.get("groups", 1)
+        layer_args.setdefault("use_bias", bias is not None)
+        conv = cls(in_per_group * groups, filters, tuple(ks), rngs=rngs if rngs is not None else nnx.Rngs(0),
+                   **layer_args)
+        conv.kernel[...] = jnp.asarray(kernel, dtype=conv.param_dtype)
+        if bias is not None:
+            if not conv.use_bias:
+                raise ValueError(f"{cls.__name__}: a bias was given but use_bias=False.")
+            bias = layouts._to_array(bias)
+            if tuple(bias.shape) != (filters,):
+                raise ValueError(f"{cls.__name__}: bias must have shape (filters,) = ({filters},); got {tuple(bias.shape)}.")
+            conv.bias[...] = jnp.asarray(bias, dtype=conv.param_dtype)
+        return conv
+
+    @classmethod
+    def from_keras(cls, kernel, bias=None, *, rngs=None, **layer_args):
+        """Build from a Keras 3 kernel (same layout as jaxconv) and bias. ``layer_args`` are this class's keywords
+        (``stride``, ``padding``, ``dilation``, ``groups``, ``activation``, ...)."""
+        return cls._from_kernel(kernel, bias, "keras", rngs=rngs, **layer_args)
+
+    @classmethod
+    def from_torch(cls, weight, bias=None, *, rngs=None, **layer_args):
+        """Build from a PyTorch ``weight`` of shape ``(out, in // groups, *kernel)`` and ``bias`` ``(out,)``.
+
+        PyTorch's ``padding='same'`` is ``padding="same_torch"`` here; its ``padding_mode`` names carry over."""
+        return cls._from_kernel(weight, bias, "torch", rngs=rngs, **layer_args)
+
+    def to_torch(self):
+        """A ``torch.nn.Conv1d`` / ``Conv2d`` with the same weights and configuration (channels-first, as PyTorch).
+
+        Raises ValueError when the padding has no PyTorch equivalent (asymmetric padding such as ``"causal"``,
+        or ``"same"`` where the XLA split is uneven); pad the input yourself in that case.
+        """
+        import numpy as np
+        import torch
+
+        from jaxconv import layouts
+
+        name = type(self).__name__
+        torch_padding = []
+        for ax, (p, k, s, d) in enumerate(zip(self.padding, self.kernel_size, self.stride, self.dilation)):
+            if isinstance(p, str) and p in ("same", "same_lower") and s > 1:
+                raise ValueError(f"{name}.to_torch: padding={p!r} with stride={s} depends on the input length; PyTorch has "
+                                 f"no equivalent. Use explicit (lo, hi) padding.")
+            lo, hi = shapes.resolve_padding(d * (k - 1) + 1, k, stride=s, dilation=d, padding=p)
+            if lo != hi:
+                raise ValueError(f"{name}.to_torch: padding={p!r} is asymmetric (lo={lo}, hi={hi}) on the "
+                                 f"{self._spatial_names[ax]} axis; torch.nn.Conv{self.num_spatial}d pads both sides "
+                                 f"equally. Pad the input with torch.nn.functional.pad instead.")
+            torch_padding.append(lo)
+        cls = torch.nn.Conv1d if self.num_spatial == 1 else torch.nn.Conv2d
+        mode = {"zeros": "zeros", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}[self.padding_mode]
+        m = cls(self.in_channels, self.filters, self.kernel_size, stride=self.stride, padding=tuple(torch_padding),
+                dilation=self.dilation, groups=self.groups, bias=self.use_bias, padding_mode=mode)
+        w = layouts.convert(np.asarray(self.kernel[...]), "jaxconv", "torch", spatial_dims=self.num_spatial)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            if self.use_bias:
+                m.bias.copy_(torch.from_numpy(np.array(self.bias[...])))
+        return m
+
+
+class Conv1D(ConvND):
+    """1-D convolution over ``(..., length, in_channels)``, as used over word vectors.
+
+    Shapes:
+
+    - input ``x``: ``(..., length, in_channels)`` (``(..., in_channels, length)`` with ``data_format="channels_first"``);
+      one or more leading batch axes, or none.
+    - ``kernel``: ``nnx.Param`` of shape ``(kernel_size, in_channels // groups, filters)``, axes
+      ``kernel_axes = ("width", "in", "out")``: ``kernel[i, c, j]`` multiplies input channel ``c`` at offset
+      ``i*dilation`` for filter ``j``.
+    - ``bias``: ``nnx.Param`` of shape ``(filters,)`` (``None`` when ``use_bias=False``).
+    - output: ``(..., out_length, filters)`` with ``out_length = floor((L + lo + hi - d*(k-1) - 1) / s) + 1``;
+      ``out[..., t, j]`` is filter ``j``'s feature map at position ``t``.
+
+    It computes a cross-correlation (no kernel flip), as Keras, PyTorch and Flax do::
+
+        out[b, t, j] = bias[j] + sum_{i, c} x[b, t*s + i*d - lo, c_of(j, c)] * kernel[i, c, j]
+
+    The seed example: Keras 1 ``Convolution1D(nb_filter=111, filter_length=5)`` over 300-d word vectors is::
+
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from jaxconv import Conv1D
+        >>> conv = Conv1D(300, 111, 5, activation="relu", rngs=nnx.Rngs(0))
+        >>> conv.kernel.shape, conv.kernel_axes
+        ((5, 300, 111), ('width', 'in', 'out'))
+        >>> conv(jnp.ones((2, 50, 300))).shape
+        (2, 46, 111)
+        >>> conv.output_shape((2, 50, 300)), conv.padding_for(50)
+        ((2, 46, 111), (0, 0))
+        >>> conv.filter_kernel(7).shape       # filter 7's weights: (width, in)
+        (5, 300)
+
+    Args:
+      in_channels: channels of the input (300 for 300-d word vectors).
+      filters: number of filters = output channels.
+      kernel_size: filter width ``k``.
+      stride: step ``s`` between output positions.
+      padding: ``"valid"``, ``"same"``, ``"same_lower"``, ``"same_torch"``, ``"causal"``, ``"full"``, an int, or a
+        ``(lo, hi)`` pair; see :func:`jaxconv.shapes.resolve_padding`.
+      dilation: gap ``d`` between kernel taps.
+      groups: split channels into this many independent groups (``in_channels`` and ``filters`` divisible by it).
+      use_bias: add a learned ``bias`` of shape ``(filters,)``.
+      activation: ``None``, a callable, or a name such as ``"relu"``.
+      padding_mode: what fills the padding: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+      data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+      kernel_init, bias_init: initialisers ``(key, shape, dtype) -> array``.
+      dtype: computation dtype (default: promoted from input and parameters).
+      param_dtype: parameter dtype.
+      precision: passed to ``lax.conv_general_dilated``.
+      rngs: ``nnx.Rngs`` for the initialisers.
+    """
+
+    kernel_axes = ("width", "in", "out")
+    _spatial_names = ("length",)
+    num_spatial = 1
+
+    @classmethod
+    def from_keras1(cls, kernel, bias=None, *, theano: bool = False, rngs=None, **layer_args):
+        """Build from a Keras 1 ``Convolution1D`` kernel of shape ``(filter_length, 1, input_dim, nb_filter)``.
+
+        ``theano=True`` flips the width axis: Keras 1 on Theano computed a true convolution (flipped filters), so
+        its stored kernels are the reverse of the cross-correlation kernels used here.
+
+        >>> import numpy as np
+        >>> conv = Conv1D.from_keras1(np.zeros((5, 1, 300, 111), np.float32), np.zeros(111, np.float32))
+        >>> conv.kernel.shape
+        (5, 300, 111)
+        """
+        return cls._from_kernel(kernel, bias, "keras1", theano=theano, rngs=rngs, **layer_args)
+
+
+class Conv2D(ConvND):
+    """2-D convolution over ``(..., height, width, in_channels)``.
+
+    Shapes:
+
+    - input ``x``: ``(..., height, width, in_channels)`` (``(..., in_channels, height, width)`` channels-first).
+    - ``kernel``: ``(kh, kw, in_channels // groups, filters)``, axes ``("height", "width", "in", "out")``.
+    - ``bias``: ``(filters,)``.
+    - output: ``(..., out_height, out_width, filters)``, each axis by
+      ``out = floor((L + lo + hi - d*(k-1) - 1) / s) + 1``.
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> conv = Conv2D(3, 40, 5, rngs=nnx.Rngs(0))      # 128x128 RGB, 40 filters of 5x5
+    >>> conv.kernel.shape, conv(jnp.ones((1, 128, 128, 3))).shape
+    ((5, 5, 3, 40), (1, 124, 124, 40))
+    >>> Conv2D(1, 1, 3, stride=2, padding=1, rngs=nnx.Rngs(0)).output_shape((5, 5, 1))
+    (3, 3, 1)
+
+    ``padding`` is as for :class:`Conv1D`, applied to both axes, or per axis: ``(1, 2)`` pads height by 1 and width
+    by 2 on both sides (as PyTorch); ``((lo_h, hi_h), (lo_w, hi_w))`` is explicit. Other arguments as :class:`Conv1D`,
+    with ``kernel_size``, ``stride`` and ``dilation`` an int or an ``(h, w)`` pair.
+    """
+
+    kernel_axes = ("height", "width", "in", "out")
+    _spatial_names = ("height", "width")
+    num_spatial = 2
