@@ -397,11 +397,15 @@ def input_span(layers: Sequence, out_index: int, length: int) -> tuple[int, int]
 
     With ``rf = receptive_field(layers, length)``::
 
-        start = max(rf.start + out_index*rf.jump, 0)
-        end   = min(rf.start + out_index*rf.jump + rf.size, length)
+        start = min(max(rf.start + out_index*rf.jump, 0), length)
+        end   = max(min(rf.start + out_index*rf.jump + rf.size, length), start)
 
-    i.e. clipped to the real input (padding positions are not tokens). With dilation the range has holes;
-    it is still the smallest interval holding every position that can affect the output.
+    i.e. clipped to the real input (padding positions are not tokens); an output that sees only padding gets an
+    empty range (``start == end``). Every input position that can affect the output lies in the range. It is the
+    receptive-field arithmetic, so it can be wider than the set of positions actually reached: with stride or
+    dilation the range has holes, and an end that was clipped can fall in a hole or come from a path through a
+    later layer's padding. An end that was not clipped is reached whenever its path (the first / last tap of
+    every layer) runs over real positions only.
 
     >>> input_span([(5,)], 0, 50)      # output 0 of the seed's width-5 filter sees tokens 0..4
     (0, 5)
@@ -422,7 +426,8 @@ def input_span(layers: Sequence, out_index: int, length: int) -> tuple[int, int]
                          f"length); got out_index={out_index!r}.")
     rf = receptive_field(specs, length)
     begin = rf.start + out_index * rf.jump
-    return (max(begin, 0), min(begin + rf.size, length))
+    start = min(max(begin, 0), length)
+    return (start, max(min(begin + rf.size, length), start))
 
 
 def conv_params(in_channels: int, filters: int, kernel_size, *, groups: int = 1, use_bias: bool = True) -> int:
@@ -453,8 +458,9 @@ def conv_flops(spatial_shape, in_channels: int, filters: int, kernel_size, *, st
 
         flops = batch * out_positions * filters * (2 * prod(kernel_size) * in_channels / groups  + (1 if use_bias else 0))
 
-    The bias add counts 1 FLOP per output element. Padding positions are counted as real
-    multiply-adds (as XLA's cost model does). Activations are not counted.
+    The bias add counts 1 FLOP per output element. Taps that land on padding positions are counted as real
+    multiply-adds (the work of a dense implementation); XLA's ``cost_analysis()`` counts only taps on real input
+    positions, so it reports fewer FLOPs whenever there is padding. Activations are not counted.
 
     >>> conv_flops((50,), 300, 111, 5, use_bias=False)   # 46 positions * 111 filters * 5*300 MACs * 2
     15318000

@@ -1,0 +1,72 @@
+"""Shared test helpers.
+
+- Keras runs on the JAX backend: ``KERAS_BACKEND`` is set here, before any test module can import keras.
+- :func:`require_torch` imports PyTorch for the cross-checks: it skips when torch is missing, except under CI
+  (``CI=true``), where a missing torch is a failure (``.ci/run`` installs it).
+- :func:`require_shared` / the ``shared_datasets`` fixture locate the shared data directory
+  (``../shared/datasets/sentences`` beside the repository, or ``$JAXCONV_DATA``): skip when absent, fail under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# 32-bit by default everywhere; tests that need float64 use `with jax.enable_x64(True)` locally.
+jax.config.update("jax_enable_x64", False)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+TORCH_CI_MESSAGE = "CI must run the PyTorch cross-checks: torch is not installed; .ci/run installs torch==2.13.0"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def require_torch():
+    """Return the ``torch`` module; skip the test when it is not installed (fail under ``CI=true``)."""
+    try:
+        import torch
+    except ImportError:
+        if in_ci():
+            pytest.fail(TORCH_CI_MESSAGE)
+        pytest.skip("torch is not installed (optional cross-check; .ci/run installs torch==2.13.0)")
+    return torch
+
+
+def shared_datasets_dir() -> pathlib.Path:
+    """Where the shared sentence datasets should be: ``$JAXCONV_DATA`` or ``<repo>/../shared/datasets/sentences``."""
+    env = os.environ.get("JAXCONV_DATA")
+    if env:
+        return pathlib.Path(env)
+    return REPO_ROOT.parent / "shared" / "datasets" / "sentences"
+
+
+def require_shared(path: str | os.PathLike | None = None) -> pathlib.Path:
+    """Return ``shared_datasets_dir() / path`` (or the directory itself); skip when absent, fail under ``CI=true``."""
+    base = shared_datasets_dir()
+    target = base / path if path is not None else base
+    if not target.exists():
+        msg = (f"shared data {str(target)!r} is missing: expected the sentences datasets at ../shared/datasets/sentences "
+               f"beside the repository (or set JAXCONV_DATA)")
+        if in_ci():
+            pytest.fail(f"CI must run the tests on the shared data: {msg}")
+        pytest.skip(msg)
+    return target
+
+
+@pytest.fixture
+def torch():
+    """The ``torch`` module (see :func:`require_torch`)."""
+    return require_torch()
+
+
+@pytest.fixture
+def shared_datasets() -> pathlib.Path:
+    """``pathlib.Path`` of the shared sentences directory (see :func:`require_shared`)."""
+    return require_shared()
