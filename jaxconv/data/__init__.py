@@ -1,0 +1,65 @@
+"""Text data for the convolution models: read, tokenize, index, split, batch.
+
+The usual path from files to fixed-shape batches::
+
+    ds = load_sentence_dataset("mr", root)                        # or load_named_source("synthetic")
+    tok = get_tokenizer(ds.extras["tokenizer"])                   # Kim (2014)'s cleaning
+    vocab = Vocab.build(tok(t) for t in ds.train.texts)           # <pad>=0, <unk>=1
+    ids = encode_texts(ds.train.texts, vocab, tok)                # list[list[int]]
+    folds = stratified_kfold(ds.train.labels, 10, seed=0)         # MR has no test split
+    batches = BucketedBatches(ids, ds.train.labels, batch_size=50, pad_left=4, pad_right=4, min_length=5)
+    for batch in batches.epoch(epoch):                            # tokens: int32 (50, bucket_length)
+        ...
+
+Nothing here imports JAX; arrays are NumPy.
+
+>>> ds = synthetic_dataset(100, seed=0)
+>>> vocab = Vocab.build(whitespace_tokenize(t) for t in ds.train.texts)
+>>> bb = BucketedBatches(encode_texts(ds.train.texts, vocab, "whitespace"), ds.train.labels, batch_size=16)
+>>> b = next(iter(bb.epoch(0)))
+>>> b.tokens.dtype, b.tokens.shape[0], b.tokens.shape[1] in bb.bucket_lengths
+(dtype('int32'), 16, True)
+"""
+
+from jaxconv.data.batching import Batch, BucketedBatches, default_bucket_lengths
+from jaxconv.data.readers import (
+    SENTENCE_DATASETS,
+    LabeledText,
+    TextDataset,
+    default_sentence_root,
+    load_sentence_dataset,
+    load_text_splits,
+    read_labeled_lines,
+)
+from jaxconv.data.sources import BUILTIN_SOURCES, load_hf_dataset, load_named_source, load_tfds_dataset
+from jaxconv.data.splits import holdout_dev, stratified_kfold, stratified_split
+from jaxconv.data.synthetic import SyntheticCorpus, make_planted_motif_corpus, synthetic_dataset
+from jaxconv.data.tokenize import (
+    TOKENIZERS,
+    clean_str_kim,
+    clean_str_sst,
+    get_tokenizer,
+    kim_tokenize,
+    sst_tokenize,
+    whitespace_tokenize,
+)
+from jaxconv.data.vocab import Vocab, encode_texts
+
+__all__ = [
+    # readers
+    "LabeledText", "TextDataset", "read_labeled_lines", "load_text_splits", "load_sentence_dataset",
+    "default_sentence_root", "SENTENCE_DATASETS",
+    # tokenize
+    "clean_str_kim", "clean_str_sst", "kim_tokenize", "sst_tokenize", "whitespace_tokenize", "get_tokenizer",
+    "TOKENIZERS",
+    # vocab
+    "Vocab", "encode_texts",
+    # splits
+    "stratified_kfold", "holdout_dev", "stratified_split",
+    # batching
+    "Batch", "BucketedBatches", "default_bucket_lengths",
+    # synthetic
+    "SyntheticCorpus", "make_planted_motif_corpus", "synthetic_dataset",
+    # sources
+    "load_hf_dataset", "load_tfds_dataset", "load_named_source", "BUILTIN_SOURCES",
+]
