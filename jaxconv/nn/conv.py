@@ -182,7 +182,7 @@ class ConvND(nnx.Module):
 
         Conv1D: ``padding_for(length) -> (lo, hi)``; Conv2D: ``padding_for((h, w)) -> ((lo, hi), (lo, hi))``.
         """
-        spatial = (length,) if self.num_spatial == 1 and shapes._is_integral(length) else tuple(length)
+        spatial = (length,) if shapes._is_integral(length) else tuple(length)
         if len(spatial) != self.num_spatial:
             raise ValueError(f"{type(self).__name__}: padding_for expects {self.num_spatial} spatial sizes; got {length!r}.")
         pads = tuple(shapes.resolve_padding(L, k, stride=s, dilation=d, padding=p)
@@ -217,7 +217,7 @@ class ConvND(nnx.Module):
         """
         if isinstance(j, bool) or not shapes._is_integral(j) or not -self.filters <= j < self.filters:
             raise IndexError(f"{type(self).__name__}: filter j={j!r} is out of range; expected an int with "
-                             f"0 <= j < filters={self.filters}.")
+                             f"0 <= j < filters={self.filters} (negative j counts from the end).")
         return self.kernel[..., int(j)]
 
     # ---------------------------------------------------------------- compute
