@@ -71,7 +71,8 @@ def _letters(layout: str, spatial_dims: int) -> str:
         raise ValueError(f"layout={layout!r} is not known; expected one of {', '.join(repr(k) for k in LAYOUTS)}.")
     table = LAYOUTS[layout]
     if spatial_dims not in table:
-        raise ValueError(f"layout={layout!r} has no {spatial_dims}-D form; it has {sorted(table)}-D forms.")
+        raise ValueError(f"layout={layout!r} has no {spatial_dims}-D form; it has: "
+                         f"{', '.join(f'{d}-D ({table[d]})' for d in sorted(table))}.")
     return table[spatial_dims]
 
 
@@ -106,7 +107,8 @@ def convert(kernel, src: str, dst: str, *, spatial_dims: int | None = None, thea
       src, dst: layout names, see the module docstring.
       spatial_dims: 1 or 2; inferred from the rank when omitted (a ``keras1`` rank-4 kernel is 1-D when its second
         axis is 1).
-      theano: the Keras 1 side (``src`` or ``dst``) holds Theano-flipped kernels: flip the spatial axes.
+      theano: the Keras 1 side (``src`` or ``dst``) holds Theano-flipped kernels: flip the spatial axes (once; with
+        both sides Keras 1 this is Keras' ``convert_kernel`` between Theano and TensorFlow kernels).
 
     Returns:
       The kernel in layout ``dst``, of the same array type (numpy or JAX).
