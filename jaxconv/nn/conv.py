@@ -311,6 +311,8 @@ class ConvND(nnx.Module):
         *ks, in_per_group, filters = kernel.shape
         groups = layer_args.get("groups", 1)
         layer_args.setdefault("use_bias", bias is not None)
+        # The given kernel is the initial value: no random initialiser to compile and throw away.
+        layer_args.setdefault("kernel_init", lambda key, shape, dtype: jnp.asarray(kernel, dtype).reshape(shape))
         conv = cls(in_per_group * groups, filters, tuple(ks), rngs=rngs if rngs is not None else nnx.Rngs(0),
                    **layer_args)
         conv.kernel[...] = jnp.asarray(kernel, dtype=conv.param_dtype)
