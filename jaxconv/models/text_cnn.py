@@ -1,0 +1,236 @@
+"""Kim (2014)'s one-layer CNN for sentence classification, on :class:`jaxconv.Conv1D`.
+
+    tokens (B, L) --embed--> (B, L, C) --Conv1D(w) + ReLU, one per width--> (B, L-w+1, F)
+      --max over time--> (B, F) --concat--> (B, W*F) --dropout--> --Linear--> logits (B, num_classes)
+
+``B`` batch, ``L`` padded length (>= max(widths)), ``D`` embedding size, ``C`` = ``D`` (or ``2D`` for the
+multichannel model), ``F`` filters per width, ``W`` number of widths.
+
+Embeddings (Kim's four variants):
+
+- ``"rand"``: a trained ``nnx.Param`` table, initialised uniform[-0.25, 0.25] (or from ``pretrained``);
+- ``"static"``: a frozen table held in a :class:`StaticEmbedding` variable (not an ``nnx.Param``, so an
+  ``nnx.Optimizer(..., wrt=nnx.Param)`` never updates it and ``nnx.grad`` gives it no gradient);
+- ``"non-static"``: a trained ``nnx.Param`` table initialised from ``pretrained`` (word2vec/GloVe);
+- ``"multichannel"``: both, a static and a non-static copy. Kim applies every filter to both channels and adds
+  the two responses; here the two ``(B, L, D)`` channels are concatenated to ``(B, L, 2D)`` and each conv has
+  ``in_channels = 2D``. That is the same function: ``kernel[:, :D]`` is the filter on the static channel,
+  ``kernel[:, D:]`` on the non-static one, and the conv sums over all ``2D`` input channels (one bias, as Kim).
+
+The pad token (id 0) embeds to zeros (the row is zero at init and is masked by ``tokens != 0`` in the forward pass,
+so training cannot move it either), like Kim's zero padding vectors.
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> model = TextCNN(1000, 2, embed_dim=30, widths=(3, 4, 5), filters=8, rngs=nnx.Rngs(0))
+>>> model(jnp.ones((4, 12), jnp.int32)).shape            # logits (B, num_classes)
+(4, 2)
+>>> model.features(jnp.ones((4, 12), jnp.int32)).shape   # pooled features (B, W*F)
+(4, 24)
+>>> [c.kernel.shape for c in model.convs]                 # (width, in=D, out=F) per width
+[(3, 30, 8), (4, 30, 8), (5, 30, 8)]
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxconv.nn.conv import Conv1D
+
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "PAD_ID", "load_word_vectors", "uniform_embeddings"]
+
+#: Kim's four embedding variants.
+EMBEDDINGS = ("rand", "static", "non-static", "multichannel")
+#: Token id of padding; its embedding is zero.
+PAD_ID = 0
+#: Kim's range for random word vectors: uniform[-0.25, 0.25] (about the variance of word2vec's vectors).
+INIT_SCALE = 0.25
+
+
+class StaticEmbedding(nnx.Variable):
+    """A frozen embedding table ``(vocab_size, embed_dim)``. Not an ``nnx.Param``: optimisers built with
+    ``wrt=nnx.Param`` skip it, ``nnx.grad`` does not differentiate it, checkpoints still save it."""
+
+
+def uniform_embeddings(vocab_size: int, embed_dim: int, *, seed: int = 0, scale: float = INIT_SCALE) -> np.ndarray:
+    """Kim's random word vectors: ``(vocab_size, embed_dim)`` float32, uniform[-scale, scale], row ``PAD_ID`` zero."""
+    rng = np.random.default_rng(seed)
+    table = rng.uniform(-scale, scale, size=(vocab_size, embed_dim)).astype(np.float32)  # (V, D)
+    table[PAD_ID] = 0.0
+    return table
+
+
+def _vocab_tokens(vocab) -> list[str]:
+    if isinstance(vocab, dict):
+        out = [None] * len(vocab)
+        for tok, i in vocab.items():
+            out[i] = tok
+        return out
+    if isinstance(vocab, (list, tuple)):
+        return list(vocab)
+    return list(vocab.decode(list(range(len(vocab)))))
+
+
+def load_word_vectors(path: str | pathlib.Path, vocab, dim: int, *, seed: int = 0,
+                      scale: float = INIT_SCALE) -> tuple[np.ndarray, int]:
+    """Read word vectors from a word2vec or GloVe TEXT file into a table for ``vocab``.
+
+    The file has one word per line followed by ``dim`` numbers, separated by spaces; a word2vec header line
+    ``"<count> <dim>"`` is skipped. Words of ``vocab`` not in the file get uniform[-scale, scale] vectors drawn
+    from ``seed`` (Kim's treatment of unknown words); row ``PAD_ID`` is zero.
+
+    Args:
+      path: the text file.
+      vocab: a :class:`jaxconv.data.Vocab` (anything with ``len`` and ``decode(ids)``), a token list (index = id),
+        or a ``{token: id}`` dict.
+      dim: the vector size expected in the file.
+
+    Returns:
+      ``(table, found)``: ``table`` float32 ``(len(vocab), dim)``; ``found`` = how many vocab words the file had.
+    """
+    path = pathlib.Path(path)
+    tokens = _vocab_tokens(vocab)
+    index = {tok: i for i, tok in enumerate(tokens) if tok is not None}
+    table = uniform_embeddings(len(tokens), dim, seed=seed, scale=scale)  # (V, D)
+    seen = set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip("\n").rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec text header "<count> <dim>"
+            if len(parts) < 2:
+                continue
+            word, values = parts[0], parts[1:]
+            if len(values) != dim:
+                raise ValueError(f"load_word_vectors: line {lineno} of {path} has {len(values)} numbers after the word "
+                                 f"{word!r}; expected dim={dim}.")
+            i = index.get(word)
+            if i is None or i == PAD_ID or i in seen:
+                continue
+            table[i] = np.asarray(values, dtype=np.float32)
+            seen.add(i)
+    return table, len(seen)
+
+
+class TextCNN(nnx.Module):
+    """Kim (2014)'s sentence CNN.
+
+    Args:
+      vocab_size: rows of the embedding table ``V`` (pad id 0 included).
+      num_classes: output classes ``K``.
+      embed_dim: word vector size ``D`` (Kim: 300).
+      widths: filter widths (Kim: 3, 4, 5); inputs must be at least ``max(widths)`` tokens long.
+      filters: feature maps per width ``F`` (Kim: 100).
+      dropout: dropout rate on the pooled features (Kim: 0.5).
+      embedding: ``"rand"``, ``"static"``, ``"non-static"`` or ``"multichannel"`` (see the module docstring).
+      pretrained: optional float array ``(V, D)`` to initialise the table(s), e.g. from :func:`load_word_vectors`.
+      rngs: ``nnx.Rngs`` for initialisation (``params`` stream). Dropout keys are passed per call instead.
+
+    Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv and classifier kernels Glorot-uniform, biases zero.
+    (Kim's classifier starts at zero; a random start lets the very first step reach every parameter.)
+
+    Attributes:
+      embedding: ``nnx.Param (V, D)`` for "rand", "non-static", "multichannel" (absent for "static").
+      static_embedding: :class:`StaticEmbedding` ``(V, D)`` for "static" and "multichannel".
+      convs: ``nnx.List`` of :class:`jaxconv.Conv1D`, kernel ``(w, C, F)`` each, ReLU.
+      dropout: ``nnx.Dropout``.
+      classifier: ``nnx.Linear``, kernel ``(W*F, K)``, bias ``(K,)``.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 300, widths: Sequence[int] = (3, 4, 5),
+                 filters: int = 100, dropout: float = 0.5, embedding: str = "rand", pretrained: Any = None,
+                 rngs: nnx.Rngs):
+        for arg, val in (("vocab_size", vocab_size), ("num_classes", num_classes), ("embed_dim", embed_dim),
+                         ("filters", filters)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise ValueError(f"TextCNN: {arg} must be an int >= 1; got {arg}={val!r}.")
+        widths = tuple(int(w) for w in widths)
+        if not widths or min(widths) < 1:
+            raise ValueError(f"TextCNN: widths must be a non-empty sequence of ints >= 1; got widths={widths!r}.")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"TextCNN: embedding={embedding!r} is not known; expected one of "
+                             f"{', '.join(repr(e) for e in EMBEDDINGS)}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"TextCNN: dropout must be in [0, 1); got dropout={dropout!r}.")
+        self.vocab_size, self.num_classes, self.embed_dim = int(vocab_size), int(num_classes), int(embed_dim)
+        self.widths, self.filters, self.embedding_kind = widths, int(filters), embedding
+
+        if pretrained is not None:
+            table = np.asarray(pretrained, dtype=np.float32)                          # (V, D)
+            if table.shape != (vocab_size, embed_dim):
+                raise ValueError(f"TextCNN: pretrained must have shape (vocab_size, embed_dim) = ({vocab_size}, "
+                                 f"{embed_dim}); got {table.shape}.")
+            table = table.copy()
+            table[PAD_ID] = 0.0
+            table = jnp.asarray(table)
+        else:                                                                         # Kim: uniform[-0.25, 0.25]
+            table = jax.random.uniform(rngs.params(), (vocab_size, embed_dim), jnp.float32, -INIT_SCALE, INIT_SCALE)
+            table = table.at[PAD_ID].set(0.0)                                         # (V, D), pad row zero
+        if embedding in ("rand", "non-static", "multichannel"):
+            self.embedding = nnx.Param(table)                                         # (V, D), trained
+        if embedding in ("static", "multichannel"):
+            self.static_embedding = StaticEmbedding(table)                            # (V, D), frozen
+        channels = 2 * embed_dim if embedding == "multichannel" else embed_dim        # C
+
+        init = nnx.initializers.glorot_uniform()  # Kim: uniform filters with a Glorot-style bound; zero biases
+        self.convs = nnx.List([Conv1D(channels, filters, w, activation="relu", kernel_init=init, rngs=rngs)
+                               for w in widths])                                      # kernels (w, C, F)
+        self.dropout = nnx.Dropout(float(dropout))
+        self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=init, rngs=rngs)  # (W*F, K)
+
+    @property
+    def min_length(self) -> int:
+        """The shortest input length the model accepts: ``max(widths)`` (one full window of the widest filter)."""
+        return max(self.widths)
+
+    def embed(self, tokens: jax.Array) -> jax.Array:
+        """tokens int ``(B, L)`` -> word vectors ``(B, L, C)`` with zeros at pad positions (``C`` = D, or 2D)."""
+        mask = (tokens != PAD_ID)[..., None]                                          # (B, L, 1)
+        if self.embedding_kind in ("rand", "non-static"):
+            x = jnp.take(self.embedding[...], tokens, axis=0)                         # (B, L, D)
+        elif self.embedding_kind == "static":
+            x = jnp.take(jax.lax.stop_gradient(self.static_embedding[...]), tokens, axis=0)  # (B, L, D)
+        else:
+            static = jnp.take(jax.lax.stop_gradient(self.static_embedding[...]), tokens, axis=0)  # (B, L, D)
+            trained = jnp.take(self.embedding[...], tokens, axis=0)                   # (B, L, D)
+            x = jnp.concatenate([static, trained], axis=-1)                           # (B, L, 2D)
+        return jnp.where(mask, x, 0.0)                                                # (B, L, C)
+
+    def features(self, tokens: jax.Array) -> jax.Array:
+        """tokens int ``(B, L)`` -> max-over-time features ``(B, W*F)``, width by width (before dropout)."""
+        tokens = jnp.asarray(tokens)
+        if tokens.ndim != 2:
+            raise ValueError(f"TextCNN: tokens must have shape (batch, length); got shape {tokens.shape}.")
+        if tokens.shape[1] < self.min_length:
+            raise ValueError(
+                f"TextCNN: tokens have length {tokens.shape[1]} (shape {tokens.shape}); the widest filter needs "
+                f"length >= max(widths) = {self.min_length} (widths={self.widths}). Pad the batch to at least "
+                f"{self.min_length} tokens (the data batcher's min_length / bucket lengths do this).")
+        x = self.embed(tokens)                                                        # (B, L, C)
+        pooled = [conv(x).max(axis=1) for conv in self.convs]                         # W x (B, L-w+1, F) -> (B, F)
+        return jnp.concatenate(pooled, axis=-1)                                       # (B, W*F)
+
+    def __call__(self, tokens: jax.Array, *, deterministic: bool = True, dropout_key: jax.Array | None = None):
+        """tokens int ``(B, L)`` -> logits ``(B, num_classes)``.
+
+        Training passes ``deterministic=False`` and a ``dropout_key`` (the trainer derives one per step with
+        ``fold_in(key, step)``, so a resumed run draws the same masks).
+        """
+        if not deterministic and dropout_key is None and self.dropout.rate > 0:
+            raise ValueError("TextCNN: deterministic=False needs a dropout_key (a jax.random key) for the dropout masks.")
+        h = self.features(tokens)                                                     # (B, W*F)
+        h = self.dropout(h, deterministic=deterministic, rngs=dropout_key)            # (B, W*F)
+        return self.classifier(h)                                                     # (B, K)
+
+    def num_params(self, trainable_only: bool = True) -> int:
+        """Number of scalars in ``nnx.Param`` s (``trainable_only``) or in all variables."""
+        state = nnx.state(self, nnx.Param if trainable_only else nnx.Variable)
+        return int(sum(math.prod(x.shape) for x in jax.tree.leaves(state)))

@@ -1,0 +1,149 @@
+"""TextCNN: shapes line by line, pad masking, embedding variants, word-vector loader, errors, build_model."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxconv.models import StaticEmbedding, TextCNN, build_model, load_word_vectors
+
+V, K, D, F = 40, 3, 6, 4
+WIDTHS = (2, 3, 4)
+
+
+def _model(embedding="rand", pretrained=None, **kw):
+    return TextCNN(V, K, embed_dim=D, widths=WIDTHS, filters=F, embedding=embedding, pretrained=pretrained,
+                   rngs=nnx.Rngs(0), **kw)
+
+
+def _tokens(b=2, length=9, seed=0):
+    t = np.random.default_rng(seed).integers(2, V, size=(b, length)).astype(np.int32)
+    t[:, 6:] = 0   # last 3 positions are padding
+    return jnp.asarray(t)
+
+
+def test_shapes_each_stage():
+    m = _model()
+    tokens = _tokens()                                            # (B=2, L=9)
+    x = m.embed(tokens)
+    assert x.shape == (2, 9, D)                                   # (B, L, D)
+    maps = [conv(x) for conv in m.convs]
+    assert [y.shape for y in maps] == [(2, 9 - w + 1, F) for w in WIDTHS]   # (B, L-w+1, F)
+    feats = m.features(tokens)
+    assert feats.shape == (2, len(WIDTHS) * F)                    # (B, W*F)
+    np.testing.assert_allclose(feats, jnp.concatenate([y.max(axis=1) for y in maps], -1), rtol=1e-6)
+    assert m(tokens).shape == (2, K)                              # (B, K)
+    assert m.classifier.kernel.shape == (len(WIDTHS) * F, K)
+    assert [c.kernel.shape for c in m.convs] == [(w, D, F) for w in WIDTHS]
+    assert m.embedding.shape == (V, D)
+
+
+def test_pad_embeds_to_zero_even_if_the_row_is_not_zero():
+    m = _model()
+    m.embedding[...] = m.embedding[...].at[0].set(5.0)            # corrupt the pad row
+    x = m.embed(_tokens())
+    np.testing.assert_array_equal(np.asarray(x[:, 6:]), 0.0)      # masked by tokens != 0
+    assert float(jnp.abs(x[:, :6]).min()) > 0.0
+    fresh = _model()
+    np.testing.assert_array_equal(np.asarray(fresh.embedding[...][0]), 0.0)   # and zero at init
+
+
+def test_static_embedding_has_no_param_and_no_gradient():
+    table = np.random.default_rng(1).normal(size=(V, D)).astype(np.float32)
+    m = _model("static", pretrained=table)
+    assert isinstance(m.static_embedding, StaticEmbedding) and not hasattr(m, "embedding")
+    params = nnx.state(m, nnx.Param)
+    flat = {"/".join(map(str, p)) for p, _ in nnx.to_flat_state(params)}
+    assert not any("embedding" in p for p in flat)
+    assert "classifier/kernel" in flat
+
+    def loss(model):
+        return model(_tokens()).sum()
+
+    grads = nnx.grad(loss)(m)
+    assert "static_embedding" not in grads
+    # and the optimizer leaves it alone
+    import optax
+    opt = nnx.Optimizer(m, optax.sgd(1.0), wrt=nnx.Param)
+    opt.update(m, grads)
+    expected = table.copy()
+    expected[0] = 0.0
+    np.testing.assert_array_equal(np.asarray(m.static_embedding[...]), expected)
+
+
+def test_multichannel_is_the_sum_of_per_channel_filters():
+    table = np.random.default_rng(2).normal(size=(V, D)).astype(np.float32)
+    m = _model("multichannel", pretrained=table)
+    assert [c.kernel.shape for c in m.convs] == [(w, 2 * D, F) for w in WIDTHS]   # (w, 2D, F)
+    m.embedding[...] = m.embedding[...] * 0.5 + 1.0   # the non-static copy drifts from the static one
+    tokens = _tokens()
+    x = m.embed(tokens)                                            # (B, L, 2D): [static, non-static]
+    np.testing.assert_array_equal(np.asarray(x[..., :D]), np.asarray(_model("static", table).embed(tokens)))
+    conv = m.convs[0]
+    k, b = conv.kernel[...], conv.bias[...]
+    # Kim: each filter applied to both channels, responses added (one bias)
+    sep = [jax.lax.conv_general_dilated(x[..., sl], k[:, sl], (1,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
+           for sl in (slice(0, D), slice(D, 2 * D))]
+    np.testing.assert_allclose(np.asarray(conv(x)), np.asarray(jax.nn.relu(sep[0] + sep[1] + b)), rtol=1e-5, atol=1e-5)
+    grads = nnx.grad(lambda mm: mm(tokens).sum())(m)
+    assert "embedding" in grads and "static_embedding" not in grads
+
+
+def test_dropout_needs_a_key_and_is_deterministic_given_one():
+    m = _model()
+    tokens = _tokens()
+    with pytest.raises(ValueError, match="deterministic=False needs a dropout_key"):
+        m(tokens, deterministic=False)
+    key = jax.random.key(3)
+    a = m(tokens, deterministic=False, dropout_key=key)
+    b = m(tokens, deterministic=False, dropout_key=key)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(m(tokens)))
+
+
+def test_too_short_input_error_names_lengths():
+    m = _model()
+    with pytest.raises(ValueError, match=r"TextCNN: tokens have length 3 \(shape \(2, 3\)\); the widest filter needs "
+                                         r"length >= max\(widths\) = 4 \(widths=\(2, 3, 4\)\)"):
+        m(jnp.ones((2, 3), jnp.int32))
+    with pytest.raises(ValueError, match=r"tokens must have shape \(batch, length\); got shape \(5,\)"):
+        m(jnp.ones((5,), jnp.int32))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match=r"embedding='glove' is not known; expected one of 'rand', 'static'"):
+        _model("glove")
+    with pytest.raises(ValueError, match=r"pretrained must have shape \(vocab_size, embed_dim\) = \(40, 6\); got \(40, 5\)"):
+        _model("static", pretrained=np.zeros((V, 5)))
+
+
+def test_load_word_vectors_text_file(tmp_path):
+    path = tmp_path / "vecs.txt"
+    path.write_text("3 4\nthe 0.1 0.2 0.3 0.4\ncat 1 2 3 4\nzebra 9 9 9 9\n")   # word2vec text header + 3 words
+    vocab = ["<pad>", "<unk>", "the", "cat", "dog"]
+    table, found = load_word_vectors(path, vocab, 4, seed=0)
+    assert table.shape == (5, 4) and table.dtype == np.float32 and found == 2
+    np.testing.assert_array_equal(table[0], 0.0)                         # <pad>
+    np.testing.assert_allclose(table[2], [0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(table[3], [1, 2, 3, 4])
+    assert np.abs(table[[1, 4]]).max() <= 0.25 and np.abs(table[4]).min() > 0   # unknown: uniform[-0.25, 0.25]
+    again, _ = load_word_vectors(path, vocab, 4, seed=0)
+    np.testing.assert_array_equal(table, again)                           # seeded
+    glove = tmp_path / "glove.txt"
+    glove.write_text("dog 1 1 1 1\n")                                    # GloVe: no header
+    assert load_word_vectors(glove, {"<pad>": 0, "<unk>": 1, "dog": 2}, 4)[1] == 1
+    with pytest.raises(ValueError, match=r"line 2 of .*vecs.txt has 4 numbers after the word 'the'; expected dim=3"):
+        load_word_vectors(path, vocab, 3)
+
+
+def test_build_model_from_config():
+    cfg = ml_collections.ConfigDict({"seed": 0, "model": {"name": "text_cnn", "embed_dim": D, "widths": WIDTHS,
+                                                          "filters": F, "dropout": 0.5, "embedding": "rand"}})
+    m = build_model(cfg, V, K)
+    assert m.classifier.kernel.shape == (len(WIDTHS) * F, K) and m.min_length == 4
+    assert m.num_params() == V * D + sum(w * D * F + F for w in WIDTHS) + len(WIDTHS) * F * K + K
+    cfg.model.name = "lstm"
+    with pytest.raises(ValueError, match=r"config.model.name='lstm' is not known"):
+        build_model(cfg, V, K)
