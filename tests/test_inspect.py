@@ -43,28 +43,49 @@ class TinyKimCNN(nnx.Module):
         return self.out(self.dropout(jnp.concatenate(pooled, axis=-1)))  # (B, classes)
 
 
+def materialize(model, seed=0, positive=False):
+    """Fill an abstract model (from ``nnx.eval_shape``) with numpy random values: scaled normals, or uniform in
+    [0.1, 1) with ``positive=True`` (no cancellation in the gradient probes). Running the initialisers instead would
+    compile each of them for each shape, which dominates these tests' time on a small CPU."""
+    rng = np.random.default_rng(seed)
+
+    def fill(v):
+        if not isinstance(v, jax.ShapeDtypeStruct):
+            return v
+        if jnp.issubdtype(v.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(np.zeros((*v.shape, 2), np.uint32))
+        if not jnp.issubdtype(v.dtype, jnp.floating):
+            return jnp.zeros(v.shape, v.dtype)
+        if positive:
+            return jnp.asarray(rng.uniform(0.1, 1.0, v.shape), v.dtype)
+        scale = 1 / np.sqrt(np.prod(v.shape[:-1])) if len(v.shape) > 1 else 0.1
+        return jnp.asarray(rng.normal(0.0, scale, v.shape), v.dtype)
+
+    graphdef, state = nnx.split(model)
+    return nnx.merge(graphdef, jax.tree.map(fill, state))
+
+
+def build(cls, *args, abstract=False, seed=0, positive=False, **kwargs):
+    """``cls(*args, **kwargs, rngs=...)`` built by ``nnx.eval_shape`` (no initialiser runs), then filled with random
+    values unless ``abstract`` (explain() and receptive_spans() need shapes only)."""
+    model = nnx.eval_shape(lambda: cls(*args, **kwargs, rngs=nnx.Rngs(0)))
+    return model if abstract else materialize(model, seed, positive)
+
+
 def kim(abstract=False, **over):
-    """A TinyKimCNN; ``abstract=True`` builds it with ``nnx.eval_shape`` (parameters are ShapeDtypeStructs, which is
-    all explain() needs)."""
     cfg = {**KIM, **over}
-    build = lambda: TinyKimCNN(cfg["vocab"], cfg["dim"], cfg["widths"], cfg["filters"], cfg["classes"],  # noqa: E731
-                               rngs=nnx.Rngs(0))
-    model = nnx.eval_shape(build) if abstract else build()
+    model = build(TinyKimCNN, cfg["vocab"], cfg["dim"], cfg["widths"], cfg["filters"], cfg["classes"],
+                  abstract=abstract)
     model.eval()
     return model, cfg
-
-
-def positive_init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, 0.1, 1.0)
 
 
 class DilatedCausalStack(nnx.Module):
     """Three width-3 causal convs with dilation 1, 2, 4 (receptive field 1 + 2*(1+2+4) = 15)."""
 
-    def __init__(self, channels=4, *, kernel_init=nnx.initializers.lecun_normal(), rngs):
+    def __init__(self, channels=4, *, rngs):
         self.convs = nnx.List([
-            Conv1D(channels, channels, 3, dilation=d, padding="causal", activation=act, kernel_init=kernel_init,
-                   rngs=rngs)
+            Conv1D(channels, channels, 3, dilation=d, padding="causal", activation=act, rngs=rngs)
             for d, act in ((1, "relu"), (2, None), (4, "relu"))])
 
     def __call__(self, x):                          # (B, L, C) float
@@ -88,10 +109,10 @@ class StridedStack(nnx.Module):
 
 
 class Conv2DStack(nnx.Module):
-    def __init__(self, *, kernel_init=nnx.initializers.lecun_normal(), rngs):
-        self.c1 = Conv2D(2, 3, 5, kernel_init=kernel_init, rngs=rngs)
-        self.c2 = Conv2D(3, 3, 3, stride=2, padding="same", kernel_init=kernel_init, rngs=rngs)
-        self.c3 = Conv2D(3, 2, (3, 2), dilation=(2, 1), padding=1, kernel_init=kernel_init, rngs=rngs)
+    def __init__(self, *, rngs):
+        self.c1 = Conv2D(2, 3, 5, rngs=rngs)
+        self.c2 = Conv2D(3, 3, 3, stride=2, padding="same", rngs=rngs)
+        self.c3 = Conv2D(3, 2, (3, 2), dilation=(2, 1), padding=1, rngs=rngs)
 
     def __call__(self, x):                          # (B, H, W, 2)
         return self.c3(self.c2(self.c1(x)))
@@ -228,7 +249,7 @@ def test_explain_spends_no_flops_and_leaves_model_unchanged():
 
 
 def test_explain_repeated_module_gets_a_row_per_call():
-    e = jaxconv.explain(Twice(rngs=nnx.Rngs(0)), (1, 10, 4))
+    e = jaxconv.explain(build(Twice, abstract=True), (1, 10, 4))
     rows = [r for r in e.rows if r.path == "conv"]
     assert [r.call for r in rows] == [0, 1]
     assert [r.label for r in rows] == ["conv", "conv (call 2)"]
@@ -269,7 +290,7 @@ def test_explain_rendering_str_rich_html_and_formula():
 
 
 def test_explain_conv2d_formula_per_axis():
-    e = jaxconv.explain(Conv2DStack(rngs=nnx.Rngs(0)), (1, 16, 15, 2))
+    e = jaxconv.explain(build(Conv2DStack, abstract=True), (1, 16, 15, 2))
     r = e.row("c2")
     assert r.kernel == "(height=3, width=3, in=3, out=3)"
     assert r.padding == ((0, 1), (1, 1)) and r.output_shape == (1, 6, 6, 3)
@@ -284,7 +305,7 @@ def test_explain_conv2d_formula_per_axis():
 
 def test_dilated_causal_receptive_field_matches_gradient_probe():
     L, C = 24, 4
-    model = DilatedCausalStack(C, kernel_init=positive_init, rngs=nnx.Rngs(1))
+    model = build(DilatedCausalStack, C, positive=True)
     e = jaxconv.explain(model, (1, L, C))
     rows = [e.row(f"convs/{i}") for i in range(3)]
     assert [r.rf_size for r in rows] == [(3,), (7,), (15,)]
@@ -311,7 +332,7 @@ def test_dilated_causal_receptive_field_matches_gradient_probe():
 
 def test_conv2d_receptive_field_per_axis_matches_gradient_probe():
     H, W = 23, 18
-    model = Conv2DStack(kernel_init=positive_init, rngs=nnx.Rngs(2))
+    model = build(Conv2DStack, positive=True)
     x = jax.random.uniform(jax.random.key(1), (1, H, W, 2), minval=0.1, maxval=1.0)
     e = jaxconv.explain(model, x)
     r = e.row("c3")
@@ -340,7 +361,7 @@ def test_conv2d_receptive_field_per_axis_matches_gradient_probe():
 
 def test_receptive_spans_agree_with_input_span():
     L = 23
-    model = StridedStack(rngs=nnx.Rngs(0))
+    model = build(StridedStack, abstract=True)
     stack = [(4, 2, 1, "same"), (3, 3, 2, (2, 1))]
     for depth, layer in ((1, "c1"), (2, "c2")):
         spans = jaxconv.receptive_spans(model, layer, L)
@@ -359,7 +380,7 @@ def test_receptive_spans_agree_with_input_span():
 
 def test_single_token_perturbation_stays_inside_spans():
     L = 23
-    model = StridedStack(rngs=nnx.Rngs(3))
+    model = build(StridedStack, seed=3)
     tokens = jax.random.randint(jax.random.key(0), (1, L), 1, 50)
     for layer in ("c1", "c2"):
         spans = jaxconv.receptive_spans(model, layer, L)
@@ -421,12 +442,12 @@ def test_feature_maps_jit_selection_and_stages():
 
 def test_feature_maps_conv2d_and_repeated_calls():
     x = jax.random.normal(jax.random.key(0), (2, 12, 11, 2))
-    model = Conv2DStack(rngs=nnx.Rngs(0))
+    model = build(Conv2DStack)
     maps = jaxconv.feature_maps(model, x)
     assert maps["c1"].shape == (2, 8, 7, 3) and maps["c3"].shape == model(x).shape
     np.testing.assert_allclose(maps["c3"], model(x), rtol=1e-5, atol=1e-6)
     assert jaxconv.feature_map(model, x, "c2", 1).shape == (2, 4, 4)
-    twice = jaxconv.feature_maps(Twice(rngs=nnx.Rngs(0)), jnp.ones((1, 10, 4)))
+    twice = jaxconv.feature_maps(build(Twice), jnp.ones((1, 10, 4)))
     assert list(twice) == ["conv", "conv@1"]
 
 
@@ -476,7 +497,7 @@ def test_saliency_arguments():
     with pytest.raises(ValueError, match="embed='nowhere' is neither a module path"):
         jaxconv.saliency(model, tokens, "convs/0", 0, embed="nowhere")
     with pytest.raises(ValueError, match="calls no nnx.Embed and has no embed method"):
-        jaxconv.saliency(DilatedCausalStack(rngs=nnx.Rngs(0)), jnp.ones((1, 8, 4)), "convs/0", 0)
+        jaxconv.saliency(build(DilatedCausalStack, abstract=True), jnp.ones((1, 8, 4)), "convs/0", 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -486,13 +507,14 @@ def test_saliency_arguments():
 
 def test_explain_and_saliency_on_text_cnn():
     text_cnn = pytest.importorskip("jaxconv.models.text_cnn")
-    model = text_cnn.TextCNN(200, 2, embed_dim=16, widths=(3, 4, 5), filters=8, rngs=nnx.Rngs(0))
-    e = jaxconv.explain(model, (2, 20), dtype=jnp.int32)
+    args = dict(vocab_size=200, num_classes=2, embed_dim=16, widths=(3, 4, 5), filters=8)
+    e = jaxconv.explain(build(text_cnn.TextCNN, abstract=True, **args), (2, 20), dtype=jnp.int32)
     assert e.conv_paths == ["convs/0", "convs/1", "convs/2"]
     for i, k in enumerate((3, 4, 5)):
         r = e.row(f"convs/{i}")
         assert r.output_shape == (2, 20 - k + 1, 8) and r.kernel == f"(width={k}, in=16, out=8)"
         assert r.params == k * 16 * 8 + 8 and r.rf_size == (k,)    # embedding done in jnp: rf still in tokens
+    model = build(text_cnn.TextCNN, **args)
     assert e.total_params == sum(int(np.size(v)) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
     tokens = jax.random.randint(jax.random.key(0), (2, 20), 1, 200)
     s = jaxconv.saliency(model, tokens, "convs/2", 0)          # the model's embed method
