@@ -520,3 +520,34 @@ def test_explain_and_saliency_on_text_cnn():
     s = jaxconv.saliency(model, tokens, "convs/2", 0)          # the model's embed method
     assert s.grad_norm.shape == (2, 20)
     assert np.all((np.asarray(s.grad_norm) > 0).sum(axis=1) <= 5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# jaxtyping annotations
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_return_shapes_match_the_jaxtyping_annotations():
+    import typing
+
+    from jaxtyping import jaxtyped
+
+    model, _ = kim(**SMALL)
+    tokens = jnp.ones((3, 11), jnp.int32)
+    with jaxtyped("context"):
+        maps_hint = typing.get_type_hints(jaxconv.feature_maps)["return"]
+        value_hint = typing.get_args(maps_hint)[1]                   # Float[Array, "batch *out_spatial filters"]
+        assert all(isinstance(v, value_hint) for v in jaxconv.feature_maps(model, tokens, layers="convs/0").values())
+    with jaxtyped("context"):
+        hint = typing.get_type_hints(jaxconv.feature_map)["return"]   # Float[Array, "batch *out_spatial"]
+        assert isinstance(jaxconv.feature_map(model, tokens, "convs/0", 0), hint)
+    s = jaxconv.saliency(model, tokens, "convs/0", 0)
+    hints = typing.get_type_hints(Saliency)
+    with jaxtyped("context"):
+        assert isinstance(s.grad_norm, hints["grad_norm"]) and isinstance(s.grad_x_input, hints["grad_x_input"])
+        assert isinstance(s.pooled, hints["pooled"])
+    with jaxtyped("context"):
+        spans = jaxconv.receptive_spans(model, "convs/0", 11)
+        assert isinstance(spans, typing.get_args(typing.get_type_hints(jaxconv.receptive_spans)["return"])[0])
+    with pytest.raises(AssertionError), jaxtyped("context"):           # the check can fail: batch must agree
+        assert isinstance(s.grad_norm, hints["grad_norm"]) and isinstance(jnp.ones(4), hints["pooled"])
