@@ -177,6 +177,9 @@ class ConvND(nnx.Module):
                              f"in_channels={self.in_channels}, i.e. shape {expect}.")
         return spatial
 
+    # Public shape methods are thin wrappers over private ones: __call__ must not call a public method, since
+    # nnx.tabulate (and similar tools) wrap every public method of every module class in a transform.
+
     def padding_for(self, length):
         """Explicit padding for an input of the given spatial size. No compute.
 
@@ -185,9 +188,12 @@ class ConvND(nnx.Module):
         spatial = (length,) if shapes._is_integral(length) else tuple(length)
         if len(spatial) != self.num_spatial:
             raise ValueError(f"{type(self).__name__}: padding_for expects {self.num_spatial} spatial sizes; got {length!r}.")
-        pads = tuple(shapes.resolve_padding(L, k, stride=s, dilation=d, padding=p)
-                     for L, k, s, d, p in zip(spatial, self.kernel_size, self.stride, self.dilation, self.padding))
+        pads = self._pads(spatial)
         return pads[0] if self.num_spatial == 1 else pads
+
+    def _pads(self, spatial: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        return tuple(shapes.resolve_padding(int(L), k, stride=s, dilation=d, padding=p)
+                     for L, k, s, d, p in zip(spatial, self.kernel_size, self.stride, self.dilation, self.padding))
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Output shape for an input of shape ``input_shape`` (leading batch axes kept). No compute.
@@ -195,6 +201,9 @@ class ConvND(nnx.Module):
         Raises the same errors as the forward pass: wrong rank, wrong channel count, input shorter than the
         dilated kernel (with the formula and numbers).
         """
+        return self._output_shape(input_shape)
+
+    def _output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         input_shape = tuple(int(s) for s in input_shape)
         spatial = self._spatial_of(input_shape)
         out = []
@@ -226,13 +235,12 @@ class ConvND(nnx.Module):
         """Apply the convolution. Shapes are in the class docstring."""
         x = jnp.asarray(x)
         n = self.num_spatial
-        self.output_shape(x.shape)  # validates rank, channels and length with readable errors, before XLA sees it
+        self._output_shape(x.shape)  # validates rank, channels and length with readable errors, before XLA sees it
         if self.data_format == "channels_first":
             x = jnp.moveaxis(x, -n - 1, -1)
         batch_shape = x.shape[: -n - 1]
         x = x.reshape((math.prod(batch_shape), *x.shape[-n - 1:]))
-        pads = self.padding_for(x.shape[1:-1])
-        pads = [pads] if n == 1 else list(pads)
+        pads = list(self._pads(x.shape[1:-1]))
 
         kernel = self.kernel[...]
         bias = self.bias[...] if self.bias is not None else None
