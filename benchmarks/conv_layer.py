@@ -147,7 +147,7 @@ def build(k: int):
 
 
 def measure(impls: dict, reps: int, seed: int = 0) -> dict:
-    """``{name: (fwd s, fwd+bwd s)}`` medians and minima over ``reps`` timed calls each.
+    """``{name: (median fwd s, median fwd+bwd s)}`` over ``reps`` timed calls each.
 
     The JAX implementations take turns call by call, in a fresh random order each repetition, so drift and bursts
     of load from other processes spread over all of them. PyTorch is timed in its own phase afterwards: its OpenMP
@@ -170,9 +170,7 @@ def measure(impls: dict, reps: int, seed: int = 0) -> dict:
             for _ in range(reps):
                 for i in rng.permutation(len(phase)):
                     times[phase[i]][mode].append(impls[phase[i]][mode]())
-    medians = {n: (statistics.median(f), statistics.median(fb)) for n, (f, fb) in times.items()}
-    minima = {n: (min(f), min(fb)) for n, (f, fb) in times.items()}
-    return medians, minima
+    return {n: (statistics.median(f), statistics.median(fb)) for n, (f, fb) in times.items()}
 
 
 def main(argv=None) -> int:
@@ -206,20 +204,18 @@ def main(argv=None) -> int:
         for name, (_, _, out) in impls.items():
             if out is not None:
                 np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=f"{name} disagrees with lax (k={k})")
-        res, fastest = measure(impls, reps)
+        res = measure(impls, reps)
         flops = shapes.conv_flops((L,), C, F, k, batch=B)
         for name, (f, fb) in res.items():
             print(f"{k:>2}  {name:<26}{f * 1e3:>9.2f}{flops / f / 1e9:>9.1f}{fb * 1e3:>12.2f}{3 * flops / fb / 1e9:>9.1f}")
         jf, jfb = res["jaxconv Conv1D"]
         lf, lfb = res["lax.conv_general_dilated"]
-        (jmf, jmfb), (lmf, lmfb) = fastest["jaxconv Conv1D"], fastest["lax.conv_general_dilated"]
-        ratios.append((k, jf / lf, jfb / lfb, jmf / lmf, jmfb / lmfb))
+        ratios.append((k, jf / lf, jfb / lfb))
         print()
-    print("jaxconv / lax time ratio (target <= 1.03); medians, and in brackets the fastest calls, which other "
-          "processes on the machine disturb less:")
-    for k, rf, rfb, mf, mfb in ratios:
+    print("jaxconv / lax median time ratio (target <= 1.03):")
+    for k, rf, rfb in ratios:
         verdict = "ok" if max(rf, rfb) <= 1.03 else "over 3%"
-        print(f"  k={k}: forward {rf:.3f} ({mf:.3f}), fwd+bwd {rfb:.3f} ({mfb:.3f})  {verdict}")
+        print(f"  k={k}: forward {rf:.3f}, fwd+bwd {rfb:.3f}  {verdict}")
     same = "yes" if all(same_program) else "NO"
     print(f"jaxconv and raw lax compile to the same XLA program (fwd and fwd+bwd, every k): {same}; a ratio away from "
           f"1 is then dispatch overhead or timing noise.")
