@@ -769,9 +769,9 @@ def receptive_spans(model: nnx.Module, layer: str, input_length: int | Sequence[
         ``in_channels`` of the first jaxconv conv in graph order.
 
     Returns:
-      1-D: an int numpy array of shape ``(out_length, 2)``: row ``t`` is ``[start, end)`` with
-      ``start = max(rf.start + t*rf.jump, 0)``, ``end = min(rf.start + t*rf.jump + rf.size, length)``, as
-      :func:`jaxconv.shapes.input_span`. N-D: a tuple with one such array per spatial axis.
+      1-D: an int numpy array of shape ``(out_length, 2)``: row ``t`` is ``[start, end)`` from
+      :func:`jaxconv.shapes.field_span` (the clipping :func:`jaxconv.shapes.input_span` uses; empty when the output
+      sees only padding). N-D: a tuple with one such array per spatial axis.
 
     Raises:
       ValueError: unknown layer, or a layer whose receptive field cannot be traced back to the input.
@@ -790,8 +790,8 @@ def receptive_spans(model: nnx.Module, layer: str, input_length: int | Sequence[
     n = len(r.rf_size)
     spans = []
     for size, jump, start, L, out_len in zip(r.rf_size, r.rf_jump, r.rf_start, lengths, r.output_spatial):
-        begin = start + jump * np.arange(out_len)
-        spans.append(np.stack([np.maximum(begin, 0), np.minimum(begin + size, L)], axis=1).astype(np.int64))
+        rf = shapes.ReceptiveField(size, jump, start)
+        spans.append(np.array([shapes.field_span(rf, t, L) for t in range(out_len)], dtype=np.int64).reshape(out_len, 2))
     return spans[0] if n == 1 else tuple(spans)
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "transposed_output_length",
     "receptive_field",
     "input_span",
+    "field_span",
     "conv_params",
     "conv_flops",
     "output_length_formula",
@@ -424,7 +425,18 @@ def input_span(layers: Sequence, out_index: int, length: int) -> tuple[int, int]
     if not _is_integral(out_index) or not 0 <= out_index < out_len:
         raise ValueError(f"out_index must be in [0, {out_len}) for an input of length {length} (the stack's output "
                          f"length); got out_index={out_index!r}.")
-    rf = receptive_field(specs, length)
+    return field_span(receptive_field(specs, length), out_index, length)
+
+
+def field_span(rf: ReceptiveField, out_index: int, length: int) -> tuple[int, int]:
+    """The input range ``[start, end)`` that output ``out_index`` of a stack with receptive field ``rf`` sees,
+    clipped to an input of ``length`` positions (empty, ``start == end``, when it sees only padding)::
+
+        begin = rf.start + out_index*rf.jump;  start = clip(begin, 0, L);  end = max(min(begin + rf.size, L), start)
+
+    >>> field_span(ReceptiveField(size=5, jump=1, start=-2), 0, 50)
+    (0, 3)
+    """
     begin = rf.start + out_index * rf.jump
     start = min(max(begin, 0), length)
     return (start, max(min(begin + rf.size, length), start))
