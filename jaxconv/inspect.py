@@ -747,7 +747,8 @@ def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
 def _default_input(model: nnx.Module, input_length) -> jax.ShapeDtypeStruct:
     lengths = (input_length,) if shapes._is_integral(input_length) else tuple(input_length)
     mods = [m for _, m in nnx.iter_modules(model)]
-    if any(isinstance(m, nnx.Embed) for m in mods):
+    # Token-id models: an nnx.Embed inside, or an `embed(tokens)` method (the hook saliency uses, as TextCNN has).
+    if any(isinstance(m, nnx.Embed) for m in mods) or callable(getattr(model, "embed", None)):
         return jax.ShapeDtypeStruct((1, *lengths), jnp.int32)
     convs = [m for m in mods if isinstance(m, ConvND)]
     if not convs:
@@ -765,7 +766,7 @@ def receptive_spans(model: nnx.Module, layer: str, input_length: int | Sequence[
       model: the model; ``layer`` one of its conv (or pool) paths.
       input_length: the model input's length (token count); ``(height, width)`` for 2-D models.
       x_or_shape: the model input to trace with (as in :func:`explain`). Default: token ids ``(1, input_length)``
-        int32 when the model has an ``nnx.Embed``, else ``(1, *input_length, in_channels)`` float32 with the
+        int32 when the model has an ``nnx.Embed`` or an ``embed`` method, else ``(1, *input_length, in_channels)`` float32 with the
         ``in_channels`` of the first jaxconv conv in graph order.
 
     Returns:
