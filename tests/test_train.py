@@ -72,6 +72,14 @@ def _env(**extra) -> dict:
     return env
 
 
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory) -> dict:
+    """Env for subprocesses sharing one persistent XLA cache: a resumed run reuses the killed run's programs
+    (the same executables, so the same numbers, without compiling again)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
 def comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in NOT_COMPARED} for r in records]
 
@@ -98,7 +106,7 @@ def test_one_train_step_changes_every_parameter():
     tokens[:, 9:] = 0
     batch = {"tokens": jnp.asarray(tokens), "labels": jnp.asarray(np.arange(16) % 2, jnp.int32),
              "weights": jnp.ones((16,), jnp.float32)}
-    train_step, _ = make_steps(config, {"train": 0, "eval": 0})
+    train_step, _ = make_steps(config)
     out = train_step(model, optimizer, batch, jax.random.key(0), jnp.asarray(0, jnp.uint32))
     assert np.isfinite(float(out["loss"])) and float(out["count"]) == 16.0
     after = nnx.state(model, nnx.Param)
@@ -143,11 +151,11 @@ def test_compiles_per_epoch_at_most_one_per_bucket(reference):
     assert second["compiles"] == 0
 
 
-def test_kill_and_resume_gives_identical_parameters(reference, tmp_path):
+def test_kill_and_resume_gives_identical_parameters(reference, compile_cache, tmp_path):
     ref_dir, ref_result = reference[0]
     workdir = tmp_path / "run"
     cmd = cli_args(workdir)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(**compile_cache))
     latest = workdir / "checkpoints" / "latest"
     deadline = time.monotonic() + 120
     try:
@@ -162,7 +170,7 @@ def test_kill_and_resume_gives_identical_parameters(reference, tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (workdir / "final_metrics.json").exists(), "the run finished before it was killed"
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(**compile_cache), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed from" in done.stderr
     for what in ("model", "optimizer"):

@@ -28,6 +28,7 @@ Rules the loop keeps:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -48,7 +49,8 @@ from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.train.input_pipeline import DataPipeline, build_data
 from jaxconv.train.metrics import MetricsWriter, ProgressBar
 
-__all__ = ["train_and_evaluate", "NonFiniteLossError", "make_optimizer", "OPTIMIZERS"]
+__all__ = ["train_and_evaluate", "NonFiniteLossError", "make_optimizer", "make_steps", "evaluate", "OPTIMIZERS",
+           "TRACES"]
 
 logger = logging.getLogger("jaxconv.train")
 
@@ -74,17 +76,26 @@ class NonFiniteLossError(FloatingPointError):
 
 def make_optimizer(train_config) -> optax.GradientTransformation:
     """``config.train`` -> optax: Kim's Adadelta (``learning_rate`` 1.0, ``rho`` 0.95, ``eps`` 1e-6) by default,
-    ``"adam"`` (``learning_rate``, ``eps``) or ``"sgd"`` (``learning_rate``, ``momentum``)."""
+    ``"adam"`` (``learning_rate``, ``eps``) or ``"sgd"`` (``learning_rate``, ``momentum``).
+
+    The same settings give the same transformation object, so a second run in one process (kim2014.py) has an equal
+    optimizer graph and reuses the compiled train step.
+    """
     name = train_config.get("optimizer", "adadelta")
-    lr = float(train_config.get("learning_rate", 1.0))
-    eps = float(train_config.get("eps", 1e-6))
+    if name not in OPTIMIZERS:
+        raise ValueError(f"config.train.optimizer={name!r} is not known; expected one of "
+                         f"{', '.join(map(repr, OPTIMIZERS))}.")
+    return _optimizer(name, float(train_config.get("learning_rate", 1.0)), float(train_config.get("rho", 0.95)),
+                      float(train_config.get("eps", 1e-6)), float(train_config.get("momentum", 0.0)))
+
+
+@functools.lru_cache(maxsize=32)
+def _optimizer(name: str, lr: float, rho: float, eps: float, momentum: float) -> optax.GradientTransformation:
     if name == "adadelta":
-        return optax.adadelta(learning_rate=lr, rho=float(train_config.get("rho", 0.95)), eps=eps)
+        return optax.adadelta(learning_rate=lr, rho=rho, eps=eps)
     if name == "adam":
         return optax.adam(learning_rate=lr, eps=eps)
-    if name == "sgd":
-        return optax.sgd(learning_rate=lr, momentum=float(train_config.get("momentum", 0.0)) or None)
-    raise ValueError(f"config.train.optimizer={name!r} is not known; expected one of {', '.join(map(repr, OPTIMIZERS))}.")
+    return optax.sgd(learning_rate=lr, momentum=momentum or None)
 
 
 def _loss_terms(logits, labels, weights):
@@ -95,37 +106,66 @@ def _loss_terms(logits, labels, weights):
     return ce, sums
 
 
-def make_steps(config, traces: dict[str, int]):
-    """The jitted ``train_step(model, optimizer, batch, key, step)`` and ``eval_step(model, batch)``.
+#: How often the train / eval step has been traced in this process. jit traces only on a cache miss (a new input
+#: signature: a new bucket length, model structure or static setting), so the increase over an epoch is the number
+#: of compilations of the steps in that epoch.
+TRACES = {"train": 0, "eval": 0}
 
-    ``traces`` counts how often each is traced (= compiled): the Python body runs only when jit sees a new
-    input signature.
-    """
+
+def _train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm_params):
+    """One update on ``batch`` (tokens ``(B, L)``, labels ``(B,)``, weights ``(B,)``); returns device scalars."""
+    TRACES["train"] += 1
+    dropout_key = jax.random.fold_in(key, step)
+
+    def loss_fn(model):
+        logits = model(batch["tokens"], deterministic=False, dropout_key=dropout_key)       # (B, K)
+        _, sums = _loss_terms(logits, batch["labels"], batch["weights"])
+        return sums["loss_sum"] / jnp.maximum(sums["count"], 1.0), sums                    # mean over real rows
+
+    (loss, sums), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    if max_norm > 0:  # Kim: each class's weight vector (column of the (in, K) kernel) to L2 norm <= 3
+        apply_max_norm(model, max_norm_params, max_norm, axis=0)
+    return dict(sums, loss=loss)
+
+
+def _eval_step(model, batch):
+    """Sums over the real rows of ``batch``: ``loss_sum``, ``correct``, ``count`` (filler rows have weight 0)."""
+    TRACES["eval"] += 1
+    logits = model(batch["tokens"])                                                          # (B, K)
+    return _loss_terms(logits, batch["labels"], batch["weights"])[1]
+
+
+# Module-level jits: every run in a process shares their compilation caches (kim2014.py runs many in one process).
+# The model and optimizer are donated: their old buffers are reused for the new state.
+_train_step_jit = nnx.jit(_train_step, static_argnames=("max_norm", "max_norm_params"),
+                          donate_argnames=("model", "optimizer"))
+_eval_step_jit = nnx.jit(_eval_step)
+
+
+def make_steps(config):
+    """``train_step(model, optimizer, batch, key, step) -> metrics`` and ``eval_step(model, batch) -> sums``, both
+    jitted, with ``config.train.max_norm`` (0: off) applied to ``config.train.max_norm_params`` after each update."""
     t = config.train
     max_norm = float(t.get("max_norm", 3.0))
-    max_norm_params = t.get("max_norm_params", "classifier/kernel")
+    targets = t.get("max_norm_params", "classifier/kernel")
+    targets = targets if isinstance(targets, str) else tuple(targets)
 
     def train_step(model, optimizer, batch, key, step):
-        traces["train"] += 1
-        dropout_key = jax.random.fold_in(key, step)
+        return _train_step_jit(model, optimizer, batch, key, step, max_norm=max_norm, max_norm_params=targets)
 
-        def loss_fn(model):
-            logits = model(batch["tokens"], deterministic=False, dropout_key=dropout_key)  # (B, K)
-            ce, sums = _loss_terms(logits, batch["labels"], batch["weights"])
-            return sums["loss_sum"] / jnp.maximum(sums["count"], 1.0), sums                # weighted mean over real rows
+    return train_step, _eval_step_jit
 
-        (loss, sums), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-        optimizer.update(model, grads)
-        if max_norm > 0:  # Kim: each class's weight vector (column of the (in, K) kernel) to L2 norm <= 3
-            apply_max_norm(model, max_norm_params, max_norm, axis=0)
-        return dict(sums, loss=loss)
 
-    def eval_step(model, batch):
-        traces["eval"] += 1
-        logits = model(batch["tokens"])                                                      # (B, K)
-        return _loss_terms(logits, batch["labels"], batch["weights"])[1]
+def _create(key, spec, pretrained=None):
+    """Model and optimizer from ``spec = (model config items, vocab_size, num_classes, optax transformation)``."""
+    model_items, vocab_size, num_classes, tx = spec
+    model = build_model({"model": dict(model_items)}, vocab_size, num_classes, rngs=nnx.Rngs(params=key),
+                        pretrained=pretrained)
+    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
-    return (nnx.jit(train_step, donate_argnames=("model", "optimizer")), nnx.jit(eval_step))
+
+_create_jit = nnx.jit(_create, static_argnames=("spec",))
 
 
 def _batch_arrays(batch) -> dict[str, np.ndarray]:
@@ -216,21 +256,18 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         pretrained, found = load_word_vectors(config.model.vectors, data.vocab, int(config.model.embed_dim),
                                               seed=int(config.seed))
         _info(primary, f"word vectors: {found} of {len(data.vocab)} vocabulary words found in {config.model.vectors}")
-    tx = make_optimizer(tc)
-
-    def create(key):
-        model = build_model(config, len(data.vocab), data.num_classes, rngs=nnx.Rngs(params=key), pretrained=pretrained)
-        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-    # One compiled program instead of one per initialiser op; eager when there is a host array to embed.
-    model, optimizer = create(params_key) if pretrained is not None else nnx.jit(create)(params_key)
+    spec = (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.model.items())),
+            len(data.vocab), data.num_classes, make_optimizer(tc))
+    # One compiled program (cached per model spec) instead of one per initialiser op; eager with a host table to embed.
+    model, optimizer = (_create(params_key, spec, pretrained) if pretrained is not None
+                        else _create_jit(params_key, spec=spec))
     nnx.update(model, mesh_lib.replicate(nnx.state(model), mesh))
     nnx.update(optimizer, mesh_lib.replicate(nnx.state(optimizer), mesh))
     dropout_root = mesh_lib.replicate(dropout_root, mesh)
     num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
-    traces = {"train": 0, "eval": 0}
-    train_step, eval_step = make_steps(config, traces)
+    train_step, eval_step = make_steps(config)
+    traces = TRACES
 
     # ------------------------------------------------------------------------------------------ checkpoints: resume
     ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.get("keep", 2)))
@@ -303,7 +340,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         elif epoch_done:
             meta["epochs_without_improvement"] += 1
         epoch_time = time.time() - epoch_start
-        compiles = {k: traces[k] - trace_base[k] for k in traces}
+        compiles = {k: traces[k] - trace_base[k] for k in trace_base}
         metrics.write("dev", step, epoch + 1, loss=dev["loss"], accuracy=dev["accuracy"],
                       best_accuracy=meta["best_dev_accuracy"], compiles=compiles["train"] + compiles["eval"],
                       train_compiles=compiles["train"], eval_compiles=compiles["eval"], epoch_time_s=epoch_time)
