@@ -55,8 +55,8 @@ def main(argv):
     std_logging.getLogger("jaxconv").setLevel(std_logging.INFO)
     try:
         result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except NonFiniteLossError as e:  # a named, expected failure: its message, not a traceback
-        raise SystemExit(f"error: {e}") from None
+    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:  # named failures: the message, no traceback
+        raise SystemExit(f"error: {type(e).__name__}: {e}") from None
     if is_primary():
         workdir = pathlib.Path(result["workdir"])
         print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "dev_accuracy", "best_epoch", "step",

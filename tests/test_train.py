@@ -211,6 +211,15 @@ def test_unknown_config_key_fails_with_its_name(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_resuming_with_a_different_model_is_refused(reference):
+    workdir, _ = reference[0]
+    before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"holds checkpoints of a run with a different config \(model.filters: 8 -> 4\)"
+                                         r"; resuming it would mix two experiments"):
+        train_and_evaluate(tiny_config(**{"model.filters": 4}), workdir)
+    assert before == {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}   # nothing touched
+
+
 def test_batch_size_must_divide_over_devices():
     fake_mesh = types.SimpleNamespace(devices=np.empty(8))
     with pytest.raises(ValueError, match=r"config.train.batch_size=50 is not divisible by the number of devices \(8\)"

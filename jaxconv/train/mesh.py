@@ -36,9 +36,7 @@ def maybe_initialize_distributed(config: Any = None) -> bool:
     wanted = wanted or os.environ.get("JAXCONV_DISTRIBUTED", "") in ("1", "true", "True")
     if not wanted:
         return False
-    from jax._src import distributed as _dist  # noqa: PLC0415  (only to avoid a double initialise)
-
-    if getattr(_dist.global_state, "client", None) is not None:
+    if jax.distributed.is_initialized():
         return False
     jax.distributed.initialize()
     return True

@@ -228,7 +228,6 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     tc = config.train
     if primary:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(int(tc.batch_size), mesh, "config.train.batch_size")
     if int(tc.get("eval_batch_size", 0) or 0):
@@ -237,6 +236,9 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     log_every = max(int(tc.get("log_every_steps", 50) or 0), 0)
     ckpt_every = max(int(tc.get("checkpoint_every_steps", 0) or 0), 0)
     patience = int(tc.get("patience", 0) or 0)
+    ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.get("keep", 2)))
+    if ckpts.latest_step() is not None:  # before anything is written: is this the same experiment?
+        _check_same_run(config, ckpts.restore_meta("latest"), workdir)
 
     # ------------------------------------------------------------------------------------------ data
     widths = tuple(config.model.get("widths", (3, 4, 5)))
@@ -270,11 +272,10 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     traces = TRACES
 
     # ------------------------------------------------------------------------------------------ checkpoints: resume
-    ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.get("keep", 2)))
     meta: dict[str, Any] = {"step": 0, "epoch": 0, "step_in_epoch": 0, "best_dev_accuracy": -1.0,
                             "best_dev_loss": math.inf, "best_step": None,
                             "best_epoch": None, "epochs_without_improvement": 0, "stopped_early": False,
-                            "train_time_s": 0.0, "epoch_times": [], "window": None}
+                            "train_time_s": 0.0, "wall_time_s": 0.0, "epoch_times": [], "window": None}
     if ckpts.latest_step() is not None:
         restored, saved = ckpts.restore("latest", {"model": nnx.state(model), "optimizer": nnx.state(optimizer)})
         nnx.update(model, restored["model"])
@@ -282,12 +283,15 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         meta.update({k: v for k, v in saved.items() if k in meta})
         _info(primary, f"resumed from {ckpts.path('latest')}/{meta['step']} (epoch {meta['epoch'] + 1}, step "
                        f"{meta['step_in_epoch']} of {steps_per_epoch} in it)")
+    if primary:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    wall_before = float(meta["wall_time_s"])  # spent by earlier invocations of this run (before a kill / resume)
     metrics = MetricsWriter(workdir, enabled=primary, resume_step=meta["step"] if ckpts.latest_step() is not None
                             else None, tensorboard=bool(config.get("tensorboard", True)))
 
     def meta_now(window: _Window) -> dict:
-        out = dict(meta, window=window.state(), config=config.to_json_best_effort())
-        return out
+        return dict(meta, window=window.state(), wall_time_s=wall_before + time.time() - t0,
+                    config=config.to_json_best_effort())
 
     def save(kind: str, window: _Window):
         state = {"model": nnx.state(model)} if kind == "best" else {"model": nnx.state(model),
@@ -406,7 +410,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         "dev_loss": dev["loss"], "best_step": final_step, "best_epoch": meta["best_epoch"], "step": meta["step"],
         "epochs_completed": meta["epoch"], "stopped_early": meta["stopped_early"],
         "train_time_s": meta["train_time_s"], "epoch_time_s": float(np.mean(epoch_times)) if epoch_times else None,
-        "wall_time_s": time.time() - t0, "num_params": num_params, "vocab_size": len(data.vocab),
+        "wall_time_s": wall_before + time.time() - t0, "num_params": num_params, "vocab_size": len(data.vocab),
         "sizes": data.sizes, "buckets": list(data.train.bucket_lengths), "devices": jax.device_count(),
         "workdir": str(workdir),
     }
@@ -417,6 +421,35 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     metrics.close()
     ckpts.close()
     return result
+
+
+#: Config fields that may change when a run is continued (how long, how often, where, how it is shown).
+RESUMABLE_CHANGES = ("train.epochs", "train.steps", "train.patience", "train.log_every_steps",
+                     "train.checkpoint_every_steps", "train.keep", "data.path", "progress", "tensorboard",
+                     "distributed")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def _check_same_run(config, saved_meta: dict | None, workdir: pathlib.Path) -> None:
+    """Raise ValueError if the workdir's checkpoints come from a run with a different model, data or optimizer."""
+    if not saved_meta or "config" not in saved_meta:
+        return
+    old = _flat(json.loads(saved_meta["config"]))
+    new = _flat(json.loads(config.to_json_best_effort()))
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
+    if diff:
+        raise ValueError(f"{workdir} holds checkpoints of a run with a different config ({'; '.join(diff[:6])}"
+                         f"{'; ...' if len(diff) > 6 else ''}); resuming it would mix two experiments. Use a new "
+                         f"--workdir, or delete {workdir / 'checkpoints'} to start over.")
 
 
 def _info(primary: bool, message: str, progress: ProgressBar | None = None) -> None:
