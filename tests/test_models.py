@@ -40,6 +40,20 @@ def test_shapes_each_stage():
     assert m.embedding.shape == (V, D)
 
 
+def test_shapes_agree_as_jaxtyping_annotations():
+    from jaxtyping import Array, Float, Int, jaxtyped
+
+    model, tokens = _model(), _tokens(b=3, length=7)
+    with jaxtyped("context"):   # one memo: "b" and "l" must mean the same size in every check
+        assert isinstance(tokens, Int[Array, "b l"])
+        assert isinstance(model.embed(tokens), Float[Array, f"b l {D}"])
+        for conv, w in zip(model.convs, WIDTHS):
+            assert isinstance(conv.kernel[...], Float[Array, f"{w} {D} {F}"])
+        assert isinstance(model.features(tokens), Float[Array, f"b {len(WIDTHS) * F}"])
+        assert isinstance(model(tokens), Float[Array, f"b {K}"])
+        assert not isinstance(model(tokens[:2]), Float[Array, f"b {K}"])   # a different batch size is caught
+
+
 def test_pad_embeds_to_zero_even_if_the_row_is_not_zero():
     m = _model()
     m.embedding[...] = m.embedding[...].at[0].set(5.0)            # corrupt the pad row
