@@ -35,6 +35,7 @@ from absl import app, flags, logging  # noqa: E402
 #: Kim (2014), Table 2, CNN-rand: test accuracy (%); MR is the 10-fold CV average.
 KIM_CNN_RAND = {"mr": 76.1, "sst1": 45.0, "sst2": 82.7, "trec": 91.2}
 CV_DATASETS = ("mr",)
+log = std_logging.getLogger("jaxconv.kim2014")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Root directory of all runs and of kim2014.md.")
@@ -145,11 +146,11 @@ def main(argv):
             if FLAGS.data_path:
                 config.data.path = FLAGS.data_path
             config.progress = FLAGS.progress
-            logging.warning("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed,
+            log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed,
                             "" if fold is None else f" fold {fold}", directory)
             result = train_and_evaluate(config, directory)
         else:
-            logging.warning("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed,
+            log.info("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed,
                             "" if fold is None else f" fold {fold}", result["test_accuracy"])
         write_report(workdir, runs, settings)
     print(write_report(workdir, runs, settings))
