@@ -1,0 +1,43 @@
+"""Smoke tests of the benchmark scripts: they run end to end and print every row (no speed assertions here; the
+performance targets live in the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+
+import pytest
+from conftest import REPO_ROOT
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_text_cnn_train_quick(shared_datasets, capsys):
+    bench = _load("text_cnn_train")
+    assert bench.main(["--quick", "--data", str(shared_datasets)]) == 0  # ~30 s on 2 busy cores
+    out = capsys.readouterr().out
+
+    rows = list(bench.ROWS[:3])
+    if bench.torch is not None:
+        rows += bench.ROWS[3:] if (os.cpu_count() or 1) > 1 else bench.ROWS[3:4]
+    for row in rows:  # name, then median, min, max examples/s
+        assert re.search(rf"^{re.escape(row)}\s+\d+\s+\d+\s+\d+\s", out, re.M), f"no table row {row!r}:\n{out}"
+    assert re.search(r"^jaxconv / plain flax\.nnx, fixed max length: [\d.]+x  \(target >= 2x: (met|NOT met)\)$",
+                     out, re.M), out
+    for row in rows[3:]:
+        assert re.search(rf"^jaxconv / {re.escape(row)}: [\d.]+x  \(target >= 3x: (met|NOT met)\)$", out, re.M), out
+
+    # The trainer compiles its steps at most once per bucket (train) and once per eval bucket, and never again.
+    m = re.search(r"train (\d+) \+ eval (\d+) = (\d+) <= buckets (\d+) \+ eval buckets (\d+) = (\d+): (ok|EXCEEDED)",
+                  out)
+    assert m, out
+    train, evals, total, buckets, eval_buckets, limit = (int(g) for g in m.groups()[:6])
+    assert 1 <= train <= buckets and evals <= eval_buckets and total <= limit and m.group(7) == "ok"
+    assert "compiles during the timed rounds: 0" in out
