@@ -351,6 +351,10 @@ def _build(module, config, args):
                                          *(["data.synthetic.vocab_size"] if synthetic else []))
         classes = args.num_classes or _find(config, "model.num_classes", "data.num_classes",
                                             *(["data.synthetic.num_classes"] if synthetic else []))
+        if classes is None:  # a built-in sentence benchmark knows its class count without reading the files
+            from jaxconv.data.readers import SENTENCE_DATASETS
+
+            classes = SENTENCE_DATASETS.get(str(_find(config, "data.name") or ""), {}).get("num_classes")
         length = _find(config, "data.max_length")
         if length is None and _find(config, "data.bucket_lengths"):
             length = max(_find(config, "data.bucket_lengths"))

@@ -366,9 +366,16 @@ def test_explain_with_jaxconv_models_build_model(capsys, tmp_path):
 
 def test_explain_repository_text_cnn_config(capsys):
     config = REPO / "configs" / "text_cnn.py"
-    if not config.exists():
-        pytest.skip("configs/text_cnn.py is not in this checkout")
     rc, out, err = run_main(capsys, "explain", f"{config}:mr", "--vocab-size", "1000", "--num-classes", "2",
                             "--input-shape", "2x40")
     assert rc == 0, err
     assert "convs/0" in out and "(width=3, in=300, out=100)" in out and "(2, 40) -> (2, 2)" in out
+
+
+def test_explain_benchmark_preset_knows_its_class_count(capsys):
+    """TREC has 6 question types: the classifier row shows 6 outputs without --num-classes."""
+    rc, out, err = run_main(capsys, "explain", f"{REPO / 'configs' / 'text_cnn.py'}:trec", "--vocab-size", "1000",
+                            "--input-shape", "2x40")
+    assert rc == 0, err
+    assert "num_classes" not in err
+    assert "classifier  Linear   (2, 300) -> (2, 6)" in out
