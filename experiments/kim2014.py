@@ -48,6 +48,7 @@ flags.DEFINE_integer("steps", 0, "Hard cap on steps per run, for smoke tests (0:
 flags.DEFINE_string("data_path", "", "Directory of the sentence datasets (default: the config's).")
 flags.DEFINE_string("config", str(_REPO / "configs" / "text_cnn.py"), "Config file with the dataset presets.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar (only on a terminal).")
+flags.DEFINE_boolean("report_only", False, "Write kim2014.md from the runs already finished; train nothing.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -134,6 +135,8 @@ def main(argv):
     for i, (ds, seed, fold) in enumerate(runs, 1):
         directory = run_dir(workdir, ds, seed, fold)
         result = read_result(directory)
+        if result is None and FLAGS.report_only:
+            continue
         if result is None:
             config = module.get_config(ds)
             config.seed = seed

@@ -305,3 +305,17 @@ def test_kim2014_report_from_finished_runs(tmp_path):
     assert "| mr | 4/4 | 76.5 ± 1.3 | 76.1 | +0.4 | 3.0 | 4m00s |" in text
     assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in text
     assert (tmp_path / "kim2014.md").read_text() == text
+
+
+def test_kim2014_report_only_trains_nothing(tmp_path):
+    """--report_only summarises the finished runs and leaves the unfinished ones untouched."""
+    d = tmp_path / "trec" / "seed0"
+    d.mkdir(parents=True)
+    (d / "final_metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "dev_accuracy": 0.9, "best_epoch": 3,
+                                                      "step": 100, "wall_time_s": 60.0}))
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "kim2014.py"), "--workdir", str(tmp_path),
+                           "--datasets", "trec", "--seeds", "2", "--report_only"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in proc.stdout
+    assert not (tmp_path / "trec" / "seed1").exists()
