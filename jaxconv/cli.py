@@ -27,7 +27,7 @@ Conv2D: input (height=5, width=5, in=1) -> output (3, 3, 1)
     causal      (2, 0), (2, 0) -> (3, 3)
     full        (2, 2), (2, 2) -> (4, 4)
     given       (1, 1), (1, 1) -> (3, 3)  <- used
-  params: 10 = 3*3*1*1 weights + 1 biases
+  params: 10 = 3*3*1*1 weights + 1 bias
   FLOPs: 171 per example = 3*3 positions * 1 filters * (2*3*3*1 + 1)  (multiply-add = 2, bias add = 1)
 0
 """
@@ -214,7 +214,7 @@ def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tu
         lines.append(f"    {kind.ljust(10)}  {', '.join(_fmt(p_) for p_ in pads)} -> {res}{mark}")
     params = shapes.conv_params(channels, f, ks, groups=g)
     in_per = channels // g
-    lines.append(f"  params: {params:,} = {_star(ks)}*{in_per}*{f} weights + {f} biases")
+    lines.append(f"  params: {params:,} = {_star(ks)}*{in_per}*{f} weights + {f} bias{'es' if f != 1 else ''}")
     flops = shapes.conv_flops(spatial, channels, f, ks, stride=st, dilation=dl, padding=pad, groups=g)
     lines.append(f"  FLOPs: {flops:,} per example = {_star(out)} positions * {f} filters * "
                  f"(2*{_star(ks)}*{in_per} + 1)  (multiply-add = 2, bias add = 1)")

@@ -96,7 +96,7 @@ def test_shape_5x5_kernel_3x3_stride_2_padding_1(capsys):
             causal      (2, 0), (2, 0) -> (3, 3)
             full        (2, 2), (2, 2) -> (4, 4)
             given       (1, 1), (1, 1) -> (3, 3)  <- used
-          params: 10 = 3*3*1*1 weights + 1 biases
+          params: 10 = 3*3*1*1 weights + 1 bias
           FLOPs: {flops} per example = 3*3 positions * 1 filters * (2*3*3*1 + 1)  (multiply-add = 2, bias add = 1)
         """)
 
