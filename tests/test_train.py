@@ -255,6 +255,37 @@ def test_one_vs_eight_devices_same_metrics(reference, tmp_path):
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.02, (a, b)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+    """Multi-host for real: two processes (2 CPU devices each) joined by jax.distributed on localhost train the same
+    run as one process with 4 devices; only process 0 writes metrics."""
+    port = _free_port()
+    procs = [subprocess.Popen(cli_args(tmp_path / "two"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXCONV_DISTRIBUTED="1",
+                                       JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                                       JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    assert "4 device(s) on 2 process(es)" in outs[0]
+    one = subprocess.run(cli_args(tmp_path / "one"), capture_output=True, text=True, timeout=300,
+                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    ours, theirs = read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one")
+    assert [(r["split"], r["step"]) for r in ours] == [(r["split"], r["step"]) for r in theirs]  # written once
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5, err_msg=str((a, b)))
+        assert a["accuracy"] == b["accuracy"], (a, b)
+
+
 # ------------------------------------------------------------------------------------------------- real data
 
 def test_trec_tiny_run_on_real_files(shared_datasets, tmp_path):

@@ -7,7 +7,7 @@ is cut into ``B / num_devices`` rows per device; each process supplies only the 
 
 Multi-host: call :func:`maybe_initialize_distributed` first; it runs ``jax.distributed.initialize()`` only when
 ``config.distributed`` is true or ``JAXCONV_DISTRIBUTED=1`` (on Cloud TPU VMs and SLURM the arguments are found
-automatically). Only process 0 writes files and logs (:func:`is_primary`).
+automatically; elsewhere set ``JAX_COORDINATOR_ADDRESS=host:port``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``). Only process 0 writes files and logs (:func:`is_primary`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,16 @@ def maybe_initialize_distributed(config: Any = None) -> bool:
         return False
     if jax.distributed.is_initialized():
         return False
-    jax.distributed.initialize()
+    # Clusters JAX detects (Cloud TPU, SLURM, Open MPI, ...) need no arguments. Elsewhere set
+    # JAX_COORDINATOR_ADDRESS (read by JAX itself), JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    kwargs = {}
+    for key, env in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if os.environ.get(env, "") != "":
+            try:
+                kwargs[key] = int(os.environ[env])
+            except ValueError:
+                raise ValueError(f"{env}={os.environ[env]!r} is not an int; expected the {key.replace('_', ' ')}.") from None
+    jax.distributed.initialize(**kwargs)
     return True
 
 
@@ -99,5 +108,20 @@ def shard_batch(arrays: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.A
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Put every leaf of ``tree`` on every device of the mesh (parameters, optimizer state, keys)."""
-    return jax.device_put(tree, replicated_sharding(mesh))
+    """Put every leaf of ``tree`` on every device of the mesh (parameters, optimizer state, keys).
+
+    Every process must pass the same values (they come from the same seed). With several processes the mesh holds
+    devices this process cannot address, so each leaf is assembled from this process's copy with
+    ``jax.make_array_from_callback`` instead of ``jax.device_put``.
+    """
+    sharding = replicated_sharding(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # typed keys: replicate their raw data
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
