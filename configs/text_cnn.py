@@ -134,6 +134,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.train.learning_rate = 0.003
     config.train.rho = 0.95             # Adadelta
     config.train.eps = 1e-6             # Adadelta / Adam epsilon
+    config.train.sparse_embedding = True  # Adadelta: lazy row-sparse update of the trained embedding table (exact)
     config.train.momentum = 0.0         # SGD
     config.train.batch_size = 50
     config.train.eval_batch_size = 0    # 0: batch_size

@@ -207,6 +207,10 @@ class TextCNN(nnx.Module):
     def features(self, tokens: jax.Array) -> jax.Array:
         """tokens int ``(B, L)`` -> max-over-time features ``(B, W*F)``, width by width (before dropout)."""
         tokens = jnp.asarray(tokens)
+        self._check_tokens(tokens)
+        return self._pool(self.embed(tokens))                                         # (B, W*F)
+
+    def _check_tokens(self, tokens: jax.Array) -> None:
         if tokens.ndim != 2:
             raise ValueError(f"TextCNN: tokens must have shape (batch, length); got shape {tokens.shape}.")
         if tokens.shape[1] < self.min_length:
@@ -214,7 +218,9 @@ class TextCNN(nnx.Module):
                 f"TextCNN: tokens have length {tokens.shape[1]} (shape {tokens.shape}); the widest filter needs "
                 f"length >= max(widths) = {self.min_length} (widths={self.widths}). Pad the batch to at least "
                 f"{self.min_length} tokens (the data batcher's min_length / bucket lengths do this).")
-        x = self.embed(tokens)                                                        # (B, L, C)
+
+    def _pool(self, x: jax.Array) -> jax.Array:
+        """word vectors ``(B, L, C)`` -> max-over-time features ``(B, W*F)``."""
         pooled = [conv(x).max(axis=1) for conv in self.convs]                         # W x (B, L-w+1, F) -> (B, F)
         return jnp.concatenate(pooled, axis=-1)                                       # (B, W*F)
 
@@ -224,9 +230,17 @@ class TextCNN(nnx.Module):
         Training passes ``deterministic=False`` and a ``dropout_key`` (the trainer derives one per step with
         ``fold_in(key, step)``, so a resumed run draws the same masks).
         """
+        tokens = jnp.asarray(tokens)
+        self._check_tokens(tokens)
+        return self.logits_from_vectors(self.embed(tokens), deterministic=deterministic, dropout_key=dropout_key)
+
+    def logits_from_vectors(self, x: jax.Array, *, deterministic: bool = True,
+                            dropout_key: jax.Array | None = None) -> jax.Array:
+        """word vectors ``(B, L, C)`` (as :meth:`embed` gives them) -> logits ``(B, num_classes)``: everything after
+        the embedding lookup. The trainer's row-sparse embedding update differentiates w.r.t. ``x`` through this."""
         if not deterministic and dropout_key is None and self.dropout.rate > 0:
             raise ValueError("TextCNN: deterministic=False needs a dropout_key (a jax.random key) for the dropout masks.")
-        h = self.features(tokens)                                                     # (B, W*F)
+        h = self._pool(x)                                                             # (B, W*F)
         h = self.dropout(h, deterministic=deterministic, rngs=dropout_key)            # (B, W*F)
         return self.classifier(h)                                                     # (B, K)
 

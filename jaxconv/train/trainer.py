@@ -43,14 +43,15 @@ import optax
 from flax import nnx
 
 from jaxconv.models import build_model, load_word_vectors
+from jaxconv.models.text_cnn import PAD_ID
 from jaxconv.nn.constraints import apply_max_norm
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.train.input_pipeline import DataPipeline, build_data
 from jaxconv.train.metrics import MetricsWriter, ProgressBar
 
-__all__ = ["train_and_evaluate", "NonFiniteLossError", "make_optimizer", "make_steps", "evaluate", "OPTIMIZERS",
-           "TRACES"]
+__all__ = ["train_and_evaluate", "NonFiniteLossError", "make_optimizer", "make_steps", "make_spec", "evaluate",
+           "OPTIMIZERS", "TRACES", "SparseEmbeddingAdadelta"]
 
 logger = logging.getLogger("jaxconv.train")
 
@@ -98,6 +99,83 @@ def _optimizer(name: str, lr: float, rho: float, eps: float, momentum: float) ->
     return optax.sgd(learning_rate=lr, momentum=momentum or None)
 
 
+#: The parameters the dense optimizer updates when the embedding table has its own row-sparse Adadelta.
+NOT_EMBEDDING = nnx.All(nnx.Param, nnx.Not(nnx.PathContains("embedding")))
+#: Embedding variants whose trained table gets the row-sparse update (the others keep the dense path).
+SPARSE_EMBEDDINGS = ("rand", "non-static")
+
+
+def sparse_embedding_settings(config) -> tuple[float, float, float] | None:
+    """``(learning_rate, rho, eps)`` when ``config`` trains its embedding table with the row-sparse Adadelta
+    (``train.optimizer == "adadelta"``, ``train.sparse_embedding`` true, ``model.embedding`` "rand" or
+    "non-static"), else None (one dense optax update of every parameter)."""
+    t = config.train
+    if (t.get("optimizer", "adadelta") != "adadelta" or not bool(t.get("sparse_embedding", True))
+            or config.model.get("embedding", "rand") not in SPARSE_EMBEDDINGS):
+        return None
+    return float(t.get("learning_rate", 1.0)), float(t.get("rho", 0.95)), float(t.get("eps", 1e-6))
+
+
+class SparseEmbeddingAdadelta(nnx.Module):
+    """Adadelta with a lazy row-sparse update of ``model.embedding``; ``optax.adadelta`` for everything else.
+
+    Exactly the dense ``optax.adadelta`` (up to float rounding): a row whose gradient is zero gets update 0 and
+    its accumulators only decay, ``E[g^2] <- rho E[g^2]``, ``E[dx^2] <- rho E[dx^2]``. So a row is touched only when
+    its token is in the batch; ``last_step[v]`` counts the updates row ``v`` has seen, and at update ``t`` (0-based)
+    its accumulators are first scaled by ``rho ** (t - last_step[v])`` (the decays it skipped), then updated as optax
+    does: ``E[g^2] = (1 - rho) g^2 + rho E[g^2]``, ``u = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g``,
+    ``E[dx^2] = (1 - rho) u^2 + rho E[dx^2]``, ``param += -learning_rate * u``. Rows not in the batch are not read
+    or written, so a step costs O(tokens in the batch x D) for the table instead of O(V x D).
+
+    The stored ``e_g`` / ``e_x`` rows are stale by ``rho ** (step - last_step)``; every read goes through that
+    decay, and checkpoints (``nnx.state`` of this object) hold ``last_step`` with them.
+
+    Attributes:
+      dense: ``nnx.Optimizer`` over the model's Params except the embedding table (``step`` counts updates).
+      e_g, e_x: ``(V, D)`` accumulators of the table, as of update ``last_step`` of each row.
+      last_step: int32 ``(V,)``.
+    """
+
+    def __init__(self, model, tx: optax.GradientTransformation, *, learning_rate: float, rho: float, eps: float):
+        self.dense = nnx.Optimizer(model, tx, wrt=NOT_EMBEDDING)
+        table = model.embedding[...]                                                        # (V, D)
+        self.e_g = nnx.OptState(jnp.zeros_like(table))
+        self.e_x = nnx.OptState(jnp.zeros_like(table))
+        self.last_step = nnx.OptState(jnp.zeros((table.shape[0],), jnp.int32))
+        self.learning_rate, self.rho, self.eps = float(learning_rate), float(rho), float(eps)
+
+    @property
+    def step(self):
+        return self.dense.step
+
+    def update_embedding(self, model, tokens, grad_vectors, t) -> None:
+        """Apply update ``t`` (0-based) to the rows of ``model.embedding`` in ``tokens`` ``(B, L)``, given the loss's
+        gradient w.r.t. the embedded vectors ``grad_vectors`` ``(B, L, D)`` (pad positions are ignored)."""
+        rho, eps, lr = self.rho, self.eps, self.learning_rate
+        table = model.embedding[...]                                                        # (V, D)
+        vocab, dim = table.shape
+        n = tokens.size
+        mask = (tokens != PAD_ID)[..., None]                                                # (B, L, 1)
+        gx = jnp.where(mask, grad_vectors, 0.0).reshape(n, dim)                            # (N, D), pads 0
+        # Distinct ids of the batch, padded with vocab (out of range: gathers fill, scatters drop it).
+        ids, inv = jnp.unique(tokens.reshape(-1), size=n, fill_value=vocab, return_inverse=True)   # (N,), (N,)
+        g = jax.ops.segment_sum(gx, inv.reshape(-1), num_segments=n)                       # (N, D) row gradients
+        t = jnp.asarray(t).astype(jnp.int32)
+        age = t - self.last_step[...].at[ids].get(mode="fill", fill_value=0)               # (N,) skipped decays
+        decay = jnp.where(age == 0, 1.0, jnp.power(jnp.float32(rho), age.astype(jnp.float32)))[:, None]  # (N, 1)
+        e_g = self.e_g[...].at[ids].get(mode="fill", fill_value=0.0) * decay                # (N, D) as of step t
+        e_x = self.e_x[...].at[ids].get(mode="fill", fill_value=0.0) * decay
+        e_g = (1 - rho) * g ** 2 + rho * e_g                                                # optax's update_moment
+        u = jnp.sqrt(e_x + eps) / jnp.sqrt(e_g + eps) * g
+        e_x = (1 - rho) * u ** 2 + rho * e_x
+        rows = table.at[ids].get(mode="fill", fill_value=0.0)                               # (N, D)
+        rows = (rows + u * (-lr)).astype(table.dtype)                                       # scale_by_lr, apply
+        model.embedding[...] = table.at[ids].set(rows, mode="drop")
+        self.e_g[...] = self.e_g[...].at[ids].set(e_g, mode="drop")
+        self.e_x[...] = self.e_x[...].at[ids].set(e_x, mode="drop")
+        self.last_step[...] = self.last_step[...].at[ids].set(t + 1, mode="drop")
+
+
 def _loss_terms(logits, labels, weights):
     """logits ``(B, K)``, labels int ``(B,)``, weights ``(B,)`` -> per-row loss ``(B,)`` and sums over real rows."""
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)  # (B,)
@@ -122,8 +200,24 @@ def _train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm
         _, sums = _loss_terms(logits, batch["labels"], batch["weights"])
         return sums["loss_sum"] / jnp.maximum(sums["count"], 1.0), sums                    # mean over real rows
 
-    (loss, sums), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    optimizer.update(model, grads)
+    def loss_from_vectors(model, x):
+        logits = model.logits_from_vectors(x, deterministic=False, dropout_key=dropout_key)  # (B, K)
+        _, sums = _loss_terms(logits, batch["labels"], batch["weights"])
+        return sums["loss_sum"] / jnp.maximum(sums["count"], 1.0), sums
+
+    if isinstance(optimizer, SparseEmbeddingAdadelta):
+        # Gradients w.r.t. every Param but the table, and w.r.t. the looked-up vectors (B, L, D) for the table's rows.
+        tokens = batch["tokens"]
+        model._check_tokens(tokens)
+        x = model.embed(tokens)                                                              # (B, L, D)
+        (loss, sums), (grads, grad_x) = nnx.value_and_grad(
+            loss_from_vectors, argnums=(nnx.DiffState(0, NOT_EMBEDDING), 1), has_aux=True)(model, x)
+        t = optimizer.dense.step[...]                                                       # updates applied so far
+        optimizer.dense.update(model, grads)
+        optimizer.update_embedding(model, tokens, grad_x, t)
+    else:
+        (loss, sums), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        optimizer.update(model, grads)
     if max_norm > 0:  # Kim: each class's weight vector (column of the (in, K) kernel) to L2 norm <= 3
         apply_max_norm(model, max_norm_params, max_norm, axis=0)
     return dict(sums, loss=loss)
@@ -157,11 +251,22 @@ def make_steps(config):
     return train_step, _eval_step_jit
 
 
+def make_spec(config, vocab_size: int, num_classes: int) -> tuple:
+    """The hashable ``spec`` of :func:`_create`: ``(model config items, vocab_size, num_classes, optax
+    transformation, sparse embedding settings or None)``."""
+    return (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.model.items())),
+            int(vocab_size), int(num_classes), make_optimizer(config.train), sparse_embedding_settings(config))
+
+
 def _create(key, spec, pretrained=None):
-    """Model and optimizer from ``spec = (model config items, vocab_size, num_classes, optax transformation)``."""
-    model_items, vocab_size, num_classes, tx = spec
+    """Model and optimizer from ``spec`` (:func:`make_spec`): an ``nnx.Optimizer`` over every Param, or a
+    :class:`SparseEmbeddingAdadelta` when the spec's sparse settings are not None."""
+    model_items, vocab_size, num_classes, tx, sparse = spec
     model = build_model({"model": dict(model_items)}, vocab_size, num_classes, rngs=nnx.Rngs(params=key),
                         pretrained=pretrained)
+    if sparse is not None:
+        lr, rho, eps = sparse
+        return model, SparseEmbeddingAdadelta(model, tx, learning_rate=lr, rho=rho, eps=eps)
     return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
@@ -258,8 +363,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         pretrained, found = load_word_vectors(config.model.vectors, data.vocab, int(config.model.embed_dim),
                                               seed=int(config.seed))
         _info(primary, f"word vectors: {found} of {len(data.vocab)} vocabulary words found in {config.model.vectors}")
-    spec = (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.model.items())),
-            len(data.vocab), data.num_classes, make_optimizer(tc))
+    spec = make_spec(config, len(data.vocab), data.num_classes)
     # One compiled program (cached per model spec) instead of one per initialiser op; eager with a host table to embed.
     model, optimizer = (_create(params_key, spec, pretrained) if pretrained is not None
                         else _create_jit(params_key, spec=spec))
@@ -444,8 +548,10 @@ def _check_same_run(config, saved_meta: dict | None, workdir: pathlib.Path) -> N
         return
     old = _flat(json.loads(saved_meta["config"]))
     new = _flat(json.loads(config.to_json_best_effort()))
+    # Runs saved before train.sparse_embedding existed used the dense update: resumable unless this run is sparse.
+    unchanged = {"train.sparse_embedding"} if sparse_embedding_settings(config) is None else set()
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
+            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES and not (k in unchanged and k not in old)]
     if diff:
         raise ValueError(f"{workdir} holds checkpoints of a run with a different config ({'; '.join(diff[:6])}"
                          f"{'; ...' if len(diff) > 6 else ''}); resuming it would mix two experiments. Use a new "
