@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import require_shared
 
 from jaxconv.data import (
     Batch,
@@ -38,19 +39,6 @@ from jaxconv.data import (
     whitespace_tokenize,
 )
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _shared_sentences_dir() -> pathlib.Path:
-    """``$JAXCONV_DATA`` or ``<repo>/../shared/datasets/sentences``; skip when missing, fail under CI=true."""
-    env = os.environ.get("JAXCONV_DATA")
-    path = pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "datasets" / "sentences"
-    if not path.is_dir():
-        msg = f"sentence datasets not found at {str(path)!r} (set JAXCONV_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the real-data tests: {msg}")
-        pytest.skip(msg)
-    return path
 
 
 def _write(path: pathlib.Path, text: str, encoding: str = "utf-8") -> pathlib.Path:
@@ -204,7 +192,7 @@ MAX_TOKENS = {"mr": 56, "sst1": 53, "sst2": 53, "trec": 37}
 
 @pytest.fixture(scope="module")
 def real_datasets():
-    root = _shared_sentences_dir()
+    root = require_shared()
     return {name: load_sentence_dataset(name, root) for name in REAL}
 
 
@@ -243,7 +231,7 @@ def test_real_mr_text_decoded_as_latin1(real_datasets):
 
 
 def test_load_named_source_builtin(real_datasets):
-    ds = load_named_source("sst-2", root=_shared_sentences_dir())
+    ds = load_named_source("sst-2", root=require_shared())
     assert ds.name == "sst2" and len(ds.dev) == 872
 
 
