@@ -209,8 +209,11 @@ def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tu
         except ValueError:
             lines.append(f"    {kind.ljust(10)}  n/a: stride > 1")
             continue
-        outs = [(L + lo + hi - d * (k - 1) - 1) // s + 1 for L, k, s, d, (lo, hi) in zip(spatial, ks, st, dl, pads)]
-        res = ("n/a (output < 1)" if min(outs) < 1 else str(outs[0]) if n == 1 else _fmt(outs))
+        try:
+            outs = [shapes.conv_output_length(L, k, stride=s, dilation=d, padding=p) for L, k, s, d in zip(spatial, ks, st, dl)]
+            res = str(outs[0]) if n == 1 else _fmt(outs)
+        except ValueError:  # the padded input is shorter than the dilated kernel
+            res = "n/a (output < 1)"
         lines.append(f"    {kind.ljust(10)}  {', '.join(_fmt(p_) for p_ in pads)} -> {res}{mark}")
     params = shapes.conv_params(channels, f, ks, groups=g)
     in_per = channels // g

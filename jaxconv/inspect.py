@@ -508,8 +508,8 @@ class _Recorder:
             if pads is not None and in_rf is not None and set(in_rf) == set(axes) and y.ndim == x.ndim:
                 out_rf = {}
                 for a, k, s, d, (lo, _) in zip(axes, view.kernel_size, view.stride, view.dilation, pads):
-                    size, jump, start = in_rf[a]
-                    out_rf[a] = (size + d * (k - 1) * jump, jump * s, start - lo * jump)
+                    out_rf[a] = tuple(shapes.compose_field(shapes.ReceptiveField(*in_rf[a]), k, stride=s, dilation=d,
+                                                           lo=lo))
         elif has_children:
             out_rf = self.lookup(y)
         elif in_rf is not None and x is not None and y is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "receptive_field",
     "input_span",
     "field_span",
+    "compose_field",
     "conv_params",
     "conv_flops",
     "output_length_formula",
@@ -387,10 +388,23 @@ def receptive_field(layers: Sequence, length: int | None = None) -> ReceptiveFie
         else:
             lo, _ = resolve_padding(cur, k, stride=s, dilation=d, padding=spec.padding)
             cur = conv_output_length(cur, k, stride=s, dilation=d, padding=spec.padding)
-        size += d * (k - 1) * jump
-        start -= lo * jump
-        jump *= s
+        size, jump, start = compose_field(ReceptiveField(size, jump, start), k, stride=s, dilation=d, lo=lo)
     return ReceptiveField(size, jump, start)
+
+
+def compose_field(rf: ReceptiveField, kernel_size: int, *, stride: int = 1, dilation: int = 1,
+                  lo: int = 0) -> ReceptiveField:
+    """The receptive field after one more conv / pool step whose input has field ``rf``
+    (``lo``: that step's left padding)::
+
+        size  = rf.size + d*(k-1) * rf.jump
+        start = rf.start - lo * rf.jump
+        jump  = rf.jump * s
+
+    >>> compose_field(ReceptiveField(3, 1, -2), 3, dilation=2, lo=4)
+    ReceptiveField(size=7, jump=1, start=-6)
+    """
+    return ReceptiveField(rf.size + dilation * (kernel_size - 1) * rf.jump, rf.jump * stride, rf.start - lo * rf.jump)
 
 
 def input_span(layers: Sequence, out_index: int, length: int) -> tuple[int, int]:
