@@ -117,6 +117,43 @@ def test_dropout_needs_a_key_and_is_deterministic_given_one():
     assert not np.array_equal(np.asarray(a), np.asarray(m(tokens)))
 
 
+def test_test_time_dropout_masks_without_scaling_and_scales_at_eval():
+    m = _model(dropout_scaling="test-time")
+    tokens = _tokens(b=6)
+    h = m.features(tokens)                                                    # (B, W*F)
+    kernel, bias = m.classifier.kernel[...], m.classifier.bias[...]
+    np.testing.assert_allclose(m(tokens), (0.5 * h) @ kernel + bias, rtol=1e-5, atol=1e-6)   # eval: x (1 - p)
+    key = jax.random.key(7)
+    keep = jax.random.bernoulli(key, 0.5, h.shape)                            # the mask the model draws
+    np.testing.assert_allclose(m(tokens, deterministic=False, dropout_key=key),
+                               jnp.where(keep, h, 0.0) @ kernel + bias, rtol=1e-5, atol=1e-6)   # train: no 1/(1-p)
+    # Inverted dropout with the same rate and key keeps the same units but doubles them in training.
+    inv = _model()
+    np.testing.assert_allclose(inv(tokens, deterministic=False, dropout_key=key),
+                               (2.0 * jnp.where(keep, h, 0.0)) @ kernel + bias, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(inv(tokens), h @ kernel + bias, rtol=1e-5, atol=1e-6)
+    # Expected training logits match the eval logits (Monte Carlo over 4,000 masks).
+    keys = jax.random.split(jax.random.key(0), 4000)
+    mean = jnp.mean(jax.vmap(lambda k: m(tokens, deterministic=False, dropout_key=k))(keys), axis=0)
+    np.testing.assert_allclose(mean, m(tokens), atol=0.1 * float(jnp.abs(m(tokens)).max()) + 1e-3)
+
+
+def test_zero_classifier_init_first_gradient_reaches_only_the_classifier():
+    m = _model(classifier_init="zeros")
+    assert not np.any(np.asarray(m.classifier.kernel[...]))
+    tokens, labels = _tokens(), jnp.array([0, 2])
+
+    def loss(model):
+        logits = model(tokens)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(2), labels])
+
+    grads = nnx.grad(loss)(m)
+    assert np.any(np.asarray(grads["classifier"]["kernel"][...]))
+    for g in jax.tree.leaves(grads["convs"]) + [grads["embedding"][...]]:
+        assert not np.any(np.asarray(g))                  # dL/dfeatures = kernel @ dL/dlogits = 0
+    assert np.any(np.asarray(_model().classifier.kernel[...]))   # the default is Glorot, not zeros
+
+
 def test_too_short_input_error_names_lengths():
     m = _model()
     with pytest.raises(ValueError, match=r"TextCNN: tokens have length 3 \(shape \(2, 3\)\); the widest filter needs "
@@ -131,6 +168,10 @@ def test_bad_constructor_arguments():
         _model("glove")
     with pytest.raises(ValueError, match=r"pretrained must have shape \(vocab_size, embed_dim\) = \(40, 6\); got \(40, 5\)"):
         _model("static", pretrained=np.zeros((V, 5)))
+    with pytest.raises(ValueError, match=r"dropout_scaling='kim' is not known; expected one of 'inverted', 'test-time'"):
+        _model(dropout_scaling="kim")
+    with pytest.raises(ValueError, match=r"classifier_init='normal' is not known; expected one of 'glorot', 'zeros'"):
+        _model(classifier_init="normal")
 
 
 def test_load_word_vectors_text_file(tmp_path):

@@ -8,6 +8,8 @@
     config.model.filters     feature maps per width (Kim: 100)
     config.model.dropout     dropout rate (Kim: 0.5)
     config.model.embedding   "rand" | "static" | "non-static" | "multichannel"
+    config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
+    config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 
 from flax import nnx
 
-from jaxconv.models.text_cnn import EMBEDDINGS, PAD_ID, StaticEmbedding, TextCNN, load_word_vectors, uniform_embeddings
+from jaxconv.models.text_cnn import (CLASSIFIER_INITS, DROPOUT_SCALINGS, EMBEDDINGS, PAD_ID, StaticEmbedding, TextCNN,
+                                     load_word_vectors, uniform_embeddings)
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "PAD_ID", "build_model", "load_word_vectors",
-           "uniform_embeddings", "MODELS"]
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID", "build_model",
+           "load_word_vectors", "uniform_embeddings", "MODELS"]
 
 MODELS = {"text_cnn": TextCNN}
 
@@ -54,4 +57,5 @@ def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rn
     return TextCNN(int(vocab_size), int(num_classes), embed_dim=int(m.get("embed_dim", 300)),
                    widths=tuple(m.get("widths", (3, 4, 5))), filters=int(m.get("filters", 100)),
                    dropout=float(m.get("dropout", 0.5)), embedding=m.get("embedding", "rand"),
-                   pretrained=pretrained, rngs=rngs)
+                   dropout_scaling=m.get("dropout_scaling", "inverted"),
+                   classifier_init=m.get("classifier_init", "glorot"), pretrained=pretrained, rngs=rngs)

@@ -45,10 +45,16 @@ from flax import nnx
 
 from jaxconv.nn.conv import Conv1D
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "PAD_ID", "load_word_vectors", "uniform_embeddings"]
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID",
+           "load_word_vectors", "uniform_embeddings"]
 
 #: Kim's four embedding variants.
 EMBEDDINGS = ("rand", "static", "non-static", "multichannel")
+#: Where dropout rescales: "inverted" (kept units x 1/(1-p) in training, nothing at eval; ``nnx.Dropout``) or
+#: "test-time" (Hinton et al. 2012 and Kim's code: units masked in training, all units x (1-p) at eval).
+DROPOUT_SCALINGS = ("inverted", "test-time")
+#: Classifier kernel initialisers: "glorot" (Glorot-uniform) or "zeros" (Kim's code: logistic regression from W = 0).
+CLASSIFIER_INITS = ("glorot", "zeros")
 #: Token id of padding; its embedding is zero.
 PAD_ID = 0
 #: Kim's range for random word vectors: uniform[-0.25, 0.25] (about the variance of word2vec's vectors).
@@ -132,22 +138,28 @@ class TextCNN(nnx.Module):
       dropout: dropout rate on the pooled features (Kim: 0.5).
       embedding: ``"rand"``, ``"static"``, ``"non-static"`` or ``"multichannel"`` (see the module docstring).
       pretrained: optional float array ``(V, D)`` to initialise the table(s), e.g. from :func:`load_word_vectors`.
+      dropout_scaling: ``"inverted"`` (default) or ``"test-time"`` (Kim). The two give the same expected
+        pre-activations, but not the same parameter scale: with test-time scaling the classifier sees unscaled
+        features in training, so a max-norm bound ``s`` on its kernel means what it means in Kim's code; with
+        inverted dropout the same ``s`` is a bound of ``2s`` (at rate 0.5) in Kim's units.
+      classifier_init: ``"glorot"`` (default) or ``"zeros"`` (Kim's code). With zeros, the first step's gradient
+        reaches only the classifier (the features' gradient is ``kernel @ dlogits`` = 0); later steps reach all.
       rngs: ``nnx.Rngs`` for initialisation (``params`` stream). Dropout keys are passed per call instead.
 
-    Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv and classifier kernels Glorot-uniform, biases zero.
-    (Kim's classifier starts at zero; a random start lets the very first step reach every parameter.)
+    Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv kernels Glorot-uniform, classifier kernel per
+    ``classifier_init``, biases zero.
 
     Attributes:
       embedding: ``nnx.Param (V, D)`` for "rand", "non-static", "multichannel" (absent for "static").
       static_embedding: :class:`StaticEmbedding` ``(V, D)`` for "static" and "multichannel".
       convs: ``nnx.List`` of :class:`jaxconv.Conv1D`, kernel ``(w, C, F)`` each, ReLU.
-      dropout: ``nnx.Dropout``.
+      dropout: ``nnx.Dropout`` (its ``rate``; used as is for ``"inverted"`` scaling).
       classifier: ``nnx.Linear``, kernel ``(W*F, K)``, bias ``(K,)``.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 300, widths: Sequence[int] = (3, 4, 5),
                  filters: int = 100, dropout: float = 0.5, embedding: str = "rand", pretrained: Any = None,
-                 rngs: nnx.Rngs):
+                 dropout_scaling: str = "inverted", classifier_init: str = "glorot", rngs: nnx.Rngs):
         for arg, val in (("vocab_size", vocab_size), ("num_classes", num_classes), ("embed_dim", embed_dim),
                          ("filters", filters)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
@@ -160,6 +172,13 @@ class TextCNN(nnx.Module):
                              f"{', '.join(repr(e) for e in EMBEDDINGS)}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"TextCNN: dropout must be in [0, 1); got dropout={dropout!r}.")
+        if dropout_scaling not in DROPOUT_SCALINGS:
+            raise ValueError(f"TextCNN: dropout_scaling={dropout_scaling!r} is not known; expected one of "
+                             f"{', '.join(repr(e) for e in DROPOUT_SCALINGS)}.")
+        if classifier_init not in CLASSIFIER_INITS:
+            raise ValueError(f"TextCNN: classifier_init={classifier_init!r} is not known; expected one of "
+                             f"{', '.join(repr(e) for e in CLASSIFIER_INITS)}.")
+        self.dropout_scaling, self.classifier_init = dropout_scaling, classifier_init
         self.vocab_size, self.num_classes, self.embed_dim = int(vocab_size), int(num_classes), int(embed_dim)
         self.widths, self.filters, self.embedding_kind = widths, int(filters), embedding
 
@@ -184,7 +203,8 @@ class TextCNN(nnx.Module):
         self.convs = nnx.List([Conv1D(channels, filters, w, activation="relu", kernel_init=init, rngs=rngs)
                                for w in widths])                                      # kernels (w, C, F)
         self.dropout = nnx.Dropout(float(dropout))
-        self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=init, rngs=rngs)  # (W*F, K)
+        head_init = init if classifier_init == "glorot" else nnx.initializers.zeros_init()
+        self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=head_init, rngs=rngs)  # (W*F, K)
 
     @property
     def min_length(self) -> int:
@@ -241,7 +261,14 @@ class TextCNN(nnx.Module):
         if not deterministic and dropout_key is None and self.dropout.rate > 0:
             raise ValueError("TextCNN: deterministic=False needs a dropout_key (a jax.random key) for the dropout masks.")
         h = self._pool(x)                                                             # (B, W*F)
-        h = self.dropout(h, deterministic=deterministic, rngs=dropout_key)            # (B, W*F)
+        if self.dropout_scaling == "inverted":
+            h = self.dropout(h, deterministic=deterministic, rngs=dropout_key)        # (B, W*F)
+        elif self.dropout.rate > 0:                                                   # "test-time" (Kim)
+            keep = 1.0 - self.dropout.rate
+            if deterministic:
+                h = h * keep                                                          # (B, W*F)
+            else:
+                h = jnp.where(jax.random.bernoulli(dropout_key, keep, h.shape), h, 0.0)  # (B, W*F)
         return self.classifier(h)                                                     # (B, K)
 
     def num_params(self, trainable_only: bool = True) -> int:
