@@ -15,7 +15,9 @@ Presets (``PRESETS`` holds the same text; ``experiments/text_cnn.py --help`` pri
 %s
 Kim's hyperparameters in every real-data preset: batch 50, 25 epochs, Adadelta (rho 0.95, eps 1e-6, learning
 rate 1.0), dropout 0.5 on the pooled features, max-norm 3 on each class's weight vector, filter widths 3,4,5 with
-100 maps each, 300-d random word vectors (uniform[-0.25, 0.25]), min_count 1, 4 zero pads each side.
+100 maps each, 300-d random word vectors (uniform[-0.25, 0.25]), min_count 1, 4 zero pads each side; and, as
+Kim's code does, dropout scaled at test time (so max-norm 3 bounds the same weights as his), a classifier that
+starts at zero, and a vocabulary over the texts of every split.
 ``config.train.steps=N`` caps the total number of steps (smoke runs); ``config.train.patience=N`` stops after N
 epochs without dev improvement (0: run all epochs; the best dev epoch is scored either way).
 """
@@ -87,6 +89,10 @@ def _kim(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigD
     config.train.learning_rate = 1.0
     config.train.batch_size = 50
     config.train.epochs = 25
+    # Kim's code (conv_net_sentence.py, conv_net_classes.py, process_data.py), not only the paper:
+    config.model.dropout_scaling = "test-time"  # mask in training, x 0.5 at test: max-norm 3 bounds Kim's W
+    config.model.classifier_init = "zeros"      # LogisticRegression starts from W = 0
+    config.data.vocab_from = "all"              # vocabulary over every split's texts (test-only words: random rows)
     return config
 
 
@@ -108,6 +114,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.data.tokenizer = "whitespace"
     config.data.min_count = 1
     config.data.max_vocab = 0           # 0: no limit
+    config.data.vocab_from = "train"    # train: the training part only | all: every split's texts (Kim's code)
     config.data.fold = 0                # CV fold used as test set when the data has no test split (MR)
     config.data.num_folds = 10
     config.data.dev_fraction = 0.1      # held out of train when the data has no dev split (TREC, CV folds)
@@ -128,6 +135,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.model.dropout = 0.5
     config.model.embedding = "rand"     # rand | static | non-static | multichannel
     config.model.vectors = ""           # word2vec/GloVe text file for static / non-static / multichannel
+    config.model.dropout_scaling = "inverted"  # inverted | test-time (Kim's code: mask in training, x (1-p) at test)
+    config.model.classifier_init = "glorot"    # glorot | zeros (Kim's code)
 
     config.train = ml_collections.ConfigDict()
     config.train.optimizer = "adam"     # adadelta (Kim) | adam | sgd

@@ -13,12 +13,23 @@ Expected on 2 CPU cores (measured one run each, seed 0): ~13 min per MR fold (te
 (77.7), ~12 min SST-1 (38.6), ~3 min TREC (88.0); so ~2.5 hours per seed, ~7.5 hours for the default 3 seeds.
 ``--seeds 1 --folds 2`` gives a first table in about 50 minutes. The SST files are sentences only, while Kim also
 trained on the treebank's phrases: expect the SST rows to fall short of his numbers.
+
+Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting at run i (0-based), so n processes
+(on n machines, or n at a time on one GPU) share the work in one workdir; then ``--report_only`` writes the table::
+
+    for i in 0 1 2 3; do .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --shard $i/4 & done; wait
+    .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --report_only
+
+Ablations: ``--override model.dropout_scaling=inverted`` (repeatable, or comma-separated) sets any config field of
+every run, with the value parsed as a Python literal when it is one; the report's settings line lists them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -49,6 +60,8 @@ flags.DEFINE_string("data_path", "", "Directory of the sentence datasets (defaul
 flags.DEFINE_string("config", str(_REPO / "configs" / "text_cnn.py"), "Config file with the dataset presets.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar (only on a terminal).")
 flags.DEFINE_boolean("report_only", False, "Write kim2014.md from the runs already finished; train nothing.")
+flags.DEFINE_string("shard", "0/1", "i/n: run only runs i, i+n, i+2n, ... of the plan (0 <= i < n).")
+flags.DEFINE_multi_string("override", [], "key=value set on every run's config (e.g. model.dropout_scaling=inverted).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -68,6 +81,56 @@ def plan(datasets, seeds: int, folds: int) -> list[tuple[str, int, int | None]]:
     """``(dataset, seed, fold or None)`` for every run, in order."""
     return [(ds, seed, fold) for ds in datasets for seed in range(seeds)
             for fold in (range(folds) if ds in CV_DATASETS else [None])]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard={text!r}: expected i/n with integers 0 <= i < n, e.g. 0/4.") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard={text!r}: expected 0 <= i < n; got i={i}, n={n}.")
+    return i, n
+
+
+def parse_overrides(items) -> list[tuple[str, object]]:
+    """``["a.b=1", "c=x,d=(1, 2)"]`` -> ``[("a.b", 1), ("c", "x"), ("d", (1, 2))]``; values parsed as Python literals
+    when they are one, else kept as strings. Items split at commas that are outside brackets."""
+    out = []
+    for item in items:
+        depth, start, parts = 0, 0, []
+        for j, ch in enumerate(item):
+            depth += ch in "([{"
+            depth -= ch in ")]}"
+            if ch == "," and depth == 0:
+                parts.append(item[start:j])
+                start = j + 1
+        parts.append(item[start:])
+        for part in (p.strip() for p in parts if p.strip()):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--override {part!r}: expected key=value, e.g. model.dropout_scaling=inverted.")
+            try:
+                parsed = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                parsed = value.strip()
+            out.append((key.strip(), parsed))
+    return out
+
+
+def apply_overrides(config, overrides) -> None:
+    """Set each ``(dotted key, value)`` on ``config``; an unknown key is an error naming it."""
+    for key, value in overrides:
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            if name not in node:
+                raise ValueError(f"--override {key}=...: config has no field {name!r} (known: {sorted(node.keys())}).")
+            node = node[name]
+        if leaf not in node:
+            raise ValueError(f"--override {key}=...: config has no field {leaf!r} (known: {sorted(node.keys())}).")
+        node[leaf] = value
 
 
 def read_result(directory: pathlib.Path) -> dict | None:
@@ -111,7 +174,9 @@ def write_report(workdir: pathlib.Path, runs: list[tuple[str, int, int | None]],
               "MR is the mean over 10 CV folds. Gap = ours - Kim's. Each run's test score is the model of its best "
               "dev epoch (dev: the given split, or 10% held out of train)."]
     text = "\n".join(lines + detail) + "\n"
-    (workdir / "kim2014.md").write_text(text)
+    tmp = workdir / f".kim2014.md.{os.getpid()}"      # shards write the report too: replace it atomically
+    tmp.write_text(text)
+    os.replace(tmp, workdir / "kim2014.md")
     return text
 
 
@@ -128,11 +193,21 @@ def main(argv):
     workdir = pathlib.Path(FLAGS.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     module = _load_config_module(FLAGS.config)
+    try:
+        shard, num_shards = parse_shard(FLAGS.shard)
+        overrides = parse_overrides(FLAGS.override)
+        apply_overrides(module.get_config(FLAGS.datasets[0]), overrides)   # fail before any run on a bad key
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     runs = plan(FLAGS.datasets, FLAGS.seeds, FLAGS.folds)
     settings = (f"seeds {FLAGS.seeds}, MR folds {FLAGS.folds} of 10, epochs {FLAGS.epochs or 'preset (25)'}"
-                + (f", steps cap {FLAGS.steps}" if FLAGS.steps else "") + f"; config {FLAGS.config}")
+                + (f", steps cap {FLAGS.steps}" if FLAGS.steps else "")
+                + (f", overrides {', '.join(f'{k}={v!r}' for k, v in overrides)}" if overrides else "")
+                + f"; config {FLAGS.config}")
     t0 = time.time()
     for i, (ds, seed, fold) in enumerate(runs, 1):
+        if (i - 1) % num_shards != shard:
+            continue
         directory = run_dir(workdir, ds, seed, fold)
         result = read_result(directory)
         if result is None and FLAGS.report_only:
@@ -148,6 +223,7 @@ def main(argv):
                 config.train.steps = FLAGS.steps
             if FLAGS.data_path:
                 config.data.path = FLAGS.data_path
+            apply_overrides(config, overrides)
             config.progress = FLAGS.progress
             log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed,
                             "" if fold is None else f" fold {fold}", directory)

@@ -1,6 +1,9 @@
 """Shared test helpers.
 
 - Keras runs on the JAX backend: ``KERAS_BACKEND`` is set here, before any test module can import keras.
+- On a GPU, JAX would reserve 75% of its memory in the pytest process, and the training subprocesses that tests
+  start (kill-and-resume, CLI runs) could then not create their own GPU context. ``XLA_PYTHON_CLIENT_PREALLOCATE``
+  is set to ``false`` here, for this process and every child (no effect on CPU).
 - :func:`require_torch` imports PyTorch for the cross-checks: it skips when torch is missing, except under CI
   (``CI=true``), where a missing torch is a failure (``.ci/run`` installs it).
 - :func:`require_shared` / the ``shared_datasets`` fixture locate the shared data directory
@@ -13,6 +16,7 @@ import os
 import pathlib
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -32,8 +32,11 @@ CONFIG = REPO / "configs" / "text_cnn.py"
 
 
 def _load(path: pathlib.Path, name: str):
+    if name in sys.modules:    # a script defines absl flags: load it once per process
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -323,6 +326,35 @@ def test_mr_folds_and_dev_holdout_on_real_files(shared_datasets):
         split_dataset(ds, config)
 
 
+def test_vocab_from_train_or_all_splits(tmp_path):
+    """vocab_from="train" maps test-only words to <unk>; "all" gives them rows (Kim's code); labels never count."""
+    from jaxconv.train.input_pipeline import build_data
+
+    words = ["cat", "bob", "dog", "ann", "tea", "eve", "pen", "max", "ink", "sam", "sun", "sky"]
+    train = [f"{i % 6} what is a {w} ?" for i, w in enumerate(words)]       # TREC's 6 labels, 2 lines each
+    (tmp_path / "TREC.train.all").write_text("\n".join(train) + "\n", encoding="latin-1")
+    test = ["0 what is zebra ?", "1 who is zed ?"] + [f"{c} what is a cat ?" for c in range(2, 6)]
+    (tmp_path / "TREC.test.all").write_text("\n".join(test) + "\n", encoding="latin-1")
+    config = config_module.get_config("trec")
+    config.data.path, config.train.batch_size = str(tmp_path), 2
+    config.data.vocab_from = "train"
+    only_train = build_data(config, min_length=5)
+    assert "zebra" not in only_train.vocab and "cat" in only_train.vocab
+    assert only_train.info["vocab_from"] == "train"
+    config.data.vocab_from = "all"
+    every = build_data(config, min_length=5)
+    extra = set(every.vocab.decode(range(len(every.vocab)))) - set(only_train.vocab.decode(range(len(only_train.vocab))))
+    held_out = [w for w in words if w not in only_train.vocab]                   # the dev hold-out's word
+    assert len(held_out) == 1 and extra == {"zebra", "who", "zed", *held_out}
+    test_ids = np.concatenate([b.tokens[b.weights > 0] for b in every.test.epoch(0)])
+    assert every.vocab.encode(["zebra"])[0] in test_ids and 1 not in test_ids      # no <unk> left in test
+    only_ids = np.concatenate([b.tokens[b.weights > 0] for b in only_train.test.epoch(0)])
+    assert np.sum(only_ids == 1) == 3                                              # zebra, who, zed -> <unk>
+    config.data.vocab_from = "test"
+    with pytest.raises(ValueError, match=r"config.data.vocab_from='test' is not known; expected 'train'"):
+        build_data(config, min_length=5)
+
+
 def test_kim2014_report_from_finished_runs(tmp_path):
     kim = _load(REPO / "experiments" / "kim2014.py", "_kim2014_for_tests")
     runs = kim.plan(["mr", "trec"], 2, 2)
@@ -336,6 +368,23 @@ def test_kim2014_report_from_finished_runs(tmp_path):
     assert "| mr | 4/4 | 76.5 ± 1.3 | 76.1 | +0.4 | 3.0 | 4m00s |" in text
     assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in text
     assert (tmp_path / "kim2014.md").read_text() == text
+
+
+def test_kim2014_shards_and_overrides():
+    kim = _load(REPO / "experiments" / "kim2014.py", "_kim2014_for_tests")
+    assert kim.parse_shard("1/4") == (1, 4) and kim.parse_shard("0/1") == (0, 1)
+    for bad in ("4/4", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match=r"--shard="):
+            kim.parse_shard(bad)
+    overrides = kim.parse_overrides(["model.dropout_scaling=inverted,train.epochs=3", "model.widths=(2, 3)"])
+    assert overrides == [("model.dropout_scaling", "inverted"), ("train.epochs", 3), ("model.widths", (2, 3))]
+    config = config_module.get_config("trec")
+    kim.apply_overrides(config, overrides)
+    assert config.model.dropout_scaling == "inverted" and config.train.epochs == 3 and config.model.widths == (2, 3)
+    with pytest.raises(ValueError, match=r"config has no field 'dropuot'"):
+        kim.apply_overrides(config, [("model.dropuot", 0.1)])
+    with pytest.raises(ValueError, match=r"expected key=value"):
+        kim.parse_overrides(["epochs"])
 
 
 def test_kim2014_report_only_trains_nothing(tmp_path):

@@ -10,8 +10,10 @@ Splits:
 
 Folds and hold-outs use ``config.data.split_seed`` (fixed across training seeds, so seeds vary only the model).
 
-The vocabulary is built from the training part only (no test-set words leak into it); words seen only in dev/test
-map to ``<unk>``. Dev and test batches use the training buckets' lengths (plus any longer ones they need), so
+The vocabulary is built from the training part only by default (``config.data.vocab_from = "train"``): words seen
+only in dev/test map to ``<unk>``. ``vocab_from = "all"`` counts the words of every split (texts only, never labels),
+as Kim's ``process_data.py`` does: a word seen only in dev/test gets its own row, which training never updates (for
+CNN-rand it stays a random vector). Dev and test batches use the training buckets' lengths (plus any longer ones they need), so
 evaluation compiles at most one program per bucket.
 """
 
@@ -34,7 +36,7 @@ class DataPipeline:
 
     Attributes:
       name: dataset name.
-      vocab: :class:`jaxconv.data.Vocab` built on the training part.
+      vocab: :class:`jaxconv.data.Vocab` built on the training part (or every split's texts; ``vocab_from``).
       tokenizer: tokenizer name used.
       train, dev, test: :class:`jaxconv.data.BucketedBatches` (train shuffled per ``(seed, epoch)``; dev/test in
         fixed order); ``test`` may be ``None`` only if the source has no labelled test data at all.
@@ -118,13 +120,17 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     ds, info = split_dataset(_load(config), config)
     tok_name = d.get("tokenizer", "") or ds.extras.get("tokenizer", "kim")
     tokenize = jdata.get_tokenizer(tok_name)
-    train_tokens = [tokenize(s) for s in ds.train.texts]
+    tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None
+              for split in ("train", "dev", "test")}
+    vocab_from = d.get("vocab_from", "train")
+    if vocab_from not in ("train", "all"):
+        raise ValueError(f"config.data.vocab_from={vocab_from!r} is not known; expected 'train' (the training part "
+                         f"only) or 'all' (the texts of every split, as Kim's code).")
+    counted = tokens["train"] if vocab_from == "train" else [t for split in tokens.values() if split for t in split]
     max_vocab = int(d.get("max_vocab", 0)) or None
-    vocab = jdata.Vocab.build(train_tokens, min_count=int(d.get("min_count", 1)), max_size=max_vocab)
-    ids = {"train": [vocab.encode(toks) for toks in train_tokens]}
-    for split in ("dev", "test"):
-        lt = getattr(ds, split)
-        ids[split] = [vocab.encode(tokenize(s)) for s in lt.texts] if lt is not None else None
+    vocab = jdata.Vocab.build(counted, min_count=int(d.get("min_count", 1)), max_size=max_vocab)
+    ids = {split: [vocab.encode(toks) for toks in toks_list] if toks_list is not None else None
+           for split, toks_list in tokens.items()}
 
     pad_left, pad_right = int(d.get("pad_left", 0)), int(d.get("pad_right", 0))
     floor = max(min_length, pad_left + pad_right + 1)
@@ -145,7 +151,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
              for split in ("dev", "test")}
     sizes = {split: len(getattr(ds, split)) for split in ("train", "dev", "test") if getattr(ds, split) is not None}
     info.update(buckets=list(buckets), truncated=train.truncated, vocab_size=len(vocab),
-                dev_oov=vocab.oov_rate(tokenize(s) for s in ds.dev.texts))
+                vocab_from=vocab_from, dev_oov=vocab.oov_rate(tokens["dev"]))
     return DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
                         train=train, dev=evals["dev"], test=evals["test"], num_classes=ds.num_classes,
                         label_names=ds.label_names, sizes=sizes, info=info)
