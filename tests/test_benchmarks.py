@@ -26,13 +26,13 @@ def test_text_cnn_train_quick(shared_datasets, capsys):
 
     rows = list(bench.ROWS[:3])
     if bench.torch is not None:
-        rows += bench.ROWS[3:] if (os.cpu_count() or 1) > 1 else bench.ROWS[3:4]
+        rows += [r for r in bench.ROWS[3:] if r != bench.ROWS[4] or (os.cpu_count() or 1) > 1]
     for row in rows:  # name, then median, min, max examples/s
         assert re.search(rf"^{re.escape(row)}\s+\d+\s+\d+\s+\d+\s", out, re.M), f"no table row {row!r}:\n{out}"
-    assert re.search(r"^jaxconv / plain flax\.nnx, fixed max length: [\d.]+x  \(target >= 2x: (met|NOT met)\)$",
-                     out, re.M), out
-    for row in rows[3:]:
-        assert re.search(rf"^jaxconv / {re.escape(row)}: [\d.]+x  \(target >= 3x: (met|NOT met)\)$", out, re.M), out
+    for row in rows[1:]:  # the two primary rows carry the targets; the others are labelled secondary
+        verdict = ({bench.ROWS[1]: r"\(target >= 2x: (met|NOT met)\)", bench.ROWS[3]: r"\(target >= 3x: (met|NOT met)\)"}
+                   .get(row, r"\(secondary row, no target[;)]"))
+        assert re.search(rf"^jaxconv / {re.escape(row)}: [\d.]+x  {verdict}", out, re.M), f"no ratio for {row!r}:\n{out}"
 
     # The trainer compiles its steps at most once per bucket (train) and once per eval bucket, and never again.
     m = re.search(r"train (\d+) \+ eval (\d+) = (\d+) <= buckets (\d+) \+ eval buckets (\d+) = (\d+): (ok|EXCEEDED)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import sys
@@ -11,6 +12,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import require_shared
 
 from jaxconv.data import (
@@ -432,6 +435,47 @@ def test_buckets_order_deterministic_and_resumable():
     assert f0 == [b.indices.tolist() for b in fixed.epoch(5)]
     lengths = [b.tokens.shape[1] for b in fixed.epoch(0)]
     assert lengths == sorted(lengths)
+
+
+def _padded_total(buckets, needed):
+    b = np.asarray(sorted(buckets))
+    return int(b[np.searchsorted(b, np.minimum(needed, b[-1]), side="left")].sum())
+
+
+@settings(max_examples=150, deadline=None)
+@given(needed=st.lists(st.integers(1, 70), min_size=1, max_size=40), min_length=st.integers(1, 20),
+       max_buckets=st.integers(1, 5), multiple=st.sampled_from([1, 4, 8]))
+def test_default_bucket_lengths_pad_the_least(needed, min_length, max_buckets, multiple):
+    """The chosen set is the exact minimum of padded positions over every admissible set (brute force), with the
+    fewest buckets among equals; each bucket is used, a multiple of ``multiple``, >= min_length, and the top holds
+    the longest example."""
+    got = default_bucket_lengths(needed, min_length=min_length, max_buckets=max_buckets, multiple=multiple)
+    top = -(-max(max(needed), min_length) // multiple) * multiple
+    cands = [c for c in range(multiple, top, multiple) if c >= min_length]
+    assert got[-1] == top and len(got) <= max_buckets and list(got) == sorted(set(got))
+    assert all(g % multiple == 0 and g >= min_length for g in got)
+    which = np.searchsorted(np.asarray(got), np.minimum(needed, top), side="left")
+    assert set(which.tolist()) == set(range(len(got)))                                # no empty bucket
+    if len(cands) <= 14:
+        best = min((_padded_total(c + (top,), needed), len(c) + 1)
+                   for r in range(max_buckets) for c in itertools.combinations(cands, r))
+        assert (_padded_total(got, needed), len(got)) == best
+
+
+def test_default_bucket_lengths_mr_and_errors():
+    # MR's training part with Kim's 4 pads each side: needed lengths 9..64, most around 20-40.
+    rng = np.random.default_rng(0)
+    needed = np.clip(np.round(rng.normal(28, 10, 8000)), 9, 64).astype(int)
+    five, three = default_bucket_lengths(needed, min_length=9), default_bucket_lengths(needed, min_length=9,
+                                                                                        max_buckets=3)
+    assert len(five) == 5 and len(three) == 3
+    halvings = (16, 32, 64)                                                           # the older halving rule
+    assert _padded_total(five, needed) < _padded_total(three, needed) < _padded_total(halvings, needed)
+    for kwargs, msg in (({"needed": []}, "needed must be non-empty"),
+                        ({"needed": [3], "max_buckets": 0}, "max_buckets must be an int >= 1; got max_buckets=0"),
+                        ({"needed": [3], "multiple": 0}, "multiple must be an int >= 1; got multiple=0")):
+        with pytest.raises(ValueError, match=msg):
+            default_bucket_lengths(**kwargs)
 
 
 def test_buckets_default_lengths_and_errors():
