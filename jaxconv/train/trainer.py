@@ -14,7 +14,10 @@ Rules the loop keeps:
 
 - Randomness comes from ``config.seed`` only: parameters from ``fold_in(key(seed), 0)``, the dropout masks of step
   ``s`` from ``fold_in(fold_in(key(seed), 1), s)``, the batch order of epoch ``e`` from ``(seed, e)``. So a run
-  resumed from a checkpoint replays exactly what the uninterrupted run would have done.
+  resumed from a checkpoint replays exactly what the uninterrupted run would have done. On CPU two runs of one
+  config give the same metrics bit for bit (tested). On GPU, XLA's scatter-adds (the embedding gradient, the
+  row-sparse update's sums) accumulate in a nondeterministic order by default; set
+  ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` for bit-identical GPU runs, at some cost in speed.
 - Re-running the same command resumes from ``checkpoints/latest`` (mid-epoch too: the batcher restarts at the saved
   step of the epoch); a finished run is not retrained, only re-scored.
 - A non-finite loss stops the run with :class:`NonFiniteLossError` naming the step; losses are checked before every
