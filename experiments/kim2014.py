@@ -9,10 +9,11 @@ Each run is ``train_and_evaluate`` on ``configs/text_cnn.py:<dataset>`` (Kim's h
 command continues where it stopped. After every run ``<workdir>/kim2014.md`` is rewritten: mean +- std of test
 accuracy over the runs so far, next to Kim's published numbers, with the gap, the number of runs and the wall time.
 
-Expected on 2 CPU cores (measured one run each, seed 0): ~13 min per MR fold (test 76.7 on fold 0), ~8 min SST-2
-(77.7), ~12 min SST-1 (38.6), ~3 min TREC (88.0); so ~2.5 hours per seed, ~7.5 hours for the default 3 seeds.
-``--seeds 1 --folds 2`` gives a first table in about 50 minutes. The SST files are sentences only, while Kim also
-trained on the treebank's phrases: expect the SST rows to fall short of his numbers.
+Expected on 2 CPU cores (seed 0): ~2.5 min per MR fold (76.3 over the 10 folds), ~2.5 min SST-2 (80.1), ~3 min
+SST-1 (41.1), ~1.5 min TREC (89.6); so ~31 min per seed, ~1.5 hours for the default 3 seeds.
+``--seeds 1 --folds 2`` gives a first table in about 12 minutes. Measured over 3 seeds (docs/results/kim2014.md):
+MR 76.0, SST-1 40.3, SST-2 80.2, TREC 90.4. The SST files are sentences only, while Kim also trained on the
+treebank's phrases: expect the SST rows to fall short of his numbers.
 
 Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting at run i (0-based), so n processes
 (on n machines, or n at a time on one GPU) share the work in one workdir; then ``--report_only`` writes the table::
