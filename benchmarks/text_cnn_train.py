@@ -423,7 +423,7 @@ def benchmark(args) -> dict:
                 t0 = time.perf_counter()
                 n, losses[name] = tr.run(batches)
                 rates[name].append(n / (time.perf_counter() - t0))
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(cores)
     log.close()
     res.update(rates={k: v for k, v in rates.items() if v}, losses=losses, round_compiles=dict(round_compiles),
                examples={k: float(sum(_weights(b).sum() for b in v)) for k, v in timed.items()},

@@ -125,11 +125,8 @@ def default_bucket_lengths(needed: Sequence[int], *, min_length: int = 1, max_bu
     while j >= 0 and k >= 1:
         chosen.append(j)
         j, k = prev[k][j], k - 1
-    # a chosen bucket that no example falls into would only add a compilation: drop it (never optimal, but cheap
-    # to guarantee)
-    lengths = sorted(int(cands[j]) for j in chosen)
-    keep = np.unique(np.searchsorted(np.asarray(lengths), np.minimum(needed, top), side="left"))
-    return tuple(lengths[i] for i in keep)
+    # no chosen bucket is empty: dropping it keeps the total and uses fewer buckets, which the tie-break prefers
+    return tuple(sorted(int(cands[j]) for j in chosen))
 
 
 class BucketedBatches:
