@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import statistics
-import sys
 import time
 
 import jax
@@ -34,9 +33,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from jaxconv import Conv1D, shapes  # noqa: E402
+from jaxconv import Conv1D, shapes
 
 try:
     import torch

@@ -69,7 +69,6 @@ import contextlib
 import functools
 import os
 import statistics
-import sys
 import time
 
 import jax
@@ -78,12 +77,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from configs.text_cnn import get_config  # noqa: E402
-from jaxconv.train import mesh as mesh_lib  # noqa: E402
-from jaxconv.train import trainer  # noqa: E402
-from jaxconv.train.input_pipeline import build_data  # noqa: E402
+from jaxconv.configs import load_config
+from jaxconv.train import mesh as mesh_lib
+from jaxconv.train import trainer
+from jaxconv.train.input_pipeline import build_data
 
 try:
     import torch
@@ -138,10 +135,7 @@ def load_data(data_path: str | None, seed: int = 0):
     ``ids[i]`` are the token ids of training example ``i`` (read back from one epoch of the bucketed batches, so
     every row sees the very same ids); ``max_len``: the longest sentence over train, dev and test.
     """
-    config = get_config("mr")
-    if data_path:
-        config.data.path = data_path
-    config.seed = seed
+    config = load_config("text_cnn:mr", {"seed": seed, **({"data.path": data_path} if data_path else {})})
     data = build_data(config, min_length=max(config.model.widths))
     n, pad_left = data.train.num_examples, int(config.data.pad_left)
     ids: list[np.ndarray | None] = [None] * n

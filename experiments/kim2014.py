@@ -21,56 +21,57 @@ Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting a
     for i in 0 1 2 3; do .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --shard $i/4 & done; wait
     .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --report_only
 
-Ablations: ``--override model.dropout_scaling=inverted`` (repeatable, or comma-separated) sets any config field of
-every run, with the value parsed as a Python literal when it is one; the report's settings line lists them.
+Ablations: ``--config.model.dropout_scaling=inverted`` (repeatable; the syntax of ``jaxconv train``) sets any config
+field of every run; the report's settings line lists them. ``--config`` names another config file with the same
+dataset presets (default: the built-in ``text_cnn``).
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import argparse
 import json
+import logging
 import os
 import pathlib
 import statistics
 import sys
 import time
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-import logging as std_logging  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
+from jaxconv.configs import ConfigError, load_config, split_override_args
 
 #: Kim (2014), Table 2, CNN-rand: test accuracy (%); MR is the 10-fold CV average.
 KIM_CNN_RAND = {"mr": 76.1, "sst1": 45.0, "sst2": 82.7, "trec": 91.2}
 CV_DATASETS = ("mr",)
-log = std_logging.getLogger("jaxconv.kim2014")
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Root directory of all runs and of kim2014.md.")
-flags.DEFINE_integer("seeds", 3, "Seeds per dataset (0 .. seeds-1).", lower_bound=1)
-flags.DEFINE_integer("folds", 10, "MR cross-validation folds to run (the first N of the 10 folds).", lower_bound=1,
-                     upper_bound=10)
-flags.DEFINE_list("datasets", ["mr", "sst1", "sst2", "trec"], "Datasets, from mr, sst1, sst2, trec.")
-flags.DEFINE_integer("epochs", 0, "Epochs per run (0: the preset's, Kim's 25).", lower_bound=0)
-flags.DEFINE_integer("steps", 0, "Hard cap on steps per run, for smoke tests (0: none).", lower_bound=0)
-flags.DEFINE_string("data_path", "", "Directory of the sentence datasets (default: the config's).")
-flags.DEFINE_string("config", str(_REPO / "configs" / "text_cnn.py"), "Config file with the dataset presets.")
-flags.DEFINE_boolean("progress", True, "Show a progress bar (only on a terminal).")
-flags.DEFINE_boolean("report_only", False, "Write kim2014.md from the runs already finished; train nothing.")
-flags.DEFINE_string("shard", "0/1", "i/n: run only runs i, i+n, i+2n, ... of the plan (0 <= i < n).")
-flags.DEFINE_multi_string("override", [], "key=value set on every run's config (e.g. model.dropout_scaling=inverted).")
-flags.mark_flag_as_required("workdir")
+log = logging.getLogger("jaxconv.kim2014")
 
 
-def _load_config_module(path: str):
-    spec = importlib.util.spec_from_file_location("_kim_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def parse_args(argv):
+    """``(args, overrides)`` from the command line; ``--config.KEY=VALUE`` items become the overrides."""
+    argv, overrides = split_override_args(argv)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True, help="Root directory of all runs and of kim2014.md.")
+    p.add_argument("--seeds", type=int, default=3, help="Seeds per dataset (0 .. seeds-1).")
+    p.add_argument("--folds", type=int, default=10, help="MR cross-validation folds to run (the first N of 10).")
+    p.add_argument("--datasets", default=",".join(KIM_CNN_RAND), help="Comma-separated, from mr, sst1, sst2, trec.")
+    p.add_argument("--epochs", type=int, default=0, help="Epochs per run (0: the preset's, Kim's 25).")
+    p.add_argument("--steps", type=int, default=0, help="Hard cap on steps per run, for smoke tests (0: none).")
+    p.add_argument("--data_path", default="", help="Directory of the sentence datasets (default: the config's).")
+    p.add_argument("--config", default="text_cnn", help="Config (name or file) with the dataset presets.")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="Show a progress bar (only on a terminal or in a notebook).")
+    p.add_argument("--noprogress", dest="progress", action="store_false", help=argparse.SUPPRESS)
+    p.add_argument("--report_only", action="store_true", help="Write kim2014.md from finished runs; train nothing.")
+    p.add_argument("--shard", default="0/1", help="i/n: run only runs i, i+n, i+2n, ... of the plan (0 <= i < n).")
+    args = p.parse_args(argv)
+    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = sorted(set(args.datasets) - set(KIM_CNN_RAND))
+    if unknown:
+        p.error(f"--datasets: unknown {unknown}; expected some of {sorted(KIM_CNN_RAND)}.")
+    for name, lo, hi in (("seeds", 1, None), ("folds", 1, 10), ("epochs", 0, None), ("steps", 0, None)):
+        value = getattr(args, name)
+        if value < lo or (hi is not None and value > hi):
+            p.error(f"--{name}={value}: expected {lo} <= {name}" + (f" <= {hi}." if hi else "."))
+    return args, overrides
 
 
 def run_dir(workdir: pathlib.Path, dataset: str, seed: int, fold: int | None) -> pathlib.Path:
@@ -93,45 +94,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ValueError(f"--shard={text!r}: expected 0 <= i < n; got i={i}, n={n}.")
     return i, n
-
-
-def parse_overrides(items) -> list[tuple[str, object]]:
-    """``["a.b=1", "c=x,d=(1, 2)"]`` -> ``[("a.b", 1), ("c", "x"), ("d", (1, 2))]``; values parsed as Python literals
-    when they are one, else kept as strings. Items split at commas that are outside brackets."""
-    out = []
-    for item in items:
-        depth, start, parts = 0, 0, []
-        for j, ch in enumerate(item):
-            depth += ch in "([{"
-            depth -= ch in ")]}"
-            if ch == "," and depth == 0:
-                parts.append(item[start:j])
-                start = j + 1
-        parts.append(item[start:])
-        for part in (p.strip() for p in parts if p.strip()):
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"--override {part!r}: expected key=value, e.g. model.dropout_scaling=inverted.")
-            try:
-                parsed = ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError):
-                parsed = value.strip()
-            out.append((key.strip(), parsed))
-    return out
-
-
-def apply_overrides(config, overrides) -> None:
-    """Set each ``(dotted key, value)`` on ``config``; an unknown key is an error naming it."""
-    for key, value in overrides:
-        *parents, leaf = key.split(".")
-        node = config
-        for name in parents:
-            if name not in node:
-                raise ValueError(f"--override {key}=...: config has no field {name!r} (known: {sorted(node.keys())}).")
-            node = node[name]
-        if leaf not in node:
-            raise ValueError(f"--override {key}=...: config has no field {leaf!r} (known: {sorted(node.keys())}).")
-        node[leaf] = value
 
 
 def read_result(directory: pathlib.Path) -> dict | None:
@@ -181,61 +143,58 @@ def write_report(workdir: pathlib.Path, runs: list[tuple[str, int, int | None]],
     return text
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    std_logging.getLogger("jaxconv").setLevel(std_logging.INFO)
+def run_config(args, overrides, dataset: str, seed: int, fold: int | None):
+    """The config of one run: the dataset's preset, the run's seed and fold, the command's settings."""
+    fields = {"seed": seed, "progress": args.progress, **({"data.fold": fold} if fold is not None else {}),
+              **({"train.epochs": args.epochs} if args.epochs else {}),
+              **({"train.steps": args.steps} if args.steps else {}),
+              **({"data.path": args.data_path} if args.data_path else {})}
+    return load_config(f"{args.config}:{dataset}", [*fields.items(), *overrides], prefix="--config.")
+
+
+def main(argv=None) -> int:
+    try:
+        args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+        shard, num_shards = parse_shard(args.shard)
+        run_config(args, overrides, args.datasets[0], 0, 0 if args.datasets[0] in CV_DATASETS else None)  # fail early
+    except (ConfigError, ValueError) as e:
+        print(f"kim2014: error: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jaxconv").setLevel(logging.INFO)
     from jaxconv.train import train_and_evaluate
 
-    unknown = sorted(set(FLAGS.datasets) - set(KIM_CNN_RAND))
-    if unknown:
-        raise app.UsageError(f"--datasets: unknown {unknown}; expected some of {sorted(KIM_CNN_RAND)}.")
-    workdir = pathlib.Path(FLAGS.workdir).absolute()
+    workdir = pathlib.Path(args.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    module = _load_config_module(FLAGS.config)
-    try:
-        shard, num_shards = parse_shard(FLAGS.shard)
-        overrides = parse_overrides(FLAGS.override)
-        apply_overrides(module.get_config(FLAGS.datasets[0]), overrides)   # fail before any run on a bad key
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
-    runs = plan(FLAGS.datasets, FLAGS.seeds, FLAGS.folds)
-    settings = (f"seeds {FLAGS.seeds}, MR folds {FLAGS.folds} of 10, epochs {FLAGS.epochs or 'preset (25)'}"
-                + (f", steps cap {FLAGS.steps}" if FLAGS.steps else "")
-                + (f", overrides {', '.join(f'{k}={v!r}' for k, v in overrides)}" if overrides else "")
-                + f"; config {FLAGS.config}")
+    runs = plan(args.datasets, args.seeds, args.folds)
+    settings = (f"seeds {args.seeds}, MR folds {args.folds} of 10, epochs {args.epochs or 'preset (25)'}"
+                + (f", steps cap {args.steps}" if args.steps else "")
+                + (f", overrides {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
+                + f"; config {args.config}")
     t0 = time.time()
     for i, (ds, seed, fold) in enumerate(runs, 1):
         if (i - 1) % num_shards != shard:
             continue
         directory = run_dir(workdir, ds, seed, fold)
         result = read_result(directory)
-        if result is None and FLAGS.report_only:
+        where = "" if fold is None else f" fold {fold}"
+        if result is None and args.report_only:
             continue
         if result is None:
-            config = module.get_config(ds)
-            config.seed = seed
-            if fold is not None:
-                config.data.fold = fold
-            if FLAGS.epochs:
-                config.train.epochs = FLAGS.epochs
-            if FLAGS.steps:
-                config.train.steps = FLAGS.steps
-            if FLAGS.data_path:
-                config.data.path = FLAGS.data_path
-            apply_overrides(config, overrides)
-            config.progress = FLAGS.progress
-            log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed,
-                            "" if fold is None else f" fold {fold}", directory)
-            result = train_and_evaluate(config, directory)
+            log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed, where, directory)
+            try:
+                result = train_and_evaluate(run_config(args, overrides, ds, seed, fold), directory)
+            except (ValueError, OSError, FloatingPointError) as e:  # named failures: one line, no traceback
+                print(f"kim2014: error: {ds} seed {seed}{where}: {type(e).__name__}: {e}", file=sys.stderr)
+                return 2
         else:
-            log.info("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed,
-                            "" if fold is None else f" fold {fold}", result["test_accuracy"])
+            log.info("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed, where,
+                     result["test_accuracy"])
         write_report(workdir, runs, settings)
     print(write_report(workdir, runs, settings))
     print(f"report: {workdir / 'kim2014.md'} ({_fmt_time(time.time() - t0)} in this invocation)")
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main())

@@ -3,19 +3,18 @@ performance targets live in the benchmarks themselves)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
+import runpy
+import types
 
 import pytest
 from conftest import REPO_ROOT
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    path = REPO_ROOT / "benchmarks" / f"{name}.py"
+    return types.SimpleNamespace(**runpy.run_path(str(path), run_name=f"_bench_{name}"))
 
 
 @pytest.mark.slow

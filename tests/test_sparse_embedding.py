@@ -3,36 +3,21 @@ optax.adadelta update: same parameters, losses and accumulators; untouched rows 
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxconv.configs import load_config
 from jaxconv.models import build_model
 from jaxconv.train import load_params, read_metrics, train_and_evaluate
 from jaxconv.train.trainer import SparseEmbeddingAdadelta, make_optimizer, make_steps, sparse_embedding_settings
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
 def _config(**overrides):
-    spec = importlib.util.spec_from_file_location("_text_cnn_config_sparse", REPO / "configs" / "text_cnn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
     values = {"data.synthetic.num_examples": 400, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
               "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "train.checkpoint_every_steps": 0,
               "train.optimizer": "adadelta", "train.learning_rate": 1.0, "progress": False, "tensorboard": False}
-    for key, value in {**values, **overrides}.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
+    return load_config("text_cnn", {**values, **overrides})
 
 
 V = 40
@@ -108,7 +93,7 @@ def test_sparse_only_for_adadelta_and_trained_tables():
 
 def test_trainer_sparse_equals_dense_and_resumes_exactly(tmp_path):
     full = train_and_evaluate(_config(), tmp_path / "sparse")
-    dense = train_and_evaluate(_config(**{"train.sparse_embedding": False}), tmp_path / "dense")
+    train_and_evaluate(_config(**{"train.sparse_embedding": False}), tmp_path / "dense")
     a, b = read_metrics(tmp_path / "sparse", "train"), read_metrics(tmp_path / "dense", "train")
     assert [r["step"] for r in a] == [r["step"] for r in b] and len(a) >= 4
     np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)

@@ -3,7 +3,6 @@ SIGKILL, non-finite loss, config errors, 1 vs 8 devices, and tiny real-data runs
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -11,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import runpy
 import time
 import types
 
@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxconv.configs import ConfigError, load_config
+from jaxconv.configs import text_cnn as config_module
 from jaxconv.models import build_model
 from jaxconv.train import NonFiniteLossError, load_params, read_metrics, train_and_evaluate
 from jaxconv.train import mesh as mesh_lib
@@ -31,17 +33,10 @@ SCRIPT = REPO / "experiments" / "text_cnn.py"
 CONFIG = REPO / "configs" / "text_cnn.py"
 
 
-def _load(path: pathlib.Path, name: str):
-    if name in sys.modules:    # a script defines absl flags: load it once per process
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def _script(path: pathlib.Path) -> types.SimpleNamespace:
+    """A script's functions, loaded without running its ``__main__`` block."""
+    return types.SimpleNamespace(**runpy.run_path(str(path), run_name=f"_{path.stem}_under_test"))
 
-
-config_module = _load(CONFIG, "_text_cnn_config_for_tests")
 
 #: The tiny synthetic run shared by most tests, as command-line overrides (the in-process runs apply the same).
 TINY = {
@@ -53,14 +48,7 @@ NOT_COMPARED = set(TIMING_FIELDS) | {"compiles", "train_compiles", "eval_compile
 
 
 def tiny_config(**overrides):
-    config = config_module.get_config()
-    for key, value in {**TINY, **overrides}.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
+    return load_config("text_cnn", {**TINY, **overrides})
 
 
 def cli_args(workdir, **overrides) -> list[str]:
@@ -238,8 +226,10 @@ def test_presets_and_unknown_preset():
         assert config.train.epochs >= 1 and config.train.steps == 0 and config.preset == preset
         assert preset in config_module.__doc__
     assert config_module.get_config("mr").train.batch_size == 50
-    with pytest.raises(ValueError, match=r"Unknown preset 'bogus'.*expected one of \['mr', 'sst1'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'bogus' of text_cnn; expected one of \['mr', 'sst1'"):
         config_module.get_config("bogus")
+    with pytest.raises(ConfigError, match=r"config 'text_cnn:bogus': get_config\('bogus'\) failed: unknown preset"):
+        load_config("text_cnn:bogus")
 
 
 # ------------------------------------------------------------------------------------------------- devices
@@ -356,7 +346,7 @@ def test_vocab_from_train_or_all_splits(tmp_path):
 
 
 def test_kim2014_report_from_finished_runs(tmp_path):
-    kim = _load(REPO / "experiments" / "kim2014.py", "_kim2014_for_tests")
+    kim = _script(REPO / "experiments" / "kim2014.py")
     runs = kim.plan(["mr", "trec"], 2, 2)
     assert runs == [("mr", 0, 0), ("mr", 0, 1), ("mr", 1, 0), ("mr", 1, 1), ("trec", 0, None), ("trec", 1, None)]
     for (ds, seed, fold), acc in zip(runs[:4] + runs[4:5], (0.75, 0.77, 0.76, 0.78, 0.9)):
@@ -371,20 +361,23 @@ def test_kim2014_report_from_finished_runs(tmp_path):
 
 
 def test_kim2014_shards_and_overrides():
-    kim = _load(REPO / "experiments" / "kim2014.py", "_kim2014_for_tests")
+    kim = _script(REPO / "experiments" / "kim2014.py")
     assert kim.parse_shard("1/4") == (1, 4) and kim.parse_shard("0/1") == (0, 1)
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(ValueError, match=r"--shard="):
             kim.parse_shard(bad)
-    overrides = kim.parse_overrides(["model.dropout_scaling=inverted,train.epochs=3", "model.widths=(2, 3)"])
-    assert overrides == [("model.dropout_scaling", "inverted"), ("train.epochs", 3), ("model.widths", (2, 3))]
-    config = config_module.get_config("trec")
-    kim.apply_overrides(config, overrides)
+    args, overrides = kim.parse_args(["--workdir", "w", "--datasets", "trec", "--config.model.dropout_scaling=inverted",
+                                      "--config.train.epochs", "3", "--config.model.widths=(2, 3)"])
+    assert overrides == [("model.dropout_scaling", "inverted"), ("train.epochs", "3"), ("model.widths", "(2, 3)")]
+    config = kim.run_config(args, overrides, "trec", 1, None)
     assert config.model.dropout_scaling == "inverted" and config.train.epochs == 3 and config.model.widths == (2, 3)
-    with pytest.raises(ValueError, match=r"config has no field 'dropuot'"):
-        kim.apply_overrides(config, [("model.dropuot", 0.1)])
-    with pytest.raises(ValueError, match=r"expected key=value"):
-        kim.parse_overrides(["epochs"])
+    assert config.seed == 1 and config.preset == "trec"
+    with pytest.raises(ConfigError, match=r"--config.model.dropuot: config.model has no field 'dropuot'"):
+        kim.run_config(args, [("model.dropuot", "0.1")], "trec", 0, None)
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "kim2014.py"), "--workdir", "w",
+                           "--config.data.file=x"], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("kim2014: error: --config.data.file: config.data has no field 'file'")
 
 
 def test_kim2014_report_only_trains_nothing(tmp_path):

@@ -10,12 +10,16 @@
     config.model.embedding   "rand" | "static" | "non-static" | "multichannel"
     config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
     config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
+
+A field the config leaves out keeps the module's own default (``TextCNN``'s signature); the experiment defaults
+live in the built-in configs (:mod:`jaxconv.configs`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import ml_collections
 from flax import nnx
 
 from jaxconv.models.text_cnn import (CLASSIFIER_INITS, DROPOUT_SCALINGS, EMBEDDINGS, PAD_ID, StaticEmbedding, TextCNN,
@@ -25,6 +29,9 @@ __all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLAS
            "load_word_vectors", "uniform_embeddings", "MODELS"]
 
 MODELS = {"text_cnn": TextCNN}
+#: The constructor arguments each model takes from ``config.model`` (the rest of its fields are for the trainer).
+MODEL_FIELDS = {"text_cnn": ("embed_dim", "widths", "filters", "dropout", "embedding", "dropout_scaling",
+                             "classifier_init")}
 
 
 def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rngs: nnx.Rngs | None = None,
@@ -32,10 +39,10 @@ def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rn
     """Build ``config.model`` (or ``config`` itself when it has no ``model`` field).
 
     Args:
-      config: a ConfigDict (or dict) with the model fields listed in this module's docstring.
+      config: a ConfigDict with the model fields listed in this module's docstring (``name`` required).
       vocab_size: embedding rows ``V``.
       num_classes: output classes; default ``config.model.num_classes``.
-      rngs: initialisation randomness; default ``nnx.Rngs(params=config.seed)`` (``config.seed`` or 0).
+      rngs: initialisation randomness; default ``nnx.Rngs(params=config.seed)`` (0 without a seed field).
       pretrained: optional ``(V, D)`` word-vector table for the embedding(s).
 
     >>> import ml_collections
@@ -44,18 +51,18 @@ def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rn
     >>> build_model(cfg, vocab_size=50, num_classes=3).classifier.kernel.shape
     (8, 3)
     """
-    m = config.get("model", config) if hasattr(config, "get") else config.model
-    name = m.get("name", "text_cnn")
-    if name not in MODELS:
-        raise ValueError(f"config.model.name={name!r} is not known; expected one of {sorted(MODELS)}.")
+    if isinstance(config, dict):
+        config = ml_collections.ConfigDict(config)
+    m = config.model if "model" in config else config
+    if m.name not in MODELS:
+        raise ValueError(f"config.model.name={m.name!r} is not known; expected one of {sorted(MODELS)}.")
     if num_classes is None:
-        num_classes = m.get("num_classes", None)
-        if num_classes is None:
+        if "num_classes" not in m:
             raise ValueError("build_model: num_classes was not given and config.model.num_classes is not set.")
+        num_classes = m.num_classes
     if rngs is None:
-        rngs = nnx.Rngs(params=int(config.get("seed", 0)) if hasattr(config, "get") else 0)
-    return TextCNN(int(vocab_size), int(num_classes), embed_dim=int(m.get("embed_dim", 300)),
-                   widths=tuple(m.get("widths", (3, 4, 5))), filters=int(m.get("filters", 100)),
-                   dropout=float(m.get("dropout", 0.5)), embedding=m.get("embedding", "rand"),
-                   dropout_scaling=m.get("dropout_scaling", "inverted"),
-                   classifier_init=m.get("classifier_init", "glorot"), pretrained=pretrained, rngs=rngs)
+        rngs = nnx.Rngs(params=int(config.seed) if "seed" in config else 0)
+    cls = MODELS[m.name]
+    # The fields the config has; the others keep the module's own defaults (no second copy of them here).
+    kwargs = {k: (tuple(m[k]) if isinstance(m[k], (list, tuple)) else m[k]) for k in MODEL_FIELDS[m.name] if k in m}
+    return cls(int(vocab_size), int(num_classes), pretrained=pretrained, rngs=rngs, **kwargs)

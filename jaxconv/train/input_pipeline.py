@@ -58,17 +58,17 @@ class DataPipeline:
     info: dict[str, Any]
 
 
-def data_root(config) -> pathlib.Path | None:
-    """``config.data.path`` if set, else ``$JAXCONV_DATA`` or ``<repo>/../shared/datasets/sentences``."""
-    path = config.data.get("path", "") or ""
-    return pathlib.Path(path) if path else jdata.default_sentence_root()
+def data_root(config) -> pathlib.Path:
+    """``config.data.path`` if set, else :func:`jaxconv.data.default_sentence_root` (``$JAXCONV_DATA`` or
+    ``<repo>/../shared/datasets/sentences``)."""
+    return pathlib.Path(config.data.path) if config.data.path else jdata.default_sentence_root()
 
 
 def _load(config) -> jdata.TextDataset:
     d = config.data
     name = d.name
     if name == "synthetic":
-        kw = dict(d.synthetic) if "synthetic" in d else {}
+        kw = d.synthetic.to_dict()
         if "length_range" in kw:
             kw["length_range"] = tuple(kw["length_range"])
         return jdata.synthetic_dataset(**kw)
@@ -85,12 +85,11 @@ def _subset(lt: jdata.LabeledText, idx: np.ndarray, tag: str) -> jdata.LabeledTe
 def split_dataset(ds: jdata.TextDataset, config) -> tuple[jdata.TextDataset, dict[str, Any]]:
     """Apply the CV fold and dev hold-out rules of this module's docstring; returns the dataset and split info."""
     d = config.data
-    seed = int(d.get("split_seed", 0))
-    frac = float(d.get("dev_fraction", 0.1))
+    seed, frac = int(d.split_seed), float(d.dev_fraction)
     info: dict[str, Any] = {}
     train, dev, test = ds.train, ds.dev, ds.test
     if test is None:
-        k, fold = int(d.get("num_folds", 10)), int(d.get("fold", 0))
+        k, fold = int(d.num_folds), int(d.fold)
         if not 0 <= fold < k:
             raise ValueError(f"config.data.fold={fold} is out of range; expected 0 <= fold < config.data.num_folds={k}.")
         tr_idx, te_idx = jdata.stratified_kfold(train.labels, k, seed=seed)[fold]
@@ -118,31 +117,30 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     """
     d, t = config.data, config.train
     ds, info = split_dataset(_load(config), config)
-    tok_name = d.get("tokenizer", "") or ds.extras.get("tokenizer", "kim")
+    tok_name = d.tokenizer or ds.extras.get("tokenizer", "kim")   # "": the dataset's own preprocessing
     tokenize = jdata.get_tokenizer(tok_name)
     tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None
               for split in ("train", "dev", "test")}
-    vocab_from = d.get("vocab_from", "train")
+    vocab_from = d.vocab_from
     if vocab_from not in ("train", "all"):
         raise ValueError(f"config.data.vocab_from={vocab_from!r} is not known; expected 'train' (the training part "
                          f"only) or 'all' (the texts of every split, as Kim's code).")
     counted = tokens["train"] if vocab_from == "train" else [t for split in tokens.values() if split for t in split]
-    max_vocab = int(d.get("max_vocab", 0)) or None
-    vocab = jdata.Vocab.build(counted, min_count=int(d.get("min_count", 1)), max_size=max_vocab)
+    vocab = jdata.Vocab.build(counted, min_count=int(d.min_count), max_size=int(d.max_vocab) or None)
     ids = {split: [vocab.encode(toks) for toks in toks_list] if toks_list is not None else None
            for split, toks_list in tokens.items()}
 
-    pad_left, pad_right = int(d.get("pad_left", 0)), int(d.get("pad_right", 0))
+    pad_left, pad_right = int(d.pad_left), int(d.pad_right)
     floor = max(min_length, pad_left + pad_right + 1)
-    buckets = d.get("bucket_lengths", None)
+    buckets = d.bucket_lengths
     if buckets:
         buckets = tuple(int(b) for b in buckets)
     else:  # one set of lengths for all splits, chosen from all of them, so eval reuses train's programs
         needed = [len(x) + pad_left + pad_right for split in ids.values() if split for x in split]
         buckets = jdata.default_bucket_lengths(needed, min_length=floor,
-                                               max_buckets=int(d.get("max_buckets", 5)))
+                                               max_buckets=int(d.max_buckets))
     batch_size = int(t.batch_size)
-    eval_batch_size = int(t.get("eval_batch_size", 0)) or batch_size
+    eval_batch_size = int(t.eval_batch_size) or batch_size
     common = dict(bucket_lengths=buckets, min_length=min_length, pad_left=pad_left, pad_right=pad_right)
     train = jdata.BucketedBatches(ids["train"], ds.train.labels, batch_size=batch_size, seed=int(config.seed),
                                   shuffle=True, **common)

@@ -32,7 +32,7 @@ def maybe_initialize_distributed(config: Any = None) -> bool:
 
     Returns whether it initialised. Safe to call twice (the second call does nothing).
     """
-    wanted = bool(config.get("distributed", False)) if config is not None and hasattr(config, "get") else False
+    wanted = bool(config.distributed) if config is not None else False
     wanted = wanted or os.environ.get("JAXCONV_DISTRIBUTED", "") in ("1", "true", "True")
     if not wanted:
         return False

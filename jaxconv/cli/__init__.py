@@ -1,0 +1,73 @@
+"""The ``jaxconv`` command (also ``python -m jaxconv``).
+
+Subcommands:
+
+- ``jaxconv shape``: the arithmetic of one convolution (or a small stack): output shape with the formula, the
+  kernel shape in each framework's layout, ``(lo, hi)`` padding under each convention, params and FLOPs.
+- ``jaxconv explain CONFIG[:PRESET]``: build a config's model and print :func:`jaxconv.explain`'s table.
+- ``jaxconv train CONFIG[:PRESET] --workdir DIR [--config.KEY=VALUE ...]``: train and evaluate a config.
+
+Bad arguments and named failures give one line on stderr and exit status 2, never a traceback.
+
+>>> main(["shape", "--input", "50x300", "--filters", "111", "--kernel-size", "5"])  # doctest: +ELLIPSIS
+Conv1D: input (length=50, in=300) -> output (46, 111)
+  out_length: 46 = floor((50 + 0 + 0 - 1*(5-1) - 1) / 1) + 1
+...
+0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from jaxconv.cli import explain, shape, train
+from jaxconv.cli._common import CliError, Parser
+from jaxconv.cli.shape import LayerSpec, shape_report
+from jaxconv.configs import split_override_args
+
+__all__ = ["main", "shape_report", "LayerSpec", "CliError"]
+
+COMMANDS = {"shape": shape, "explain": explain, "train": train}
+
+
+def _parser() -> Parser:
+    from jaxconv import __version__
+
+    parser = Parser(prog="jaxconv", description="Convolution arithmetic, model inspection and training.")
+    parser.add_argument("--version", action="version", version=f"jaxconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxconv`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    prog = f"jaxconv {command}" if command else "jaxconv"
+    try:
+        argv, overrides = split_override_args(argv)
+        if overrides and command not in ("train", "explain"):
+            raise CliError(f"--config.{overrides[0][0]}: config overrides belong to 'jaxconv train' or "
+                           f"'jaxconv explain'.")
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version
+            return int(e.code or 0)
+        args.overrides = overrides
+        if getattr(args, "func", None) is None:
+            raise CliError(f"choose a command: {', '.join(COMMANDS)} (jaxconv --help)")
+        return args.func(args)
+    except BrokenPipeError:  # `jaxconv shape ... | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (CliError, ValueError, OSError, FloatingPointError) as e:
+        # Named failures: bad arguments, a library error about them (shapes, padding, config values), a missing
+        # file or an unreachable workdir, a non-finite loss. One line, no traceback.
+        message = " ".join(str(e).split("\n"))
+        kind = f"{type(e).__name__}: " if isinstance(e, (OSError, FloatingPointError)) else ""
+        print(f"{prog}: error: {kind}{message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,29 @@
+"""What every ``jaxconv`` subcommand shares: the one-line error and argument parsers."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["CliError", "Parser", "parse_sizes"]
+
+
+class CliError(Exception):
+    """A bad argument: reported as one line on stderr, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and exit status 2."""
+
+    def error(self, message):
+        raise CliError(message)
+
+
+def parse_sizes(text: str, what: str, example: str) -> tuple[int, ...]:
+    parts = text.lower().split("x")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes):
+        raise CliError(f"{what} {text!r} is not understood; expected positive ints joined by 'x', e.g. {example}.")
+    return sizes

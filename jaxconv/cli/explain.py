@@ -1,0 +1,165 @@
+"""``jaxconv explain CONFIG[:PRESET]``: build a config's model and print :func:`jaxconv.explain`'s table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes
+from jaxconv.configs import load_config, load_config_module
+
+__all__ = ["add_parser", "EXPLAIN_CONTRACT"]
+
+EXPLAIN_CONTRACT = """\
+CONFIG is a built-in config name (text_cnn) or a Python file defining get_config(preset) ->
+ml_collections.ConfigDict (PRESET is passed as a string, or None when omitted), as configs/text_cnn.py.
+Fields can be overridden with --config.KEY=VALUE, as for jaxconv train.
+
+The model is built by, in order of preference:
+  1. build_model(config) defined in the config file, returning a model or (model, example_input); example_input
+     is an array, a jax.ShapeDtypeStruct, a shape tuple (float32) or a (shape, dtype) pair;
+  2. jaxconv.models.build_model(config, vocab_size=V, num_classes=K), with V from --vocab-size,
+     config.model.vocab_size, config.data.vocab_size or config.data.synthetic.vocab_size (else 20000), and K from
+     --num-classes, config.model.num_classes, config.data.num_classes or config.data.synthetic.num_classes
+     (else 2); its input is token ids (1, L) int32 with L from --input-shape, config.data.max_length or
+     max(config.data.bucket_lengths) (else 64).
+--input-shape/--dtype override the example input. The model is built abstractly (nnx.eval_shape) when it can be,
+so no parameter memory is spent; explain itself only traces shapes (jax.eval_shape).
+"""
+
+
+def _find(config, *dotted):
+    for key in dotted:
+        node = config
+        try:
+            for part in key.split("."):
+                node = node[part] if isinstance(node, dict) else getattr(node, part)
+        except (AttributeError, KeyError, TypeError):
+            continue
+        if node is not None and node != "" and node != ():
+            return node
+    return None
+
+
+def _config_builder(module, config, example: list):
+    """The config file's own ``build_model(config)``; an example input it returns goes into ``example``."""
+    from flax import nnx
+
+    def build():
+        out = module.build_model(config)
+        if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], nnx.Module):
+            example.append(out[1])
+            return out[0]
+        return out
+
+    return build
+
+
+def _jaxconv_builder(config, args, example: list):
+    """``jaxconv.models.build_model`` with the vocabulary, classes and input length found as EXPLAIN_CONTRACT says."""
+    import jax.numpy as jnp
+
+    from jaxconv.data.readers import SENTENCE_DATASETS
+    from jaxconv.models import build_model
+
+    synthetic = _find(config, "data.name") == "synthetic"
+    vocab = args.vocab_size or _find(config, "model.vocab_size", "data.vocab_size",
+                                     *(["data.synthetic.vocab_size"] if synthetic else []))
+    classes = args.num_classes or _find(config, "model.num_classes", "data.num_classes",
+                                        *(["data.synthetic.num_classes"] if synthetic else []))
+    if classes is None:  # a built-in sentence benchmark knows its class count without reading the files
+        classes = SENTENCE_DATASETS.get(str(_find(config, "data.name") or ""), {}).get("num_classes")
+    length = _find(config, "data.max_length")
+    if length is None and _find(config, "data.bucket_lengths"):
+        length = max(_find(config, "data.bucket_lengths"))
+    for what, value, default, flag in (("vocab_size", vocab, 20000, "--vocab-size"),
+                                       ("num_classes", classes, 2, "--num-classes"),
+                                       ("input length", length if not args.input_shape else 1, 64, "--input-shape")):
+        if value is None:
+            print(f"note: {what} is not in the config; using {default} ({flag} sets it)", file=sys.stderr)
+    example.append(((1, int(length or 64)), jnp.int32))
+    return lambda: build_model(config, vocab_size=int(vocab or 20000), num_classes=int(classes or 2))
+
+
+def _dtype(text: str):
+    import jax.numpy as jnp
+
+    try:
+        return jnp.dtype(text)
+    except TypeError:
+        raise CliError(f"--dtype {text!r} is not a dtype; expected e.g. int32 (token ids) or float32.") from None
+
+
+def _example_input(example: list, args):
+    """The example input: --input-shape/--dtype, else what the builder gave."""
+    import jax
+
+    if args.input_shape:
+        return jax.ShapeDtypeStruct(_parse_sizes(args.input_shape, "--input-shape", "2x64"), _dtype(args.dtype or "int32"))
+    if not example:
+        raise CliError("no example input: give --input-shape (e.g. 1x64) and --dtype, or return (model, example_input) "
+                       "from the config's build_model.")
+    ex = example[0]
+    if isinstance(ex, tuple) and len(ex) == 2 and isinstance(ex[0], (tuple, list)):
+        ex = jax.ShapeDtypeStruct(tuple(ex[0]), _dtype(ex[1]))
+    if args.dtype:
+        ex = jax.ShapeDtypeStruct(tuple(ex.shape) if hasattr(ex, "shape") else tuple(ex), _dtype(args.dtype))
+    return ex
+
+
+def _build(module, config, args):
+    from flax import nnx
+
+    example: list = []
+    build = (_config_builder(module, config, example) if callable(getattr(module, "build_model", None))
+             else _jaxconv_builder(config, args, example))
+    try:
+        try:
+            model = nnx.eval_shape(build)
+        except CliError:
+            raise
+        except Exception:  # noqa: BLE001 - some builders need concrete arrays; build for real then
+            example.clear()
+            model = build()
+    except CliError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise CliError(f"building the model failed: {type(e).__name__}: {e}") from None
+    if not isinstance(model, nnx.Module):
+        raise CliError(f"build_model returned {type(model).__name__}, not an nnx.Module.")
+    return model, _example_input(example, args)
+
+
+def _cmd_explain(args) -> int:
+    from jaxconv.inspect import explain
+
+    module, _ = load_config_module(args.config)
+    config = load_config(args.config, args.overrides, prefix="--config.")
+    model, example = _build(module, config, args)
+    try:
+        e = explain(model, example)
+    except (ValueError, TypeError) as err:
+        raise CliError(f"explain failed: {err}") from None
+    if args.rich:
+        import rich.console
+
+        # On a terminal rich fits the table to its width; into a pipe or file, print it whole.
+        console = rich.console.Console(width=None if sys.stdout.isatty() else 400)
+        console.print(e.rich())
+    else:
+        print(e)
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``jaxconv explain`` on the subparsers ``sub``."""
+    q = sub.add_parser("explain", help="build a config's model and print its explain table",
+                       description="Print jaxconv.explain's table for the model of a config.",
+                       epilog=EXPLAIN_CONTRACT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("config", metavar="CONFIG[:PRESET]", help="e.g. text_cnn:mr or configs/text_cnn.py:mr")
+    q.add_argument("--input-shape", metavar="SIZES", help="example input shape, e.g. 1x64")
+    q.add_argument("--dtype", help="example input dtype (default: int32 with --input-shape)")
+    q.add_argument("--vocab-size", type=int, help="vocabulary size for jaxconv.models.build_model")
+    q.add_argument("--num-classes", type=int, help="number of classes for jaxconv.models.build_model")
+    q.add_argument("--rich", action="store_true", help="print a rich table instead of plain text")
+    q.set_defaults(func=_cmd_explain)

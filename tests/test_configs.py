@@ -1,0 +1,158 @@
+"""jaxconv.configs: one loader for built-in names and config files, typed overrides, one-line errors, one source for
+each config and each default."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import ml_collections
+import pytest
+
+from jaxconv.configs import (BUILTIN_CONFIGS, ConfigError, apply_overrides, check_complete, load_config,
+                             load_config_module, split_override_args)
+from jaxconv.configs import text_cnn as builtin_text_cnn
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_builtin_name_and_repository_file_are_one_source():
+    """configs/text_cnn.py is a thin entry point over the packaged config: equal configs for every preset."""
+    for preset in builtin_text_cnn.PRESETS:
+        by_name = load_config(f"text_cnn:{preset}")
+        by_file = load_config(f"{REPO / 'configs' / 'text_cnn.py'}:{preset}")
+        assert by_name.to_dict() == by_file.to_dict()
+    module, preset = load_config_module(f"{REPO / 'configs' / 'text_cnn.py'}:mr")
+    assert module.get_config is builtin_text_cnn.get_config and preset == "mr"
+    assert "text_cnn" in BUILTIN_CONFIGS
+    # No config file of the repository defines its own fields: the top-level file only re-exports.
+    text = (REPO / "configs" / "text_cnn.py").read_text()
+    assert "ConfigDict" not in text and "from jaxconv.configs.text_cnn import" in text
+
+
+def test_overrides_are_parsed_as_the_field_type():
+    config = load_config("text_cnn:mr", ["train.epochs=5", "train.learning_rate=0.5", "progress=false",
+                                         "model.widths=(2, 3)", "data.name=trec", "data.bucket_lengths=(40, 64)",
+                                         "model.widths=7"])
+    assert config.train.epochs == 5 and isinstance(config.train.epochs, int)
+    assert config.train.learning_rate == 0.5 and config.progress is False
+    assert config.model.widths == (7,)                                    # a single value becomes a 1-tuple
+    assert config.data.name == "trec" and config.data.bucket_lengths == (40, 64)
+    config = load_config("text_cnn", {"train.epochs": 2, "data.synthetic.num_examples": "300", "seed": 3})
+    assert (config.train.epochs, config.data.synthetic.num_examples, config.seed) == (2, 300, 3)
+    with pytest.raises(AttributeError):          # locked: a typo in a field name is an error, not a new field
+        config.train.epohcs = 3
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.nope=1"], "train.nope: config.train has no field 'nope'; its fields are: batch_size, "),
+    (["trian.epochs=1"], "trian.epochs: config has no field 'trian'; its fields are: data, distributed, model, "),
+    (["train.epochs=x"], "train.epochs='x': expected an int."),
+    (["train.learning_rate=fast"], "train.learning_rate='fast': expected a float."),
+    (["progress=maybe"], "progress='maybe': expected a bool (true or false)."),
+    (["model.widths=abc"], "model.widths='abc': expected a tuple literal, e.g. (3, 4, 5)."),
+    (["data=3"], "data: config.data is a group of fields (bucket_lengths, "),
+    (["data.name.x=3"], "data.name.x: config.data.name has no field 'x'; its fields are: (none: it is a value"),
+    (["epochs"], "override 'epochs': expected key=value, e.g. train.epochs=5."),
+    ({"train.epochs": 2.5}, "train.epochs=2.5: expected a value of type int (the field's type; its default is 3)."),
+])
+def test_override_errors_name_the_key_and_what_was_expected(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config("text_cnn", overrides)
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_spec_errors(tmp_path):
+    cases = {
+        "text_cnn:bogus": "config 'text_cnn:bogus': get_config('bogus') failed: unknown preset 'bogus' of text_cnn; "
+                          "expected one of ['mr', 'sst1', 'sst2', 'synthetic', 'trec'].",
+        "nope": "config 'nope' is not a built-in config name, and no file of that name exists; expected a built-in",
+        str(tmp_path / "nope.py"): f"config file {str(tmp_path / 'nope.py')!r} does not exist; expected",
+        str(REPO / "README.md"): f"config file {str(REPO / 'README.md')!r} is not a Python file; expected a .py file",
+        str(REPO / "configs"): f"config {str(REPO / 'configs')!r} is a directory; expected",
+    }
+    for spec, message in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load_config(spec)
+        assert str(info.value).startswith(message), (spec, str(info.value))
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_a_module_anywhere\n")
+    with pytest.raises(ConfigError, match=r"could not load config file .*broken.py': ModuleNotFoundError: No module"):
+        load_config(str(broken))
+    no_preset = tmp_path / "plain.py"
+    no_preset.write_text("import ml_collections\ndef get_config():\n    return ml_collections.ConfigDict({'a': 1})\n")
+    assert load_config(str(no_preset), ["a=2"]).a == 2
+    with pytest.raises(ConfigError, match=r"its get_config\(\) takes no preset, but the spec names preset 'x'"):
+        load_config(f"{no_preset}:x")
+
+
+def test_user_config_file_with_presets(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent('''
+        from jaxconv.configs import text_cnn
+
+        def get_config(preset=None):
+            config = text_cnn.get_config("synthetic")
+            config.model.filters = {"small": 4, None: 8}[preset]
+            return config
+    '''))
+    assert load_config(str(path)).model.filters == 8
+    assert load_config(f"{path}:small", {"train.epochs": 1}).model.filters == 4
+
+
+def test_split_override_args():
+    rest, overrides = split_override_args(["train", "text_cnn", "--workdir", "w", "--config.train.epochs=3",
+                                           "--config.model.widths", "(2, 3)", "--config.data.name=mr:x=y"])
+    assert rest == ["train", "text_cnn", "--workdir", "w"]
+    assert overrides == [("train.epochs", "3"), ("model.widths", "(2, 3)"), ("data.name", "mr:x=y")]
+    with pytest.raises(ConfigError, match=r"--config.train.epochs: expected a value"):
+        split_override_args(["--config.train.epochs"])
+
+
+def test_defaults_live_in_the_config_once():
+    """The library reads config fields without fallbacks; a hand-built config that lacks fields is refused by name."""
+    from jaxconv.train.trainer import make_optimizer
+
+    config = load_config("text_cnn")
+    assert config.train.optimizer == "adam" and config.train.learning_rate == 0.003
+    assert make_optimizer(config.train) is make_optimizer(load_config("text_cnn").train)   # the cached Adam
+    partial = ml_collections.ConfigDict(config.to_dict())
+    del partial.train["rho"], partial.data["vocab_from"]
+    with pytest.raises(ConfigError, match=r"the config lacks 2 field\(s\) of text_cnn: data.vocab_from, train.rho; "
+                                          r"start from jaxconv.load_config\('text_cnn'\)"):
+        check_complete(partial, config, "text_cnn")
+    with pytest.raises(AttributeError):
+        make_optimizer(partial.train)                    # no hidden second default in the library
+    # No `.get("field", default)` on a config anywhere in the library: each default has one home.
+    pattern = re.compile(r"\b(config|tc|t|d|m|train_config)(\.(model|data|train))?\.get\(")
+    offenders = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "jaxconv").rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
+
+
+def test_apply_overrides_on_a_copy_leaves_the_preset_alone():
+    a = load_config("text_cnn:trec")
+    b = apply_overrides(load_config("text_cnn:trec"), {"seed": 4})
+    assert (a.seed, b.seed) == (0, 4)
+
+
+def test_jaxconv_train_unknown_key_without_config_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jaxconv", "train", "--workdir", str(tmp_path / "w"),
+                           "--config.data.file=x"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("jaxconv train: error: --config.data.file: config.data has no field 'file'; its fields are: "
+                           "bucket_lengths, dev_fraction, fold, max_buckets, max_vocab, min_count, name, num_folds, "
+                           "pad_left, pad_right, path, split_seed, synthetic, tokenizer, vocab_from\n")
+    assert not (tmp_path / "w").exists()
+
+
+def test_config_json_round_trip(tmp_path):
+    """What the trainer writes as config.json loads back into the same fields (load_run relies on it)."""
+    config = load_config("text_cnn:mr")
+    back = ml_collections.ConfigDict(json.loads(config.to_json_best_effort()))
+    assert tuple(back.model.widths) == config.model.widths and back.train.optimizer == "adadelta"
