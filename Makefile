@@ -1,23 +1,33 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates .venv, installs jaxconv, runs the main job on its built-in default
-#   make test   creates .venv, installs the test extras, runs the whole suite
+#   make test   creates .venv, installs the test extras, lints, runs the whole suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP_RUN  := $(VENV)/.installed-run-$(HASH)
+STAMP_TEST := $(VENV)/.installed-test-$(HASH)
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv venv-test lint bench install-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+# The package alone (what a user's `pip install jaxconv` gives), editable.
+$(STAMP_RUN): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(STAMP_RUN)
+
+# The package with the test extras.
+$(STAMP_TEST): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP_TEST) $(STAMP_RUN)
 
-venv: $(STAMP)
+venv: $(STAMP_RUN)
+venv-test: $(STAMP_TEST)
 
 # The main job: Kim's CNN on the built-in synthetic corpus (re-running resumes from runs/demo's checkpoints),
 # then the seed question answered in code.
@@ -25,12 +35,19 @@ demo: venv
 	$(BIN)/python experiments/text_cnn.py --config configs/text_cnn.py:synthetic --workdir runs/demo
 	$(BIN)/python experiments/seed_example.py
 
+lint: venv-test
+	$(BIN)/ruff check .
+
 # pytest's exit code 5 ("no tests ran") is a failure here like any other non-zero code.
-test: venv
+test: lint
 	$(BIN)/python -m pytest
 
 bench: venv
 	$(BIN)/python benchmarks/conv_layer.py
+
+# Install the package without extras into a fresh virtualenv outside the checkout and use it (CI runs this).
+install-check:
+	bash .ci/install_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -3,12 +3,29 @@
 >>> import jaxconv
 >>> jaxconv.shapes.conv_output_length(50, 5)
 46
+
+Training and runs load on first use (they import orbax): ``jaxconv.load_config``, ``jaxconv.train_and_evaluate``,
+``jaxconv.load_run``.
 """
 
 from jaxconv import layouts, shapes
 from jaxconv.nn.conv import Conv1D, Conv2D
 from jaxconv.inspect import Explanation, explain, feature_map, feature_maps, receptive_spans, saliency
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]
 __all__ += ["explain", "Explanation", "feature_maps", "feature_map", "receptive_spans", "saliency"]
+__all__ += ["load_config", "train_and_evaluate", "load_run", "Run"]
+
+_LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.train.restore",
+         "Run": "jaxconv.train.restore"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxconv' has no attribute {name!r}")

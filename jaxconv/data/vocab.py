@@ -15,8 +15,9 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Union
+
+from etils import epath
 
 __all__ = ["Vocab", "encode_texts"]
 
@@ -149,13 +150,14 @@ class Vocab:
                 "max_size": self.max_size, "counts": self.counts}
 
     def save(self, path: PathLike) -> None:
-        """Write the vocabulary as JSON (UTF-8): all tokens in id order, ``min_count``, ``counts``."""
-        Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
+        """Write the vocabulary as JSON (UTF-8): all tokens in id order, ``min_count``, ``counts``. ``path`` may be
+        local or remote (``gs://``; ``etils.epath``)."""
+        epath.Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, path: PathLike) -> "Vocab":
         """Read a vocabulary written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(epath.Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "tokens" not in data:
             raise ValueError(f"{path}: not a vocabulary file (expected a JSON object with 'tokens', "
                              f"written by Vocab.save).")

@@ -17,12 +17,14 @@ orbax ignores); orbax coordinates multi-host saves itself (every process calls :
 
 from __future__ import annotations
 
-import pathlib
+import os
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxconv.train.workdir import as_path
 
 __all__ = ["Checkpoints", "load_params", "abstract_like"]
 
@@ -42,8 +44,8 @@ class Checkpoints:
 
     KINDS = ("latest", "best")
 
-    def __init__(self, directory: str | pathlib.Path, keep: int = 2):
-        self.directory = pathlib.Path(directory).absolute()
+    def __init__(self, directory: str | os.PathLike, keep: int = 2):
+        self.directory = as_path(directory)
         if keep < 1:
             raise ValueError(f"config.train.keep must be >= 1 (checkpoints to keep); got keep={keep}.")
         self.managers = {
@@ -53,7 +55,7 @@ class Checkpoints:
                 max_to_keep=1, create=True, enable_async_checkpointing=False)),
         }
 
-    def path(self, kind: str = "latest") -> pathlib.Path:
+    def path(self, kind: str = "latest"):
         return self.directory / kind
 
     def latest_step(self, kind: str = "latest") -> int | None:
@@ -76,17 +78,22 @@ class Checkpoints:
         mngr.wait_until_finished()
         return True
 
-    def restore(self, kind: str, target: Any, step: int | None = None) -> tuple[Any, dict]:
+    def restore(self, kind: str, target: Any, step: int | None = None, *, partial: bool = False) -> tuple[Any, dict]:
         """Restore ``(state, meta)`` of ``step`` (default: the newest) into ``target``'s structure and shardings.
 
-        ``target`` is a pytree like the saved state (concrete arrays or ``ShapeDtypeStruct`` s).
+        ``target`` is a pytree like the saved state (concrete arrays or ``ShapeDtypeStruct`` s); with ``partial``,
+        it may hold only some of the saved entries (e.g. ``{"model": ...}`` of a ``latest`` step that also holds the
+        optimizer), and only those are read.
         """
         mngr = self.managers[kind]
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"No {kind} checkpoint in {self.path(kind)}.")
-        out = mngr.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_like(target)),
-                                                              meta=ocp.args.JsonRestore()))
+        abstract = abstract_like(target)
+        state_args = (ocp.args.PyTreeRestore(item=abstract, partial_restore=True,
+                                             restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
+                      if partial else ocp.args.StandardRestore(abstract))
+        out = mngr.restore(int(step), args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
         return out["state"], out["meta"]
 
     def restore_meta(self, kind: str = "latest", step: int | None = None) -> dict | None:
@@ -112,7 +119,7 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return {prefix: np.asarray(tree)}
 
 
-def load_params(workdir: str | pathlib.Path, kind: str = "latest", step: int | None = None,
+def load_params(workdir: str | os.PathLike, kind: str = "latest", step: int | None = None,
                 what: str = "model") -> dict[str, np.ndarray]:
     """The saved arrays of a run as ``{"classifier/kernel": array, ...}``, without building the model.
 
@@ -122,7 +129,7 @@ def load_params(workdir: str | pathlib.Path, kind: str = "latest", step: int | N
       step: default the newest of that kind.
       what: ``"model"`` (all model variables) or ``"optimizer"`` (only in ``latest``).
     """
-    mngr = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints" / kind)
+    mngr = ocp.CheckpointManager(as_path(workdir) / "checkpoints" / kind)
     try:
         step = mngr.latest_step() if step is None else step
         if step is None:

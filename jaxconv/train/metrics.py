@@ -8,17 +8,25 @@
 
 ``time`` is seconds since the Unix epoch; ``examples_per_sec`` and ``time`` are the only fields that vary between
 two runs of the same config on the same machine. The same scalars go to TensorBoard (``workdir/tensorboard``) as
-``<split>/<name>``. Only process 0 writes (``enabled=False`` elsewhere).
+``<split>/<name>`` (:class:`jaxconv.train.tensorboard.ScalarWriter`, no TensorFlow needed). Only process 0 writes
+(``enabled=False`` elsewhere). The workdir may be local or remote (``gs://``): paths go through ``etils.epath``.
+
+:class:`ProgressBar` draws a rich progress bar on a terminal, and in a Jupyter notebook a line of text that updates in
+place (rich's own notebook display when ``ipywidgets`` is installed).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import pathlib
+import os
 import sys
 import time
 from typing import Any
+
+from etils import epath
+
+from jaxconv.train.tensorboard import ScalarWriter
 
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
@@ -32,9 +40,9 @@ def _clean(value):
     return value
 
 
-def read_metrics(path: str | pathlib.Path, split: str | None = None) -> list[dict]:
-    """The records of a ``metrics.jsonl`` (all, or one ``split``)."""
-    path = pathlib.Path(path)
+def read_metrics(path: str | os.PathLike, split: str | None = None) -> list[dict]:
+    """The records of a ``metrics.jsonl`` or of the one in a workdir (all, or one ``split``)."""
+    path = epath.Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     out = []
@@ -48,23 +56,6 @@ def read_metrics(path: str | pathlib.Path, split: str | None = None) -> list[dic
     return out
 
 
-def _summary_writer_class():
-    """``tensorboardX.SummaryWriter``, imported without PyTorch.
-
-    tensorboardX imports torch whenever it is installed, only to accept torch tensors; that costs seconds at start-up
-    and jaxconv logs plain floats. Unless torch is already loaded, the import below sees it as absent.
-    """
-    if "torch" in sys.modules:
-        from tensorboardX import SummaryWriter
-        return SummaryWriter
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError inside tensorboardX
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        del sys.modules["torch"]
-    return SummaryWriter
-
-
 class MetricsWriter:
     """Append metric records to ``workdir/metrics.jsonl`` and TensorBoard.
 
@@ -75,24 +66,29 @@ class MetricsWriter:
         run (and any ``test`` records), so the file reads like one uninterrupted run.
     """
 
-    def __init__(self, workdir: str | pathlib.Path, *, enabled: bool = True, resume_step: int | None = None,
+    def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True, resume_step: int | None = None,
                  tensorboard: bool = True):
         self.enabled = enabled
-        self.path = pathlib.Path(workdir) / "metrics.jsonl"
-        self.tb_dir = pathlib.Path(workdir) / "tensorboard"
+        self.path = epath.Path(workdir) / "metrics.jsonl"
+        self.tb_dir = epath.Path(workdir) / "tensorboard"
         self._tb = None
+        self._lines: list[str] = []          # every line, for object stores, which cannot append
+        self._local = not str(self.path).startswith(("gs://", "s3://", "az://", "hf://"))
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            keep = []
             if resume_step is not None:
-                for rec in read_metrics(self.path):
-                    if rec.get("step", 0) <= resume_step and rec.get("split") != "test":
-                        keep.append(json.dumps(rec))
-            self.path.write_text("".join(line + "\n" for line in keep))
+                self._lines = [json.dumps(rec) + "\n" for rec in read_metrics(self.path)
+                               if rec.get("step", 0) <= resume_step and rec.get("split") != "test"]
+            self.path.write_text("".join(self._lines))
         if tensorboard:
-            self._tb = _summary_writer_class()(logdir=str(self.tb_dir))
+            self._tb = ScalarWriter(self.tb_dir)
+
+    @property
+    def tensorboard_dir(self):
+        """Where the TensorBoard events go (None when not written)."""
+        return self.tb_dir if self._tb is not None else None
 
     def write(self, split: str, step: int, epoch: int, **values: Any) -> dict:
         """Append one record ``{"step", "epoch", "split", **values, "time"}``; returns it."""
@@ -101,12 +97,17 @@ class MetricsWriter:
         rec["time"] = time.time()
         if not self.enabled:
             return rec
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        line = json.dumps(rec) + "\n"
+        if self._local:
+            with open(os.fspath(self.path), "a") as f:
+                f.write(line)
+        else:
+            self._lines.append(line)
+            self.path.write_text("".join(self._lines))
         if self._tb is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self._tb.add_scalar(f"{split}/{k}", v, int(step))
+                    self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
         return rec
 
     def flush(self) -> None:
@@ -119,17 +120,64 @@ class MetricsWriter:
             self._tb = None
 
 
-class ProgressBar:
-    """A rich progress bar over training steps: step, loss, examples/s, ETA.
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (or Colab), where stderr is not a terminal but output cells can update."""
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    if ip is None:
+        return False
+    return type(ip).__name__ == "ZMQInteractiveShell" or "google.colab" in str(type(ip))
 
-    Shown only when ``enabled`` and stderr is a terminal (so CI logs get no redraw noise); otherwise every method
-    does nothing.
+
+class _NotebookLine:
+    """A one-line progress display that updates in place through an IPython display handle (no widgets needed)."""
+
+    def __init__(self, total: int, start: int, description: str):
+        from IPython.display import display
+
+        self.total, self.completed, self.description = total, start, description
+        self.fields = {"loss": "-", "rate": "-"}
+        self.t0, self.start, self.shown = time.time(), start, 0.0
+        self.handle = display({"text/plain": self.text()}, raw=True, display_id=True)
+
+    def text(self) -> str:
+        frac = self.completed / self.total if self.total else 1.0
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        elapsed = time.time() - self.t0
+        done = self.completed - self.start
+        eta = (self.total - self.completed) * elapsed / done if done > 0 else float("nan")
+        eta_text = f"{eta:.0f}s" if math.isfinite(eta) else "-"
+        return (f"{self.description} [{bar}] {self.completed}/{self.total}  loss {self.fields['loss']}  "
+                f"{self.fields['rate']} ex/s  {elapsed:.0f}s elapsed, ETA {eta_text}")
+
+    def update(self, completed: int, force: bool = False, **fields) -> None:
+        self.completed = completed
+        self.fields.update(fields)
+        if force or time.time() - self.shown >= 0.5 or completed >= self.total:
+            self.handle.update({"text/plain": self.text()}, raw=True)
+            self.shown = time.time()
+
+
+class ProgressBar:
+    """A progress bar over training steps: step, loss, examples/s, elapsed time and ETA.
+
+    Shown only when ``enabled`` and either stderr is a terminal (a rich bar) or the code runs in a Jupyter notebook
+    (rich's notebook bar when ``ipywidgets`` is installed, else one line of text updated in place). CI logs and
+    pipes get no redraw noise: there every method does nothing.
     """
 
     def __init__(self, total_steps: int, *, enabled: bool = True, start: int = 0, description: str = "train"):
-        self.active = bool(enabled) and sys.stderr.isatty()
-        self._progress = None
-        if not self.active:
+        self.mode = None
+        if enabled:
+            self.mode = "terminal" if sys.stderr.isatty() else "notebook" if in_notebook() else None
+        self._progress = self._line = None
+        if self.mode == "notebook":
+            try:
+                import ipywidgets  # noqa: F401 - rich draws its notebook bar with it
+            except ImportError:
+                self._line = _NotebookLine(total_steps, start, description)
+                return
+        if self.mode is None:
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -143,7 +191,11 @@ class ProgressBar:
         self._progress.start()
         self._task = self._progress.add_task(description, total=total_steps, completed=start, loss="-", rate="-")
 
-    def update(self, step: int, *, loss: float | None = None, rate: float | None = None, description: str | None = None):
+    @property
+    def active(self) -> bool:
+        return self._progress is not None or self._line is not None
+
+    def update(self, step: int, *, loss: float | None = None, rate: float | None = None):
         if not self.active:
             return
         fields = {}
@@ -151,16 +203,22 @@ class ProgressBar:
             fields["loss"] = f"{loss:.4f}"
         if rate is not None:
             fields["rate"] = f"{rate:,.0f}"
-        if description is not None:
-            fields["description"] = description
-        self._progress.update(self._task, completed=step, **fields)
+        if self._line is not None:
+            self._line.update(step, **fields)
+        else:
+            self._progress.update(self._task, completed=step, **fields)
 
     def log(self, message: str) -> None:
-        """Print a line above the bar (when active)."""
-        if self.active:
+        """Print a line above a terminal bar (when one is shown); returns whether it did."""
+        if self._progress is not None:
             self._progress.console.print(message)
+            return True
+        return False
 
     def close(self) -> None:
+        if self._line is not None:
+            self._line.update(self._line.completed, force=True)
+            self._line = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -35,7 +35,7 @@ import functools
 import json
 import logging
 import math
-import pathlib
+import os
 import time
 from typing import Any
 
@@ -45,12 +45,15 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxconv._logging import show_info_logs
+from jaxconv.configs import check_complete, reference_config
 from jaxconv.models import build_model, load_word_vectors
 from jaxconv.models.text_cnn import PAD_ID
 from jaxconv.nn.constraints import apply_max_norm
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.train.input_pipeline import DataPipeline, build_data
+from jaxconv.train.workdir import prepare_workdir, write_run_info
 from jaxconv.train.metrics import MetricsWriter, ProgressBar
 
 __all__ = ["train_and_evaluate", "NonFiniteLossError", "make_optimizer", "make_steps", "make_spec", "evaluate",
@@ -65,7 +68,7 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became nan or inf. Attributes: ``step`` (1-based update number), ``epoch`` (1-based),
     ``value``, ``checkpoint_step`` (the last good saved step, or None) and ``checkpoint_dir``."""
 
-    def __init__(self, value: float, step: int, epoch: int, checkpoint_step: int | None, checkpoint_dir: pathlib.Path):
+    def __init__(self, value: float, step: int, epoch: int, checkpoint_step: int | None, checkpoint_dir) -> None:
         self.value, self.step, self.epoch = value, step, epoch
         self.checkpoint_step, self.checkpoint_dir = checkpoint_step, checkpoint_dir
         where = (f"the last good checkpoint is step {checkpoint_step} in {checkpoint_dir}" if checkpoint_step is not None
@@ -79,18 +82,18 @@ class NonFiniteLossError(FloatingPointError):
 # ======================================================================================================================
 
 def make_optimizer(train_config) -> optax.GradientTransformation:
-    """``config.train`` -> optax: Kim's Adadelta (``learning_rate`` 1.0, ``rho`` 0.95, ``eps`` 1e-6) by default,
-    ``"adam"`` (``learning_rate``, ``eps``) or ``"sgd"`` (``learning_rate``, ``momentum``).
+    """``config.train`` -> optax: ``"adadelta"`` (``learning_rate``, ``rho``, ``eps``; Kim's 1.0, 0.95, 1e-6),
+    ``"adam"`` (``learning_rate``, ``eps``) or ``"sgd"`` (``learning_rate``, ``momentum``). The defaults are the
+    config's (:mod:`jaxconv.configs.text_cnn`).
 
     The same settings give the same transformation object, so a second run in one process (kim2014.py) has an equal
     optimizer graph and reuses the compiled train step.
     """
-    name = train_config.get("optimizer", "adadelta")
-    if name not in OPTIMIZERS:
-        raise ValueError(f"config.train.optimizer={name!r} is not known; expected one of "
+    t = train_config
+    if t.optimizer not in OPTIMIZERS:
+        raise ValueError(f"config.train.optimizer={t.optimizer!r} is not known; expected one of "
                          f"{', '.join(map(repr, OPTIMIZERS))}.")
-    return _optimizer(name, float(train_config.get("learning_rate", 1.0)), float(train_config.get("rho", 0.95)),
-                      float(train_config.get("eps", 1e-6)), float(train_config.get("momentum", 0.0)))
+    return _optimizer(t.optimizer, float(t.learning_rate), float(t.rho), float(t.eps), float(t.momentum))
 
 
 @functools.lru_cache(maxsize=32)
@@ -113,10 +116,9 @@ def sparse_embedding_settings(config) -> tuple[float, float, float] | None:
     (``train.optimizer == "adadelta"``, ``train.sparse_embedding`` true, ``model.embedding`` "rand" or
     "non-static"), else None (one dense optax update of every parameter)."""
     t = config.train
-    if (t.get("optimizer", "adadelta") != "adadelta" or not bool(t.get("sparse_embedding", True))
-            or config.model.get("embedding", "rand") not in SPARSE_EMBEDDINGS):
+    if t.optimizer != "adadelta" or not t.sparse_embedding or config.model.embedding not in SPARSE_EMBEDDINGS:
         return None
-    return float(t.get("learning_rate", 1.0)), float(t.get("rho", 0.95)), float(t.get("eps", 1e-6))
+    return float(t.learning_rate), float(t.rho), float(t.eps)
 
 
 class SparseEmbeddingAdadelta(nnx.Module):
@@ -244,8 +246,8 @@ def make_steps(config):
     """``train_step(model, optimizer, batch, key, step) -> metrics`` and ``eval_step(model, batch) -> sums``, both
     jitted, with ``config.train.max_norm`` (0: off) applied to ``config.train.max_norm_params`` after each update."""
     t = config.train
-    max_norm = float(t.get("max_norm", 3.0))
-    targets = t.get("max_norm_params", "classifier/kernel")
+    max_norm = float(t.max_norm)
+    targets = t.max_norm_params
     targets = targets if isinstance(targets, str) else tuple(targets)
 
     def train_step(model, optimizer, batch, key, step):
@@ -316,7 +318,7 @@ class _Window:
 # train_and_evaluate
 # ======================================================================================================================
 
-def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
+def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:  # noqa: C901
     """Train ``config.model`` on ``config.data`` with ``config.train``; return the final metrics.
 
     Returns:
@@ -330,29 +332,28 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     """
     t0 = time.time()
     # ------------------------------------------------------------------------------------------ setup
+    show_info_logs()
+    check_complete(config, reference_config(config), config.model.name)
     mesh_lib.maybe_initialize_distributed(config)
     primary = mesh_lib.is_primary()
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = prepare_workdir(workdir, create=primary)
     tc = config.train
-    if primary:
-        workdir.mkdir(parents=True, exist_ok=True)
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(int(tc.batch_size), mesh, "config.train.batch_size")
-    if int(tc.get("eval_batch_size", 0) or 0):
+    if int(tc.eval_batch_size):
         mesh_lib.check_batch_size(int(tc.eval_batch_size), mesh, "config.train.eval_batch_size")
-    epochs, cap = int(tc.epochs), int(tc.get("steps", 0) or 0)
-    log_every = max(int(tc.get("log_every_steps", 50) or 0), 0)
-    ckpt_every = max(int(tc.get("checkpoint_every_steps", 0) or 0), 0)
-    patience = int(tc.get("patience", 0) or 0)
-    ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.get("keep", 2)))
+    epochs, cap = int(tc.epochs), int(tc.steps)
+    log_every, ckpt_every = max(int(tc.log_every_steps), 0), max(int(tc.checkpoint_every_steps), 0)
+    patience = int(tc.patience)
+    ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.keep))
     if ckpts.latest_step() is not None:  # before anything is written: is this the same experiment?
         _check_same_run(config, ckpts.restore_meta("latest"), workdir)
 
     # ------------------------------------------------------------------------------------------ data
-    widths = tuple(config.model.get("widths", (3, 4, 5)))
-    data: DataPipeline = build_data(config, min_length=max(widths))
+    data: DataPipeline = build_data(config, min_length=max(config.model.widths))
     if primary:
         data.vocab.save(workdir / "vocab.json")
+        write_run_info(workdir, data)
     steps_per_epoch = data.train.steps_per_epoch
     _info(primary, f"data {data.name}: {data.sizes} examples, {data.num_classes} classes, vocab {len(data.vocab)}, "
                    f"buckets {data.train.bucket_lengths}, {steps_per_epoch} steps/epoch, {jax.device_count()} "
@@ -362,7 +363,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     root = jax.random.key(int(config.seed))
     params_key, dropout_root = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
     pretrained = None
-    if config.model.get("vectors", ""):
+    if config.model.vectors:
         pretrained, found = load_word_vectors(config.model.vectors, data.vocab, int(config.model.embed_dim),
                                               seed=int(config.seed))
         _info(primary, f"word vectors: {found} of {len(data.vocab)} vocabulary words found in {config.model.vectors}")
@@ -394,7 +395,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     wall_before = float(meta["wall_time_s"])  # spent by earlier invocations of this run (before a kill / resume)
     metrics = MetricsWriter(workdir, enabled=primary, resume_step=meta["step"] if ckpts.latest_step() is not None
-                            else None, tensorboard=bool(config.get("tensorboard", True)))
+                            else None, tensorboard=bool(config.tensorboard))
 
     def meta_now(window: _Window) -> dict:
         return dict(meta, window=window.state(), wall_time_s=wall_before + time.time() - t0,
@@ -411,7 +412,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     done = meta["stopped_early"] or epoch >= epochs or (cap and step >= cap)
     window = _Window(**(meta["window"] or {}))
     pending: list[tuple[int, int, dict]] = []   # (step, epoch, device metrics) not yet checked / logged
-    progress = ProgressBar(total, enabled=bool(config.get("progress", True)) and primary, start=step)
+    progress = ProgressBar(total, enabled=bool(config.progress) and primary, start=step)
     last_rate = None
 
     def drain():
@@ -523,6 +524,7 @@ def train_and_evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
     }
     if primary:
         (workdir / "final_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["tensorboard"] = metrics.tensorboard_dir is not None
     _info(primary, f"test accuracy {test['accuracy']:.4f} (model of step {final_step}, dev accuracy "
                    f"{dev['accuracy']:.4f}); outputs in {workdir}")
     metrics.close()
@@ -545,7 +547,7 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def _check_same_run(config, saved_meta: dict | None, workdir: pathlib.Path) -> None:
+def _check_same_run(config, saved_meta: dict | None, workdir) -> None:
     """Raise ValueError if the workdir's checkpoints come from a run with a different model, data or optimizer."""
     if not saved_meta or "config" not in saved_meta:
         return
@@ -562,9 +564,5 @@ def _check_same_run(config, saved_meta: dict | None, workdir: pathlib.Path) -> N
 
 
 def _info(primary: bool, message: str, progress: ProgressBar | None = None) -> None:
-    if not primary:
-        return
-    if progress is not None and progress.active:
-        progress.log(message)
-    else:
+    if primary and (progress is None or not progress.log(message)):
         logger.info(message)

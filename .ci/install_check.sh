@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The package as a user gets it: `pip install .` without extras into a fresh virtualenv, used from outside the
+# checkout (so nothing is imported from the working tree): import it, `jaxconv shape`, a 20-step `jaxconv train` on
+# the built-in synthetic corpus, `python -m jaxconv --version`.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+python3 -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
+"$tmp/venv/bin/python" -m pip install --quiet "$repo"
+cd "$tmp"
+py="$tmp/venv/bin/python"
+if "$py" -c "import pytest" 2>/dev/null; then echo "install-check: the test extras leaked into a plain install" >&2; exit 1; fi
+"$py" -c "import jaxconv, jaxconv.train, jaxconv.configs, jaxconv.data, jaxconv.models; print('import jaxconv', jaxconv.__version__)"
+"$py" -m jaxconv --version
+"$py" - <<'PY'
+import importlib.metadata as md, importlib.resources as res
+assert res.files("jaxconv").joinpath("py.typed").is_file(), "py.typed is not installed"
+files = [str(f) for f in md.files("jaxconv")]
+assert any(f.endswith("LICENSE") for f in files), f"no LICENSE in the installed metadata: {files[:5]}"
+assert md.metadata("jaxconv")["License-Expression"] == "Apache-2.0"
+assert any(f.endswith("configs/text_cnn.py") for f in files), "the built-in configs are not installed"
+print("installed: py.typed, LICENSE (Apache-2.0), built-in configs")
+PY
+"$tmp/venv/bin/jaxconv" shape --input 50x300 --filters 111 --kernel-size 5 | head -1
+"$tmp/venv/bin/jaxconv" train text_cnn --workdir "$tmp/run" --config.train.steps=20 --config.progress=false
+"$py" - "$tmp/run" <<'PY'
+import json, pathlib, sys
+result = json.loads((pathlib.Path(sys.argv[1]) / "final_metrics.json").read_text())
+assert result["step"] == 20, result
+print("install-check: ok, 20 steps, test accuracy", result["test_accuracy"])
+PY

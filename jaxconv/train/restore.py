@@ -1,0 +1,133 @@
+"""Get a trained model back from a workdir: ``jaxconv.load_run(workdir)``::
+
+    run = jaxconv.load_run("runs/demo")                       # the best dev epoch's model
+    tokens = run.encode(["a sentence to look at"])            # (1, L) int32, padded as in training
+    jaxconv.feature_map(run.model, tokens, "convs/2", 7)      # filter 7 of the width-5 conv: (1, L - 4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from jaxconv.train.workdir import as_path, read_run_info
+
+__all__ = ["Run", "load_run", "CHECKPOINTS"]
+
+#: What ``checkpoint=`` may name besides a step number.
+CHECKPOINTS = ("best", "latest")
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run, restored from its workdir.
+
+    Attributes:
+      workdir: the run's directory (an ``etils.epath.Path``; local or ``gs://``).
+      config: the run's config (``ml_collections.ConfigDict``, locked), as saved in ``config.json``.
+      vocab: the :class:`jaxconv.data.Vocab` the checkpoints index.
+      tokenizer: the tokenizer's name (``jaxconv.data.get_tokenizer``); ``tokenize`` is the callable.
+      model: the restored model (``nnx.Module``, in eval mode: dropout off).
+      checkpoint: ``"best"``, ``"latest"`` or the step number asked for; ``step``: the step restored.
+      num_classes, label_names: the classifier's classes (names may be None).
+      pad_left, pad_right, min_length: how training padded token ids (:meth:`encode` does the same).
+    """
+
+    workdir: Any
+    config: ml_collections.ConfigDict
+    vocab: Any
+    tokenizer: str
+    tokenize: Callable[[str], list[str]]
+    model: nnx.Module
+    checkpoint: str | int
+    step: int
+    num_classes: int
+    label_names: list[str] | None
+    pad_left: int = 0
+    pad_right: int = 0
+    min_length: int = 1
+
+    def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
+        """Token ids of ``texts`` as training built them: tokenized, ``pad_left`` zeros, the ids, zeros to the
+        length. Returns int32 ``(len(texts), L)`` with ``L = length`` or the longest padded text (at least
+        ``min_length``); a longer text is cut to ``L`` (its end dropped)."""
+        ids = [self.vocab.encode(self.tokenize(t)) for t in texts]
+        need = max([self.pad_left + len(x) + self.pad_right for x in ids] + [self.min_length])
+        L = int(length) if length is not None else need
+        if L < self.min_length:
+            raise ValueError(f"length={L} is shorter than the model's min_length={self.min_length}.")
+        out = np.zeros((len(ids), L), np.int32)                                       # (B, L), pad id 0
+        for i, x in enumerate(ids):
+            x = x[:max(L - self.pad_left - self.pad_right, 0)]
+            out[i, self.pad_left:self.pad_left + len(x)] = x
+        return out
+
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        """The words of a row of token ids (``<pad>`` for 0)."""
+        return self.vocab.decode([int(i) for i in ids])
+
+
+def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
+    """Restore the config, vocabulary, tokenizer and model of a training workdir.
+
+    Args:
+      workdir: a directory written by :func:`jaxconv.train.train_and_evaluate` (local or ``gs://``).
+      checkpoint: ``"best"`` (the best dev epoch, the model that was scored on test; default), ``"latest"``, or a
+        step number of ``checkpoints/latest``.
+
+    Returns:
+      :class:`Run`, its ``model`` ready for :func:`jaxconv.explain`, :func:`jaxconv.feature_maps` and
+      :func:`jaxconv.saliency`.
+
+    Raises:
+      FileNotFoundError: no such workdir, no ``config.json`` / ``vocab.json`` in it, or no checkpoint of that kind.
+      ValueError: an unknown ``checkpoint``.
+    """
+    from jaxconv.data import Vocab, get_tokenizer
+    from jaxconv.models import build_model
+    from jaxconv.train.checkpoint import Checkpoints
+
+    path = as_path(workdir)
+    if isinstance(checkpoint, bool) or not (checkpoint in CHECKPOINTS or isinstance(checkpoint, (int, np.integer))):
+        raise ValueError(f"checkpoint={checkpoint!r} is not known; expected 'best', 'latest' or a step number.")
+    if not path.is_dir():
+        raise FileNotFoundError(f"workdir {path} does not exist (expected a directory written by jaxconv train).")
+    for name in ("config.json", "vocab.json"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"workdir {path} has no {name}; it is not a finished or started jaxconv run.")
+    config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
+    config.lock()
+    vocab = Vocab.load(path / "vocab.json")
+    info = read_run_info(path) or {}
+    kind = checkpoint if isinstance(checkpoint, str) else "latest"
+    ckpts = Checkpoints(path / "checkpoints", keep=max(int(config.train.keep), 1))
+    try:
+        steps = ckpts.all_steps(kind)
+        step = max(steps) if isinstance(checkpoint, str) and steps else checkpoint
+        if not steps or step not in steps:
+            what = f"step {checkpoint}" if not isinstance(checkpoint, str) else f"{checkpoint} checkpoint"
+            raise FileNotFoundError(f"no {what} in {ckpts.path(kind)} (saved steps: {sorted(steps) or 'none'}).")
+        num_classes = info.get("num_classes")
+        if num_classes is None:  # a run from before run.json: the classifier's bias tells
+            from jaxconv.train.checkpoint import load_params
+
+            num_classes = load_params(path, kind, step)["classifier/bias"].shape[0]
+        model = build_model(config, len(vocab), int(num_classes), rngs=nnx.Rngs(params=int(config.seed)))
+        restored, _ = ckpts.restore(kind, {"model": nnx.state(model)}, step=int(step), partial=True)
+        nnx.update(model, restored["model"])
+    finally:
+        ckpts.close()
+    model.eval()
+    tokenizer = info.get("tokenizer") or config.data.tokenizer or "kim"
+    return Run(workdir=path, config=config, vocab=vocab, tokenizer=tokenizer, tokenize=get_tokenizer(tokenizer),
+               model=model, checkpoint=checkpoint, step=int(step), num_classes=int(num_classes),
+               label_names=info.get("label_names"), pad_left=int(info.get("pad_left", config.data.pad_left)),
+               pad_right=int(info.get("pad_right", config.data.pad_right)),
+               min_length=int(info.get("min_length", max(config.model.widths))))

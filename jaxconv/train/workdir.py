@@ -1,0 +1,81 @@
+"""Workdirs, local or remote: every path of a run goes through ``etils.epath``, so ``gs://bucket/run`` works wherever
+orbax and epath reach (``pip install gcsfs`` for Google Cloud Storage), and a remote path never turns into a local
+folder named ``gs:``.
+
+``run.json`` records what is needed to rebuild the model and its input from the workdir alone
+(:func:`jaxconv.load_run`): the number of classes and their names, the tokenizer, the padding, the buckets and the
+jaxconv version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from etils import epath
+
+__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "write_run_info", "read_run_info",
+           "WorkdirError"]
+
+#: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
+REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
+
+
+class WorkdirError(OSError):
+    """A workdir (or other run path) that cannot be created, reached or written; the message names it."""
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a remote URI (``gs://``, ``s3://``, ...) rather than a local path."""
+    return os.fspath(path).startswith(REMOTE_PREFIXES)
+
+
+def as_path(path: str | os.PathLike) -> epath.Path:
+    """``path`` as an ``epath.Path``: local paths made absolute (``~`` expanded), remote URIs kept as they are."""
+    text = os.fspath(path)
+    if is_remote(text):
+        return epath.Path(text)
+    return epath.Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def prepare_workdir(workdir: str | os.PathLike, *, create: bool = True) -> epath.Path:
+    """Check (and by default create) a run's workdir; return it as an absolute ``epath.Path``.
+
+    Raises:
+      WorkdirError: the path exists and is not a directory, or it cannot be created or reached (a remote path
+        without its file-system package, or unreachable storage); the message names the path and the cause.
+    """
+    path = as_path(workdir)
+    try:
+        if path.exists() and not path.is_dir():
+            raise WorkdirError(f"--workdir {path} is an existing file, not a directory; give a directory path "
+                               f"(it is created when missing).")
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+    except WorkdirError:
+        raise
+    except (ImportError, OSError, ValueError, RuntimeError) as e:
+        hint = (" Remote workdirs need their fsspec package (gs://: pip install gcsfs, s3://: pip install s3fs) and "
+                "credentials." if is_remote(path) else "")
+        raise WorkdirError(f"--workdir {path} cannot be created or reached: {type(e).__name__}: "
+                           f"{' '.join(str(e).split())}.{hint}") from None
+    return path
+
+
+def write_run_info(workdir: epath.Path, data: Any) -> dict:
+    """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote."""
+    from jaxconv import __version__
+
+    info = {"num_classes": int(data.num_classes), "label_names": data.label_names, "tokenizer": data.tokenizer,
+            "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
+            "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
+            "vocab_size": len(data.vocab), "dataset": data.name, "jaxconv_version": __version__}
+    (as_path(workdir) / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def read_run_info(workdir: str | os.PathLike) -> dict | None:
+    """``workdir/run.json`` as a dict, or None when the run predates it."""
+    path = as_path(workdir) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None
