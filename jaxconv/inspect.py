@@ -162,12 +162,9 @@ class _ConvView:
         return tuple(range(first, first + n))
 
 
-def _tuple_n(v, n) -> tuple[int, ...]:
-    if v is None:
-        return (1,) * n
-    if isinstance(v, int) or shapes._is_integral(v):
-        return (int(v),) * n
-    return tuple(int(a) for a in v)
+def _per_axis(v, n: int | None, name: str) -> tuple[int, ...]:
+    """A module's int-or-tuple attribute per spatial axis; None (flax's default for strides, dilations) means 1."""
+    return shapes.per_axis_ints(1 if v is None else v, n, name=name)
 
 
 def _conv_view(m) -> _ConvView | None:
@@ -184,12 +181,12 @@ def _conv_view(m) -> _ConvView | None:
                          pads, in_channels=m.in_channels, filters=m.filters, groups=m.groups, use_bias=m.use_bias,
                          kernel_axes=tuple(m.kernel_axes), kernel_shape=tuple(m.kernel.shape))
     if isinstance(m, nnx.Conv):
-        ks = tuple(m.kernel_size) if not isinstance(m.kernel_size, int) else (m.kernel_size,)
+        ks = _per_axis(m.kernel_size, None, "kernel_size")
         n = len(ks)
-        stride, dil = _tuple_n(m.strides, n), _tuple_n(m.kernel_dilation, n)
+        stride, dil = _per_axis(m.strides, n, "strides"), _per_axis(m.kernel_dilation, n, "kernel_dilation")
 
         def pads(spatial, m=m, n=n, ks=ks, stride=stride, dil=dil):
-            if _tuple_n(m.input_dilation, n) != (1,) * n:
+            if _per_axis(m.input_dilation, n, "input_dilation") != (1,) * n:
                 return None
             p = m.padding
             if isinstance(p, str):
@@ -210,14 +207,14 @@ def _conv_view(m) -> _ConvView | None:
     # Duck-typed pooling window (no kernel parameter).
     ks = getattr(m, "kernel_size", None)
     if ks is not None and hasattr(m, "stride") and callable(getattr(m, "padding_for", None)):
-        ks = _tuple_n(ks, 1) if isinstance(ks, int) else tuple(ks)
+        ks = _per_axis(ks, None, "kernel_size")
         n = len(ks)
 
         def pads(spatial, m=m, n=n):
             p = m.padding_for(spatial[0] if n == 1 else spatial)
             return [tuple(p)] if n == 1 else [tuple(a) for a in p]
 
-        return _ConvView(n, ks, _tuple_n(m.stride, n), _tuple_n(getattr(m, "dilation", 1), n),
+        return _ConvView(n, ks, _per_axis(m.stride, n, "stride"), _per_axis(getattr(m, "dilation", 1), n, "dilation"),
                          getattr(m, "data_format", "channels_last") == "channels_last", pads)
     return None
 
@@ -432,7 +429,7 @@ def _as_struct(x_or_shape, dtype=None) -> jax.ShapeDtypeStruct:
         return x_or_shape if dtype is None else jax.ShapeDtypeStruct(x_or_shape.shape, dtype)
     if _is_array(x_or_shape):
         return jax.ShapeDtypeStruct(tuple(x_or_shape.shape), dtype or x_or_shape.dtype)
-    if isinstance(x_or_shape, Sequence) and all(shapes._is_integral(s) for s in x_or_shape):
+    if isinstance(x_or_shape, Sequence) and all(shapes.is_integral(s) for s in x_or_shape):
         return jax.ShapeDtypeStruct(tuple(int(s) for s in x_or_shape), dtype or jnp.float32)
     raise TypeError(f"x_or_shape must be an array, a jax.ShapeDtypeStruct or a shape tuple of ints; got {x_or_shape!r}.")
 
@@ -718,7 +715,7 @@ def feature_maps(model: nnx.Module, x, *, layers: str | Sequence[str] | None = N
 
 
 def _check_filter(conv: ConvND, layer: str, filter) -> int:
-    if isinstance(filter, bool) or not shapes._is_integral(filter) or not -conv.filters <= filter < conv.filters:
+    if not shapes.is_integral(filter) or not -conv.filters <= filter < conv.filters:
         raise IndexError(f"filter={filter!r} is out of range for layer {layer!r}, which has filters={conv.filters}; "
                          f"expected an int with 0 <= filter < {conv.filters}.")
     return int(filter) % conv.filters
@@ -745,7 +742,7 @@ def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
 
 
 def _default_input(model: nnx.Module, input_length) -> jax.ShapeDtypeStruct:
-    lengths = (input_length,) if shapes._is_integral(input_length) else tuple(input_length)
+    lengths = shapes.per_axis_ints(input_length, name="input_length")
     mods = [m for _, m in nnx.iter_modules(model)]
     # Token-id models: an nnx.Embed inside, or an `embed(tokens)` method (the hook saliency uses, as TextCNN has).
     if any(isinstance(m, nnx.Embed) for m in mods) or callable(getattr(model, "embed", None)):
