@@ -44,6 +44,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from jaxconv import layouts, shapes
+from jaxconv._format import fmt_axes, fmt_tuple
 from jaxconv.nn.conv import ConvND, PostActivation, PreActivation
 
 __all__ = ["LayerRow", "Explanation", "explain", "feature_maps", "feature_map", "receptive_spans", "Saliency",
@@ -283,14 +284,6 @@ _COLUMNS = ("path", "type", "input -> output", "kernel", "padding (lo, hi)", "st
 _NUMERIC = {"params", "FLOPs"}
 
 
-def _fmt_shape(shape) -> str:
-    return "?" if shape is None else "(" + ", ".join(str(s) for s in shape) + ")"
-
-
-def _fmt_axes(values, sep="x") -> str:
-    return sep.join(str(v) for v in values)
-
-
 @dataclasses.dataclass(frozen=True, repr=False)
 class Explanation:
     """What :func:`explain` found: one :class:`LayerRow` per module call, in call order, plus totals.
@@ -351,13 +344,13 @@ class Explanation:
         for r in self.rows:
             rf = ""
             if r.kernel is not None or r.formula is not None:
-                rf = "?" if r.rf_size is None else f"{_fmt_axes(r.rf_size)} / {_fmt_axes(r.rf_jump)}"
-            io = f"{_fmt_shape(r.input_shape)} -> {_fmt_shape(r.output_shape)}"
-            pad = "" if r.padding is None else ", ".join(f"({lo}, {hi})" for lo, hi in r.padding)
+                rf = "?" if r.rf_size is None else f"{fmt_axes(r.rf_size)} / {fmt_axes(r.rf_jump)}"
+            io = f"{fmt_tuple(r.input_shape)} -> {fmt_tuple(r.output_shape)}"
+            pad = "" if r.padding is None else ", ".join(fmt_tuple(p) for p in r.padding)
             out.append([
                 r.label, r.type, io, r.kernel or "", pad,
-                "" if r.stride is None else _fmt_axes(r.stride),
-                "" if r.dilation is None else _fmt_axes(r.dilation),
+                "" if r.stride is None else fmt_axes(r.stride),
+                "" if r.dilation is None else fmt_axes(r.dilation),
                 "" if r.groups is None else str(r.groups),
                 f"{r.params:,}" if r.params or r.call == 0 else "",
                 "-" if r.flops is None else f"{r.flops:,}",
@@ -366,7 +359,7 @@ class Explanation:
         return out
 
     def _title(self) -> str:
-        return f"{self.model}: input {_fmt_shape(self.input_shape)} {self.input_dtype}"
+        return f"{self.model}: input {fmt_tuple(self.input_shape)} {self.input_dtype}"
 
     def _total_cells(self) -> list[str]:
         return ["total", "", "", "", "", "", "", "", f"{self.total_params:,}", f"{self.total_flops:,}", ""]
@@ -388,7 +381,7 @@ class Explanation:
 
     def __repr__(self) -> str:
         convs = len(self.conv_paths)
-        return (f"Explanation({self.model}, input {_fmt_shape(self.input_shape)} {self.input_dtype}, {len(self.rows)} "
+        return (f"Explanation({self.model}, input {fmt_tuple(self.input_shape)} {self.input_dtype}, {len(self.rows)} "
                 f"calls, {convs} conv{'s' if convs != 1 else ''}, params={self.total_params:,}, "
                 f"flops={self.total_flops:,})")
 
@@ -610,7 +603,7 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
             kw.update(stride=view.stride, dilation=view.dilation)
         if view is not None and view.is_conv:
             kw.update(is_conv=True, groups=view.groups, kernel_shape=view.kernel_shape,
-                      kernel="(" + ", ".join(f"{a}={s}" for a, s in zip(view.kernel_axes, view.kernel_shape)) + ")")
+                      kernel=fmt_tuple(f"{a}={s}" for a, s in zip(view.kernel_axes, view.kernel_shape)))
             if r["pads"] is not None and r["input_shape"] is not None:
                 batch = math.prod(r["input_shape"][: len(r["input_shape"]) - view.num_spatial - 1]) or 1
                 kw["flops"] = shapes.conv_flops(r["spatial"], view.in_channels, view.filters, view.kernel_size,
@@ -782,7 +775,7 @@ def receptive_spans(model: nnx.Module, layer: str, input_length: int | Sequence[
                          f"conv paths: {', '.join(repr(p) for p in e.conv_paths) or '(none)'}.")
     if r.rf_size is None:
         raise ValueError(f"layer {layer!r}: its receptive field cannot be traced back to the model input "
-                         f"{_fmt_shape(e.input_shape)} (an op between them changes the position axes).")
+                         f"{fmt_tuple(e.input_shape)} (an op between them changes the position axes).")
     in_axes = sorted(_input_rf(struct))
     lengths = [struct.shape[a] for a in in_axes]
     n = len(r.rf_size)

@@ -22,6 +22,7 @@ from flax import nnx
 from jax import lax
 
 from jaxconv import shapes
+from jaxconv._format import fmt_compact, fmt_tuple
 
 __all__ = ["ConvND", "Conv1D", "Conv2D", "PreActivation", "PostActivation", "resolve_activation", "PADDING_MODES"]
 
@@ -262,7 +263,7 @@ class ConvND(nnx.Module):
 
     def _sow_if_capturing(self, kind, y):
         # Sow only inside nnx.capture(...) and only for the layers asked for: outside capture, Module.sow would
-        # store the value on the module itself (and keep it alive). `capture_stages` is set by jaxconv.inspect.
+        # store the value on the module itself (and keep it alive). `capture_stages` is set by jaxconv.inspection.
         stages = getattr(self, "capture_stages", ())
         if hasattr(self, "__captures__") and kind in stages:
             self.sow(kind, "feature_map", y)
@@ -270,23 +271,19 @@ class ConvND(nnx.Module):
     # ---------------------------------------------------------------- conversions
 
     def __repr__(self) -> str:  # short and explicit; nnx's tree repr stays available via nnx.display
-        args = [f"{self.in_channels} -> {self.filters}", f"kernel_size={self._fmt(self.kernel_size)}"]
+        args = [f"{self.in_channels} -> {self.filters}", f"kernel_size={fmt_compact(self.kernel_size)}"]
         if any(s != 1 for s in self.stride):
-            args.append(f"stride={self._fmt(self.stride)}")
+            args.append(f"stride={fmt_compact(self.stride)}")
         pad = self.padding[0] if len(set(map(str, self.padding))) == 1 else self.padding
         args.append(f"padding={pad!r}")
         if any(d != 1 for d in self.dilation):
-            args.append(f"dilation={self._fmt(self.dilation)}")
+            args.append(f"dilation={fmt_compact(self.dilation)}")
         if self.groups != 1:
             args.append(f"groups={self.groups}")
         if self.padding_mode != "zeros":
             args.append(f"padding_mode={self.padding_mode!r}")
-        kshape = ", ".join(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
-        return f"{type(self).__name__}({', '.join(args)}; kernel ({kshape}))"
-
-    @staticmethod
-    def _fmt(t):
-        return t[0] if len(set(t)) == 1 else t
+        kshape = fmt_tuple(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
+        return f"{type(self).__name__}({', '.join(args)}; kernel {kshape})"
 
     def _layer_kwargs(self) -> dict:
         return dict(stride=self.stride, padding=self.padding if self.num_spatial > 1 else self.padding[0],
