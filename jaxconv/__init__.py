@@ -7,7 +7,7 @@
 
 from jaxconv import layouts, shapes
 from jaxconv.nn.conv import Conv1D, Conv2D
-from jaxconv.inspect import Explanation, explain, feature_map, feature_maps, receptive_spans, saliency
+from jaxconv.inspection import Explanation, explain, feature_map, feature_maps, receptive_spans, saliency
 
 __version__ = "0.1.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]

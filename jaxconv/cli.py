@@ -399,7 +399,7 @@ def _build(module, config, args):
 
 
 def _cmd_explain(args) -> int:
-    from jaxconv.inspect import explain
+    from jaxconv.inspection import explain
 
     module, config, _ = _load_config_module(args.config)
     model, example = _build(module, config, args)

@@ -1,4 +1,4 @@
-"""Tests for jaxconv.inspect: explain, receptive fields, feature maps, receptive spans and saliency.
+"""Tests for jaxconv.inspection: explain, receptive fields, feature maps, receptive spans and saliency.
 
 The models are built here (not taken from jaxconv.models) so the core tests do not depend on them.
 """
@@ -16,7 +16,7 @@ from flax import nnx
 
 import jaxconv
 from jaxconv import Conv1D, Conv2D, shapes
-from jaxconv.inspect import Explanation, Saliency, conv_paths
+from jaxconv.inspection import Explanation, Saliency, conv_paths
 from jaxconv.nn.conv import ConvND
 
 # ---------------------------------------------------------------------------------------------------------------
