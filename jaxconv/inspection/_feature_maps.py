@@ -30,17 +30,46 @@ def conv_paths(model: nnx.Module) -> list[str]:
 _STAGES = {"pre": PreActivation, "post": PostActivation}
 
 
+#: How to get feature maps out of a flax.nnx.Conv model (the end of the errors below).
+_FLAX_ADVICE = ("Feature maps need jaxconv's Conv1D / Conv2D, which sow their activations for nnx.capture. "
+                "jaxconv.Conv1D(in_features, out_features, kernel_size, padding='same') is a drop-in for a 1-D "
+                "flax.nnx.Conv(in_features, out_features, kernel_size) (flax pads 'SAME' by default; strides -> stride, "
+                "kernel_dilation -> dilation, feature_group_count -> groups; jaxconv.Conv2D for 2-D), and "
+                "Conv1D.from_keras(conv.kernel[...], conv.bias[...], padding='same') builds one from a trained flax "
+                "kernel, whose (..., in, out) layout is Keras 3's (jaxconv.nn.conv also has from_torch and, for "
+                "Conv1D, from_keras1).")
+
+
+def _flax_paths(model) -> list[str]:
+    return [p for p, m in _modules_by_path(model).items() if isinstance(m, nnx.Conv)]
+
+
+def _no_convs_error(model) -> ValueError:
+    """The error for ``layers=None`` on a model without jaxconv convs (rather than returning ``{}``)."""
+    name, flax = type(model).__name__, _flax_paths(model)
+    if flax:
+        return ValueError(f"this {name} has no jaxconv convolution: found flax.nnx.Conv layers at "
+                          f"{', '.join(repr(p) for p in flax)}, which do not sow their activations. {_FLAX_ADVICE}")
+    return ValueError(f"this {name} has no jaxconv convolution (Conv1D / Conv2D) and no flax.nnx.Conv; feature maps "
+                      f"are the activations that jaxconv's Conv1D / Conv2D sow for nnx.capture, so there are none to "
+                      f"return. Build the model's convolutions with jaxconv.Conv1D / jaxconv.Conv2D.")
+
+
 def _resolve_layers(model, layers) -> dict[str, ConvND]:
     convs = {p: m for p, m in _modules_by_path(model).items() if isinstance(m, ConvND)}
     if layers is None:
+        if not convs:
+            raise _no_convs_error(model)
         return convs
     if isinstance(layers, str):
         layers = [layers]
     out = {}
     for name in layers:
         if name not in convs:
+            flax = (f" {name!r} is a flax.nnx.Conv, which does not sow its activations. {_FLAX_ADVICE}"
+                    if name in _flax_paths(model) else "")
             raise ValueError(f"layer {name!r} is not a jaxconv convolution in this {type(model).__name__}; available "
-                             f"conv paths: {', '.join(repr(p) for p in convs) or '(none)'}.")
+                             f"conv paths: {', '.join(repr(p) for p in convs) or '(none)'}.{flax}")
         out[name] = convs[name]
     return out
 
@@ -69,8 +98,9 @@ def feature_maps(model: nnx.Module, x, *, layers: str | Sequence[str] | None = N
       ``path@1``, ``path@2``, ... for the later ones.
 
     Raises:
-      ValueError: a path in ``layers`` that is not a jaxconv conv (the message lists the available paths), or an
-        unknown ``stage``.
+      ValueError: a path in ``layers`` that is not a jaxconv conv (the message lists the available paths), an
+        unknown ``stage``, or, with ``layers=None``, a model without any jaxconv conv (the message lists its
+        ``flax.nnx.Conv`` paths, which do not sow feature maps, and how to swap in ``jaxconv.Conv1D``).
 
     Works under ``nnx.jit``: ``nnx.jit(lambda m, x: feature_maps(m, x, layers=["convs/0"]))(model, x)``.
     It reads the maps with ``nnx.capture``: each wanted conv gets ``capture_stages = (PostActivation,)`` (or
@@ -120,7 +150,8 @@ def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
       Conv1D: ``(batch, out_length)``; Conv2D: ``(batch, out_height, out_width)``.
 
     Raises:
-      IndexError: ``filter`` outside ``[0, filters)``. ValueError: unknown ``layer`` (lists the conv paths).
+      IndexError: ``filter`` outside ``[0, filters)``. ValueError: unknown ``layer`` (lists the conv paths; a
+        ``flax.nnx.Conv`` layer gets the advice of :func:`feature_maps`).
     """
     conv = _resolve_layers(model, [layer])[layer]
     j = _check_filter(conv, layer, filter)
