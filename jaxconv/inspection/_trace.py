@@ -119,18 +119,19 @@ def _per_axis(v, n: int | None, name: str) -> tuple[int, ...]:
     return shapes.per_axis_ints(1 if v is None else v, n, name=name)
 
 
+def _padding_for(m, n: int, spatial: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``(lo, hi)`` per spatial axis from a module's ``padding_for`` (an int and a pair for 1-D, tuples for N-D)."""
+    p = m.padding_for(spatial[0] if n == 1 else spatial)
+    return [tuple(p)] if n == 1 else [tuple(a) for a in p]
+
+
 def _conv_view(m) -> _ConvView | None:
     """A :class:`_ConvView` for jaxconv convs, ``flax.nnx.Conv``, and pooling-like modules that expose
     ``kernel_size``, ``stride`` and ``padding_for(spatial)`` (as jaxconv convs do). None for anything else."""
     if isinstance(m, ConvND):
         n = m.num_spatial
-
-        def pads(spatial, m=m, n=n):
-            p = m.padding_for(spatial[0] if n == 1 else spatial)
-            return [tuple(p)] if n == 1 else [tuple(a) for a in p]
-
         return _ConvView(n, tuple(m.kernel_size), tuple(m.stride), tuple(m.dilation), m.data_format == "channels_last",
-                         pads, in_channels=m.in_channels, filters=m.filters, groups=m.groups, use_bias=m.use_bias,
+                         functools.partial(_padding_for, m, n), in_channels=m.in_channels, filters=m.filters, groups=m.groups, use_bias=m.use_bias,
                          kernel_axes=tuple(m.kernel_axes), kernel_shape=tuple(m.kernel.shape))
     if isinstance(m, nnx.Conv):
         ks = _per_axis(m.kernel_size, None, "kernel_size")
@@ -161,13 +162,9 @@ def _conv_view(m) -> _ConvView | None:
     if ks is not None and hasattr(m, "stride") and callable(getattr(m, "padding_for", None)):
         ks = _per_axis(ks, None, "kernel_size")
         n = len(ks)
-
-        def pads(spatial, m=m, n=n):
-            p = m.padding_for(spatial[0] if n == 1 else spatial)
-            return [tuple(p)] if n == 1 else [tuple(a) for a in p]
-
         return _ConvView(n, ks, _per_axis(m.stride, n, "stride"), _per_axis(getattr(m, "dilation", 1), n, "dilation"),
-                         getattr(m, "data_format", "channels_last") == "channels_last", pads)
+                         getattr(m, "data_format", "channels_last") == "channels_last",
+                         functools.partial(_padding_for, m, n))
     return None
 
 
