@@ -8,7 +8,10 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
-"$tmp/venv/bin/python" -m pip install --quiet "$repo"
+# A copy of the working tree, so that the build leaves nothing (build/, *.egg-info) in the checkout.
+mkdir "$tmp/src"
+tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude=./runs --exclude=./build -cf - . | tar -C "$tmp/src" -xf -
+"$tmp/venv/bin/python" -m pip install --quiet "$tmp/src"
 cd "$tmp"
 py="$tmp/venv/bin/python"
 if "$py" -c "import pytest" 2>/dev/null; then echo "install-check: the test extras leaked into a plain install" >&2; exit 1; fi

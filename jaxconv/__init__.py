@@ -10,7 +10,7 @@ Training and runs load on first use (they import orbax): ``jaxconv.load_config``
 
 from jaxconv import layouts, shapes
 from jaxconv.nn.conv import Conv1D, Conv2D
-from jaxconv.inspect import Explanation, explain, feature_map, feature_maps, receptive_spans, saliency
+from jaxconv.inspection import Explanation, explain, feature_map, feature_maps, receptive_spans, saliency
 
 __version__ = "0.2.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]

@@ -27,6 +27,8 @@ The seed example: a width-5 kernel over 50 tokens, valid padding, stride 1::
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple, Union
 
@@ -46,6 +48,8 @@ __all__ = [
     "conv_params",
     "conv_flops",
     "output_length_formula",
+    "is_integral",
+    "per_axis_ints",
 ]
 
 #: Named padding conventions understood by :func:`resolve_padding`.
@@ -56,20 +60,80 @@ Padding = Union[str, int, tuple[int, int]]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        # numpy ints are fine; anything else is not.
-        try:
-            import numbers
-
-            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-                value = int(value)
-            else:
-                raise TypeError
-        except TypeError:
-            raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} of type {type(value).__name__}.") from None
+    if not is_integral(value):  # numpy ints are fine; bools, floats and anything else are not.
+        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} of type {type(value).__name__}.")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}; got {name}={value}.")
     return value
+
+
+def is_integral(x) -> bool:
+    """Whether ``x`` is an integer: a Python int or a numpy integer scalar, but not a bool.
+
+    >>> import numpy as np
+    >>> is_integral(3), is_integral(np.int64(3)), is_integral(True), is_integral(3.0), is_integral((3,))
+    (True, True, False, False, False)
+    """
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _as_index(x) -> int | None:
+    """``x`` as an int when it is one (an int, a numpy integer, a 0-d integer array); None otherwise (bools too)."""
+    if isinstance(x, bool):
+        return None
+    try:
+        return operator.index(x)
+    except TypeError:
+        return None
+
+
+def per_axis_ints(value, n: int | None = None, *, name: str = "value", minimum: int | None = None) -> tuple[int, ...]:
+    """An int-or-sequence argument (``kernel_size``, ``stride``, ``dilation``, a spatial shape) as a tuple of ints.
+
+    An int (or a numpy integer, or a 0-d integer array) is repeated ``n`` times (once when ``n`` is None); a
+    sequence gives one int per entry, and must have ``n`` entries when ``n`` is given. Bools and floats are refused.
+
+    Args:
+      value: an int or a sequence of ints.
+      n: the number of spatial axes, or None to take a sequence at its own length (and an int as one axis).
+      name: the argument's name, for the error messages.
+      minimum: when given, every entry must be ``>= minimum``.
+
+    Returns:
+      A tuple of Python ints, of length ``n`` (or ``len(value)``, or 1 for an int when ``n`` is None).
+
+    >>> per_axis_ints(3, 2)
+    (3, 3)
+    >>> per_axis_ints((5, 3), 2, name="kernel_size")
+    (5, 3)
+    >>> per_axis_ints(50)
+    (50,)
+    >>> per_axis_ints((3, 3, 3), 2, name="stride")
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be an int or a sequence of 2 ints (one per spatial axis); got stride=(3, 3, 3).
+
+    Raises:
+      TypeError: ``value`` is a bool, a float, or neither an int nor a sequence of ints (names ``name`` and the value).
+      ValueError: a sequence without ``n`` entries, or an entry below ``minimum``.
+    """
+    expected = f"{name} must be an int or a sequence of {'' if n is None else f'{n} '}ints"
+    one = _as_index(value)
+    if one is not None:
+        out = (one,) * (1 if n is None else n)
+    else:
+        try:
+            out = tuple(_as_index(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{expected}; got {value!r}.") from None
+        if None in out:
+            raise TypeError(f"{expected}; got {value!r}.")
+        if n is not None and len(out) != n:
+            raise ValueError(f"{expected} (one per spatial axis); got {name}={value!r}.")
+    if minimum is not None and any(v < minimum for v in out):
+        raise ValueError(f"{name} must be >= {minimum} on every axis; got {name}={value!r}.")
+    return out
 
 
 def _padding_repr(padding) -> str:
@@ -138,12 +202,12 @@ def resolve_padding(length: int, kernel_size: int, *, stride: int = 1, dilation:
             f"{', '.join(repr(p) for p in PADDING_KINDS)}, an int >= 0, or a (lo, hi) pair of ints >= 0.")
     if isinstance(padding, bool):
         raise TypeError(f"padding must be a string, an int or a (lo, hi) pair; got {padding!r}.")
-    if isinstance(padding, int) or _is_integral(padding):
+    if is_integral(padding):
         p = int(padding)
         if p < 0:
             raise ValueError(f"padding must be >= 0; got padding={p}.")
         return (p, p)
-    if isinstance(padding, Sequence) and len(padding) == 2 and all(_is_integral(p) for p in padding):
+    if isinstance(padding, Sequence) and len(padding) == 2 and all(is_integral(p) for p in padding):
         lo, hi = int(padding[0]), int(padding[1])
         if lo < 0 or hi < 0:
             raise ValueError(f"padding (lo, hi) must both be >= 0; got padding={tuple(padding)!r}.")
@@ -151,12 +215,6 @@ def resolve_padding(length: int, kernel_size: int, *, stride: int = 1, dilation:
     raise ValueError(
         f"padding={padding!r} is not understood; expected one of {', '.join(repr(p) for p in PADDING_KINDS)}, "
         f"an int >= 0, or a (lo, hi) pair of ints >= 0.")
-
-
-def _is_integral(x) -> bool:
-    import numbers
-
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def output_length_formula(length: int, kernel_size: int, *, stride: int = 1, dilation: int = 1,
@@ -204,16 +262,6 @@ def conv_output_length(length: int, kernel_size: int, *, stride: int = 1, dilati
     return out
 
 
-def _per_axis(name: str, value, ndim: int) -> tuple:
-    """Broadcast an int (or str) to ``ndim`` axes, or check a per-axis sequence has ``ndim`` entries."""
-    if isinstance(value, (str, int)) or _is_integral(value):
-        return (value,) * ndim
-    value = tuple(value)
-    if len(value) != ndim:
-        raise ValueError(f"{name} must be an int or a sequence of {ndim} values (one per spatial axis); got {name}={value!r}.")
-    return value
-
-
 def normalize_padding(padding, ndim: int) -> tuple:
     """Per-axis padding for ``ndim`` spatial axes.
 
@@ -223,10 +271,10 @@ def normalize_padding(padding, ndim: int) -> tuple:
       (so ``(1, 2)`` for 2-D means 1 on both sides of the height axis and 2 on both sides of the width axis,
       as in PyTorch; write ``((1, 1), (2, 2))`` for explicit pairs).
     """
-    if isinstance(padding, str) or _is_integral(padding):
+    if isinstance(padding, str) or is_integral(padding):
         return (padding,) * ndim
     if ndim == 1:
-        if isinstance(padding, Sequence) and len(padding) == 2 and all(_is_integral(p) for p in padding):
+        if isinstance(padding, Sequence) and len(padding) == 2 and all(is_integral(p) for p in padding):
             return (tuple(int(p) for p in padding),)
         if isinstance(padding, Sequence) and len(padding) == 1:
             return (padding[0] if isinstance(padding[0], (str, int)) else tuple(padding[0]),)
@@ -235,7 +283,7 @@ def normalize_padding(padding, ndim: int) -> tuple:
     if not isinstance(padding, Sequence) or len(padding) != ndim:
         raise ValueError(f"padding={padding!r} is not understood for {ndim} spatial axes; expected a string, an int, or a "
                          f"sequence of {ndim} entries (each a string, an int or a (lo, hi) pair).")
-    return tuple(p if isinstance(p, (str, int)) or _is_integral(p) else tuple(p) for p in padding)
+    return tuple(p if isinstance(p, (str, int)) or is_integral(p) else tuple(p) for p in padding)
 
 
 def conv_output_shape(spatial_shape: Sequence[int], kernel_size, *, stride=1, dilation=1, padding="valid") -> tuple[int, ...]:
@@ -253,9 +301,9 @@ def conv_output_shape(spatial_shape: Sequence[int], kernel_size, *, stride=1, di
     n = len(spatial_shape)
     if n < 1:
         raise ValueError(f"spatial_shape must have at least one axis; got spatial_shape={spatial_shape!r}.")
-    ks = _per_axis("kernel_size", kernel_size, n)
-    ss = _per_axis("stride", stride, n)
-    ds = _per_axis("dilation", dilation, n)
+    ks = per_axis_ints(kernel_size, n, name="kernel_size")
+    ss = per_axis_ints(stride, n, name="stride")
+    ds = per_axis_ints(dilation, n, name="dilation")
     ps = normalize_padding(padding, n)
     return tuple(conv_output_length(L, k, stride=s, dilation=d, padding=p) for L, k, s, d, p in zip(spatial_shape, ks, ss, ds, ps))
 
@@ -436,7 +484,7 @@ def input_span(layers: Sequence, out_index: int, length: int) -> tuple[int, int]
     for spec in specs:
         out_len = conv_output_length(out_len, spec.kernel_size, stride=spec.stride, dilation=spec.dilation,
                                      padding=spec.padding)
-    if not _is_integral(out_index) or not 0 <= out_index < out_len:
+    if not is_integral(out_index) or not 0 <= out_index < out_len:
         raise ValueError(f"out_index must be in [0, {out_len}) for an input of length {length} (the stack's output "
                          f"length); got out_index={out_index!r}.")
     return field_span(receptive_field(specs, length), out_index, length)
@@ -472,7 +520,7 @@ def conv_params(in_channels: int, filters: int, kernel_size, *, groups: int = 1,
     if in_channels % groups or filters % groups:
         raise ValueError(f"in_channels and filters must both be divisible by groups; got in_channels={in_channels}, "
                          f"filters={filters}, groups={groups}.")
-    ks = (kernel_size,) if isinstance(kernel_size, int) or _is_integral(kernel_size) else tuple(kernel_size)
+    ks = per_axis_ints(kernel_size, name="kernel_size")
     return math.prod(ks) * (in_channels // groups) * filters + (filters if use_bias else 0)
 
 
@@ -491,9 +539,9 @@ def conv_flops(spatial_shape, in_channels: int, filters: int, kernel_size, *, st
     >>> conv_flops((50,), 300, 111, 5, use_bias=False)   # 46 positions * 111 filters * 5*300 MACs * 2
     15318000
     """
-    spatial_shape = (spatial_shape,) if _is_integral(spatial_shape) else tuple(spatial_shape)
+    spatial_shape = per_axis_ints(spatial_shape, name="spatial_shape")
     out = conv_output_shape(spatial_shape, kernel_size, stride=stride, dilation=dilation, padding=padding)
-    ks = _per_axis("kernel_size", kernel_size, len(spatial_shape))
+    ks = per_axis_ints(kernel_size, len(spatial_shape), name="kernel_size")
     conv_params(in_channels, filters, ks, groups=groups)  # validates channels / groups
     batch = _check_int("batch", batch, 1)
     per_out = 2 * math.prod(ks) * (in_channels // groups) + (1 if use_bias else 0)

@@ -1,4 +1,4 @@
-"""Tests for jaxconv.inspect: explain, receptive fields, feature maps, receptive spans and saliency.
+"""Tests for jaxconv.inspection: explain, receptive fields, feature maps, receptive spans and saliency.
 
 The models are built here (not taken from jaxconv.models) so the core tests do not depend on them.
 """
@@ -16,7 +16,7 @@ from flax import nnx
 
 import jaxconv
 from jaxconv import Conv1D, Conv2D, shapes
-from jaxconv.inspect import Explanation, Saliency, conv_paths
+from jaxconv.inspection import Explanation, Saliency, conv_paths
 from jaxconv.nn.conv import ConvND
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -449,6 +449,56 @@ def test_feature_maps_conv2d_and_repeated_calls():
     assert jaxconv.feature_map(model, x, "c2", 1).shape == (2, 4, 4)
     twice = jaxconv.feature_maps(build(Twice), jnp.ones((1, 10, 4)))
     assert list(twice) == ["conv", "conv@1"]
+
+
+class FlaxConvNet(nnx.Module):
+    """Two flax.nnx.Conv layers (no jaxconv conv): they do not sow, so there are no feature maps to read."""
+
+    def __init__(self, *, rngs):
+        self.convs = nnx.List([nnx.Conv(4, 6, 3, rngs=rngs), nnx.Conv(6, 6, 3, kernel_dilation=2, rngs=rngs)])
+
+    def __call__(self, x):                          # (B, L, 4) float
+        for conv in self.convs:
+            x = jax.nn.relu(conv(x))
+        return x
+
+
+class NoConvNet(nnx.Module):
+    def __init__(self, *, rngs):
+        self.dense = nnx.Linear(4, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense(x)
+
+
+def test_feature_maps_of_a_flax_conv_model_raise_and_say_what_to_use():
+    model, x = build(FlaxConvNet), jnp.ones((1, 10, 4))
+    advice = ("Feature maps need jaxconv's Conv1D / Conv2D, which sow their activations for nnx.capture. "
+              "jaxconv.Conv1D(in_features, out_features, kernel_size, padding='same') is a drop-in for a 1-D "
+              "flax.nnx.Conv(in_features, out_features, kernel_size)")
+    with pytest.raises(ValueError, match=re.escape(
+            "this FlaxConvNet has no jaxconv convolution: found flax.nnx.Conv layers at 'convs/0', 'convs/1', which "
+            "do not sow their activations. " + advice)) as err:
+        jaxconv.feature_maps(model, x)
+    assert "Conv1D.from_keras(conv.kernel[...], conv.bias[...], padding='same')" in str(err.value)
+    assert "jaxconv.nn.conv also has from_torch and, for Conv1D, from_keras1" in str(err.value)
+    with pytest.raises(ValueError, match=re.escape(
+            "layer 'convs/1' is not a jaxconv convolution in this FlaxConvNet; available conv paths: (none). "
+            "'convs/1' is a flax.nnx.Conv, which does not sow its activations. " + advice)):
+        jaxconv.feature_map(model, x, "convs/1", 0)
+    with pytest.raises(ValueError, match=re.escape(
+            "this NoConvNet has no jaxconv convolution (Conv1D / Conv2D) and no flax.nnx.Conv; feature maps are the "
+            "activations that jaxconv's Conv1D / Conv2D sow for nnx.capture, so there are none to return. Build the "
+            "model's convolutions with jaxconv.Conv1D / jaxconv.Conv2D.")):
+        jaxconv.feature_maps(build(NoConvNet), x)
+
+
+def test_the_advice_for_flax_convs_holds():
+    """Conv1D.from_keras(flax kernel, bias, padding='same') computes what the flax.nnx.Conv computes."""
+    flax_conv = build(FlaxConvNet).convs[0]
+    conv = Conv1D.from_keras(flax_conv.kernel[...], flax_conv.bias[...], padding="same")
+    x = jax.random.normal(jax.random.key(1), (2, 10, 4))
+    np.testing.assert_allclose(conv(x), flax_conv(x), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------------

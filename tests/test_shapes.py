@@ -188,6 +188,19 @@ def test_non_int_is_type_error():
     assert shapes.conv_output_length(np.int64(10), np.int32(3)) == 8  # numpy ints are ints
 
 
+def test_is_integral_and_per_axis_ints():
+    assert shapes.is_integral(np.int32(3)) and not shapes.is_integral(True) and not shapes.is_integral(3.0)
+    assert shapes.per_axis_ints(np.int64(3), 2) == (3, 3)
+    assert shapes.per_axis_ints(np.array([5, 3])) == (5, 3)
+    assert all(type(v) is int for v in shapes.per_axis_ints((np.int64(5), 3)))
+    with pytest.raises(TypeError, match=re.escape("stride must be an int or a sequence of 2 ints; got True.")):
+        shapes.per_axis_ints(True, 2, name="stride")
+    with pytest.raises(TypeError, match=re.escape("kernel_size must be an int or a sequence of ints; got (3.5, 3).")):
+        shapes.per_axis_ints((3.5, 3), name="kernel_size")
+    with pytest.raises(ValueError, match=re.escape("dilation must be >= 1 on every axis; got dilation=(1, 0).")):
+        shapes.per_axis_ints((1, 0), 2, name="dilation", minimum=1)
+
+
 # ---------------------------------------------------------------------------------------------------- receptive field
 
 

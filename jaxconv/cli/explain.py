@@ -131,7 +131,7 @@ def _build(module, config, args):
 
 
 def _cmd_explain(args) -> int:
-    from jaxconv.inspect import explain
+    from jaxconv.inspection import explain
 
     module, _ = load_config_module(args.config)
     config = load_config(args.config, args.overrides, prefix="--config.")

@@ -22,6 +22,7 @@ from flax import nnx
 from jax import lax
 
 from jaxconv import shapes
+from jaxconv._format import fmt_compact, fmt_tuple
 
 __all__ = ["ConvND", "Conv1D", "Conv2D", "PreActivation", "PostActivation", "resolve_activation", "PADDING_MODES"]
 
@@ -57,24 +58,6 @@ def resolve_activation(activation: str | Callable | None) -> Callable | None:
                      f"{', '.join(repr(a) for a in _ACTIVATIONS)}.")
 
 
-def _tuple(name: str, value, n: int) -> tuple[int, ...]:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a sequence of {n} ints; got {value!r}.")
-    if isinstance(value, int) or shapes._is_integral(value):
-        out = (int(value),) * n
-    else:
-        try:
-            out = tuple(int(v) for v in value)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a sequence of {n} ints; got {value!r}.") from None
-        if len(out) != n:
-            raise ValueError(f"{name} must be an int or a sequence of {n} ints (one per spatial axis); got {name}={value!r}.")
-    for v in out:
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1 on every axis; got {name}={value!r}.")
-    return out
-
-
 class ConvND(nnx.Module):
     """N-D convolution core shared by :class:`Conv1D` and :class:`Conv2D`. Use those."""
 
@@ -107,7 +90,7 @@ class ConvND(nnx.Module):
         n = self.num_spatial
         name = type(self).__name__
         for arg, val in (("in_channels", in_channels), ("filters", filters), ("groups", groups)):
-            if isinstance(val, bool) or not shapes._is_integral(val) or val < 1:
+            if not shapes.is_integral(val) or val < 1:
                 raise ValueError(f"{name}: {arg} must be an int >= 1; got {arg}={val!r}.")
         if in_channels % groups:
             raise ValueError(f"{name}: in_channels={in_channels} is not divisible by groups={groups}; each group needs "
@@ -117,9 +100,9 @@ class ConvND(nnx.Module):
                              f"filters / groups output channels (expected filters % groups == 0).")
         self.in_channels = int(in_channels)
         self.filters = int(filters)
-        self.kernel_size = _tuple("kernel_size", kernel_size, n)
-        self.stride = _tuple("stride", stride, n)
-        self.dilation = _tuple("dilation", dilation, n)
+        self.kernel_size = shapes.per_axis_ints(kernel_size, n, name="kernel_size", minimum=1)
+        self.stride = shapes.per_axis_ints(stride, n, name="stride", minimum=1)
+        self.dilation = shapes.per_axis_ints(dilation, n, name="dilation", minimum=1)
         self.groups = int(groups)
         self.padding = self._check_padding(padding)
         if padding_mode not in PADDING_MODES:
@@ -185,7 +168,7 @@ class ConvND(nnx.Module):
 
         Conv1D: ``padding_for(length) -> (lo, hi)``; Conv2D: ``padding_for((h, w)) -> ((lo, hi), (lo, hi))``.
         """
-        spatial = (length,) if shapes._is_integral(length) else tuple(length)
+        spatial = shapes.per_axis_ints(length, name="length")
         if len(spatial) != self.num_spatial:
             raise ValueError(f"{type(self).__name__}: padding_for expects {self.num_spatial} spatial sizes; got {length!r}.")
         pads = self._pads(spatial)
@@ -224,7 +207,7 @@ class ConvND(nnx.Module):
         Output channel ``j`` is the correlation of this array with the input channels of ``j``'s group
         (``group = j // (filters // groups)``), plus ``bias[j]``.
         """
-        if isinstance(j, bool) or not shapes._is_integral(j) or not -self.filters <= j < self.filters:
+        if not shapes.is_integral(j) or not -self.filters <= j < self.filters:
             raise IndexError(f"{type(self).__name__}: filter j={j!r} is out of range; expected an int with "
                              f"0 <= j < filters={self.filters} (negative j counts from the end).")
         return self.kernel[..., int(j)]
@@ -280,7 +263,7 @@ class ConvND(nnx.Module):
 
     def _sow_if_capturing(self, kind, y):
         # Sow only inside nnx.capture(...) and only for the layers asked for: outside capture, Module.sow would
-        # store the value on the module itself (and keep it alive). `capture_stages` is set by jaxconv.inspect.
+        # store the value on the module itself (and keep it alive). `capture_stages` is set by jaxconv.inspection.
         stages = getattr(self, "capture_stages", ())
         if hasattr(self, "__captures__") and kind in stages:
             self.sow(kind, "feature_map", y)
@@ -288,23 +271,19 @@ class ConvND(nnx.Module):
     # ---------------------------------------------------------------- conversions
 
     def __repr__(self) -> str:  # short and explicit; nnx's tree repr stays available via nnx.display
-        args = [f"{self.in_channels} -> {self.filters}", f"kernel_size={self._fmt(self.kernel_size)}"]
+        args = [f"{self.in_channels} -> {self.filters}", f"kernel_size={fmt_compact(self.kernel_size)}"]
         if any(s != 1 for s in self.stride):
-            args.append(f"stride={self._fmt(self.stride)}")
+            args.append(f"stride={fmt_compact(self.stride)}")
         pad = self.padding[0] if len(set(map(str, self.padding))) == 1 else self.padding
         args.append(f"padding={pad!r}")
         if any(d != 1 for d in self.dilation):
-            args.append(f"dilation={self._fmt(self.dilation)}")
+            args.append(f"dilation={fmt_compact(self.dilation)}")
         if self.groups != 1:
             args.append(f"groups={self.groups}")
         if self.padding_mode != "zeros":
             args.append(f"padding_mode={self.padding_mode!r}")
-        kshape = ", ".join(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
-        return f"{type(self).__name__}({', '.join(args)}; kernel ({kshape}))"
-
-    @staticmethod
-    def _fmt(t):
-        return t[0] if len(set(t)) == 1 else t
+        kshape = fmt_tuple(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
+        return f"{type(self).__name__}({', '.join(args)}; kernel {kshape})"
 
     def _layer_kwargs(self) -> dict:
         return dict(stride=self.stride, padding=self.padding if self.num_spatial > 1 else self.padding[0],
