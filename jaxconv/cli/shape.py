@@ -32,6 +32,7 @@ import argparse
 from collections.abc import Sequence
 
 from jaxconv import layouts, shapes
+from jaxconv._format import fmt_axes, fmt_tuple
 from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes
 
 __all__ = ["add_parser", "shape_report", "LayerSpec"]
@@ -96,18 +97,6 @@ def _parse_then(text: str, n: int) -> LayerSpec:
                      _parse_padding(parts[3], "--then PADDING") if len(parts) > 3 and parts[3] else "valid")
 
 
-def _fmt(t: Sequence) -> str:
-    return "(" + ", ".join(str(v) for v in t) + ")"
-
-
-def _x(t: Sequence) -> str:
-    return "x".join(str(v) for v in t)
-
-
-def _star(t: Sequence) -> str:
-    return "*".join(str(v) for v in t)
-
-
 def _layout_shape(kernel_shape: tuple[int, ...], layout: str, n: int) -> tuple[int, ...]:
     """The shape of a jaxconv-layout kernel of shape ``kernel_shape`` in ``layout`` (no kernel is allocated)."""
     import numpy as np
@@ -133,7 +122,7 @@ def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tu
     out = tuple(out)
     conv = "Conv1D" if n == 1 else "Conv2D"
     axes_in = ", ".join(f"{a}={L}" for a, L in zip(names, spatial))
-    lines = [f"{conv}: input ({axes_in}, in={channels}) -> output {_fmt((*out, f))}"]
+    lines = [f"{conv}: input ({axes_in}, in={channels}) -> output {fmt_tuple((*out, f))}"]
     labels = ["out_" + a for a in names]
     width = max(len(lab) for lab in labels) + 1
     for lab, L, k, s, d in zip(labels, spatial, ks, st, dl):
@@ -157,7 +146,7 @@ def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tu
     else:
         lines.append(f"  each filter spans {channels // g} of the {channels} input channels (groups={g}: filter j "
                      f"reads channels of group j // {f // g})")
-    geom = f"kernel {_x(ks)}, stride {_x(st)}, dilation {_x(dl)}"
+    geom = f"kernel {fmt_axes(ks)}, stride {fmt_axes(st)}, dilation {fmt_axes(dl)}"
     if n == 1:
         lines.append(f"  padding (lo, hi) under each convention, for length {spatial[0]}, {geom}:")
     else:
@@ -173,16 +162,16 @@ def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tu
             continue
         try:
             outs = [shapes.conv_output_length(L, k, stride=s, dilation=d, padding=p) for L, k, s, d in zip(spatial, ks, st, dl)]
-            res = str(outs[0]) if n == 1 else _fmt(outs)
+            res = str(outs[0]) if n == 1 else fmt_tuple(outs)
         except ValueError:  # the padded input is shorter than the dilated kernel
             res = "n/a (output < 1)"
-        lines.append(f"    {kind.ljust(10)}  {', '.join(_fmt(p_) for p_ in pads)} -> {res}{mark}")
+        lines.append(f"    {kind.ljust(10)}  {', '.join(fmt_tuple(p_) for p_ in pads)} -> {res}{mark}")
     params = shapes.conv_params(channels, f, ks, groups=g)
     in_per = channels // g
-    lines.append(f"  params: {params:,} = {_star(ks)}*{in_per}*{f} weights + {f} bias{'es' if f != 1 else ''}")
+    lines.append(f"  params: {params:,} = {fmt_axes(ks, '*')}*{in_per}*{f} weights + {f} bias{'es' if f != 1 else ''}")
     flops = shapes.conv_flops(spatial, channels, f, ks, stride=st, dilation=dl, padding=pad, groups=g)
-    lines.append(f"  FLOPs: {flops:,} per example = {_star(out)} positions * {f} filters * "
-                 f"(2*{_star(ks)}*{in_per} + 1)  (multiply-add = 2, bias add = 1)")
+    lines.append(f"  FLOPs: {flops:,} per example = {fmt_axes(out, '*')} positions * {f} filters * "
+                 f"(2*{fmt_axes(ks, '*')}*{in_per} + 1)  (multiply-add = 2, bias add = 1)")
     return lines, out, params, flops
 
 
@@ -209,9 +198,9 @@ def shape_report(input_spatial: tuple[int, ...], channels: int, layers: Sequence
         n = len(spatial)
         rfs = [shapes.receptive_field([shapes.ConvSpec(s.kernel_size[a], s.stride[a], s.dilation[a], s.padding)
                                        for s in layers], input_spatial[a]) for a in range(n)]
-        out_lines.append("stack: " + " -> ".join(_fmt(s) for s in shapes_seen))
-        out_lines.append(f"  receptive field of one output position: {_x(r.size for r in rfs)} input positions, "
-                         f"jump {_x(r.jump for r in rfs)}")
+        out_lines.append("stack: " + " -> ".join(fmt_tuple(s) for s in shapes_seen))
+        out_lines.append(f"  receptive field of one output position: {fmt_axes(r.size for r in rfs)} input positions, "
+                         f"jump {fmt_axes(r.jump for r in rfs)}")
         out_lines.append(f"  params: {total_params:,}; FLOPs: {total_flops:,} per example")
     return "\n".join(out_lines)
 

@@ -81,7 +81,7 @@ def _stage(stage: str):
 
 
 def feature_maps(model: nnx.Module, x, *, layers: str | Sequence[str] | None = None,
-                 stage: str = "post") -> dict[str, Float[Array, "batch *out_spatial filters"]]:
+                 stage: str = "post") -> dict[str, Float[Array, " batch *out_spatial filters"]]:
     """Run ``model(x)`` and return the activation maps of its jaxconv convolutions.
 
     Args:
@@ -143,7 +143,7 @@ def _check_filter(conv: ConvND, layer: str, filter) -> int:
 
 
 def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
-                stage: str = "post") -> Float[Array, "batch *out_spatial"]:
+                stage: str = "post") -> Float[Array, " batch *out_spatial"]:
     """One filter's activation map: ``feature_maps(model, x, layers=[layer])[layer][..., filter]``.
 
     Returns:
