@@ -27,6 +27,7 @@ from typing import Any
 from etils import epath
 
 from jaxconv.train.tensorboard import ScalarWriter
+from jaxconv.train.workdir import is_remote
 
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
@@ -73,7 +74,7 @@ class MetricsWriter:
         self.tb_dir = epath.Path(workdir) / "tensorboard"
         self._tb = None
         self._lines: list[str] = []          # every line, for object stores, which cannot append
-        self._local = not str(self.path).startswith(("gs://", "s3://", "az://", "hf://"))
+        self._local = not is_remote(self.path)
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

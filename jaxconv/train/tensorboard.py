@@ -22,6 +22,8 @@ import time
 
 from etils import epath
 
+from jaxconv.train.workdir import is_remote
+
 __all__ = ["ScalarWriter", "crc32c", "read_records"]
 
 
@@ -122,7 +124,7 @@ class ScalarWriter:
         self.logdir.mkdir(parents=True, exist_ok=True)
         now = time.time()
         self.path = self.logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.jaxconv"
-        self._local = not str(self.logdir).startswith(("gs://", "s3://", "az://", "hf://"))
+        self._local = not is_remote(self.logdir)
         self._pending = [_record(_event(now, 0, file_version="brain.Event:2"))]
         self._written: list[bytes] = []
         self.flush()
