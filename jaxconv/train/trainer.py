@@ -212,7 +212,7 @@ def _train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm
 
     if isinstance(optimizer, SparseEmbeddingAdadelta):
         # Gradients w.r.t. every Param but the table, and w.r.t. the looked-up vectors (B, L, D) for the table's rows.
-        tokens = batch["tokens"]
+        tokens = model.ids_in_range(batch["tokens"])                                         # as embed reads them
         model._check_tokens(tokens)
         x = model.embed(tokens)                                                              # (B, L, D)
         (loss, sums), (grads, grad_x) = nnx.value_and_grad(
