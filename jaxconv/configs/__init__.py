@@ -34,8 +34,10 @@ from typing import Any
 
 import ml_collections
 
+from jaxconv.configs._validate import validate
+
 __all__ = ["load_config", "load_config_module", "apply_overrides", "split_override_args", "parse_override_items",
-           "check_complete", "reference_config", "ConfigError", "BUILTIN_CONFIGS"]
+           "check_complete", "reference_config", "validate", "ConfigError", "BUILTIN_CONFIGS"]
 
 #: Config names shipped in the package (``jaxconv.configs.<name>``).
 BUILTIN_CONFIGS = ("text_cnn",)

@@ -46,7 +46,7 @@ import optax
 from flax import nnx
 
 from jaxconv._logging import show_info_logs
-from jaxconv.configs import check_complete, reference_config
+from jaxconv.configs import check_complete, reference_config, validate
 from jaxconv.models import build_model, load_word_vectors
 from jaxconv.models.text_cnn import PAD_ID
 from jaxconv.nn.constraints import apply_max_norm
@@ -334,6 +334,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:  #
     # ------------------------------------------------------------------------------------------ setup
     show_info_logs()
     check_complete(config, reference_config(config), config.model.name)
+    validate(config)  # numeric ranges, named fields, before anything is read or written
     mesh_lib.maybe_initialize_distributed(config)
     primary = mesh_lib.is_primary()
     workdir = prepare_workdir(workdir, create=primary)
