@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "layout_axes", "convert", "describe"]
+__all__ = ["LAYOUTS", "layout_axes", "convert", "convert_shape", "describe"]
 
 #: layout name -> {spatial_dims: axis letters}
 LAYOUTS: dict[str, dict[int, str]] = {
@@ -74,6 +74,25 @@ def _letters(layout: str, spatial_dims: int) -> str:
         raise ValueError(f"layout={layout!r} has no {spatial_dims}-D form; it has: "
                          f"{', '.join(f'{d}-D ({table[d]})' for d in sorted(table))}.")
     return table[spatial_dims]
+
+
+def convert_shape(shape, src: str, dst: str, *, spatial_dims: int) -> tuple[int, ...]:
+    """The shape that a kernel of shape ``shape`` in layout ``src`` has in layout ``dst``, without making an array
+    (so sizes past what memory or numpy can index are fine): :func:`convert` of the shape alone.
+
+    >>> convert_shape((5, 300, 111), "jaxconv", "keras1", spatial_dims=1)
+    (5, 1, 300, 111)
+    >>> convert_shape((3, 3, 16, 32), "jaxconv", "torch", spatial_dims=2)
+    (32, 16, 3, 3)
+    """
+    s_letters, d_letters = _letters(src, spatial_dims), _letters(dst, spatial_dims)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(s_letters):
+        raise ValueError(f"shape {shape} has rank {len(shape)}; layout {src!r} ({spatial_dims}-D) has rank "
+                         f"{len(s_letters)}: {layout_axes(src, spatial_dims)}.")
+    size = dict(zip(s_letters, shape))
+    size["1"] = 1
+    return tuple(size[c] for c in d_letters)
 
 
 def _to_array(x) -> Any:

@@ -289,15 +289,17 @@ def normalize_padding(padding, ndim: int) -> tuple:
 def conv_output_shape(spatial_shape: Sequence[int], kernel_size, *, stride=1, dilation=1, padding="valid") -> tuple[int, ...]:
     """Output spatial shape of an N-D convolution: :func:`conv_output_length` on each axis.
 
-    ``kernel_size``, ``stride`` and ``dilation`` are an int (all axes) or one value per axis; ``padding`` as in
-    :func:`normalize_padding`.
+    ``spatial_shape`` is one size per spatial axis, or an int for a 1-D input; ``kernel_size``, ``stride`` and
+    ``dilation`` are an int (all axes) or one value per axis; ``padding`` as in :func:`normalize_padding`.
 
     >>> conv_output_shape((128, 128), 5)
     (124, 124)
     >>> conv_output_shape((5, 5), 3, stride=2, padding=1)
     (3, 3)
+    >>> conv_output_shape(10, 3)      # 1-D: an int length
+    (8,)
     """
-    spatial_shape = tuple(spatial_shape)
+    spatial_shape = per_axis_ints(spatial_shape, name="spatial_shape")
     n = len(spatial_shape)
     if n < 1:
         raise ValueError(f"spatial_shape must have at least one axis; got spatial_shape={spatial_shape!r}.")

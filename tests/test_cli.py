@@ -377,3 +377,71 @@ def test_explain_benchmark_preset_knows_its_class_count(capsys):
     assert rc == 0, err
     assert "num_classes" not in err
     assert "classifier  Linear   (2, 300) -> (2, 6)" in out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input from the command line: one line on stderr, exit status 2, no traceback
+# ---------------------------------------------------------------------------------------------------------------
+
+SPEC_HELP = ("expected a built-in config name (text_cnn) or a path to a .py file defining get_config(preset), "
+             "optionally followed by :PRESET, e.g. text_cnn:mr or configs/text_cnn.py:mr.")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["explain", "README.md"], "jaxconv explain: error: config file 'README.md' is not a Python file; expected a .py "
+                               "file defining get_config(preset), e.g. configs/text_cnn.py."),
+    (["explain", "configs"], f"jaxconv explain: error: config 'configs' is a directory; {SPEC_HELP}"),
+    (["explain", "configs/text_cnn.py", "--dtype", "float99"],
+     "jaxconv explain: error: --dtype 'float99' is not a dtype; expected e.g. int32 (token ids) or float32."),
+    (["explain", "text_cnn", "--vocab-size", "0"],
+     "jaxconv explain: error: argument --vocab-size: expected an int >= 1; got 0"),
+    (["explain", "text_cnn", "--num-classes", "-2"],
+     "jaxconv explain: error: argument --num-classes: expected an int >= 1; got -2"),
+    (["explain", "text_cnn", "--vocab-size", "many"],
+     "jaxconv explain: error: argument --vocab-size: 'many' is not an int; expected an int >= 1"),
+    (["train", "--config", "nope.py", "--workdir", "w"], f"jaxconv train: error: config file 'nope.py' does not "
+                                                          f"exist; {SPEC_HELP}"),
+    (["train", "--config", "configs/text_cnn.py:bogus", "--workdir", "w"],
+     "jaxconv train: error: config 'configs/text_cnn.py:bogus': get_config('bogus') failed: unknown preset 'bogus' of "
+     "text_cnn; expected one of ['mr', 'sst1', 'sst2', 'synthetic', 'trec']."),
+])
+def test_bad_arguments_are_one_line(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)   # the paths as a user types them, from the repository root
+    rc, out, err = run_main(capsys, *[str(tmp_path / a) if a == "w" else a for a in argv])
+    assert (rc, out, err) == (2, "", message + "\n")
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_experiment_script_gives_the_same_one_line_errors(tmp_path):
+    """experiments/text_cnn.py is `jaxconv train`: a missing config and a bad preset are one line (no chained
+    ml_collections traceback, no traceback inside the message)."""
+    for spec, message in (("nope.py", f"config file 'nope.py' does not exist; {SPEC_HELP}"),
+                          ("configs/text_cnn.py:bogus", "config 'configs/text_cnn.py:bogus': get_config('bogus') "
+                                                        "failed: unknown preset 'bogus' of text_cnn; expected one of "
+                                                        "['mr', 'sst1', 'sst2', 'synthetic', 'trec'].")):
+        proc = subprocess.run([sys.executable, "experiments/text_cnn.py", "--config", spec, "--workdir",
+                               str(tmp_path / "w")], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"jaxconv train: error: {message}\n")
+    assert not (tmp_path / "w").exists()
+
+
+def test_explain_float_dtype_on_a_token_model_names_the_flag(capsys):
+    rc, out, err = run_main(capsys, "explain", "text_cnn", "--dtype", "float32", "--input-shape", "1x20")
+    assert (rc, out) == (2, "")
+    assert err == ("jaxconv explain: error: --dtype float32: the model (TextCNN) embeds token ids, so its example input "
+                   "needs an integer dtype; leave --dtype out (int32) or give an integer one, e.g. --dtype int32.\n")
+    rc, out, err = run_main(capsys, "explain", "text_cnn", "--dtype", "int16", "--input-shape", "1x20")
+    assert (rc, err) == (0, "") and out.startswith("TextCNN: input (1, 20) int16")
+
+
+def test_shape_of_a_huge_input_is_plain_arithmetic(capsys):
+    """Sizes past what numpy can index (the kernel alone would have 3e30 entries) are only numbers: no
+    "iterator is too large"."""
+    n = 10 ** 15
+    rc, out, err = run_main(capsys, "shape", "--input", f"{n}x{n}", "--filters", str(n), "--kernel-size", "3")
+    assert (rc, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"Conv1D: input (length={n}, in={n}) -> output ({n - 2}, {n})"
+    assert f"    Keras 1  (width=3, 1=1, in={n}, out={n})" in lines
+    assert f"    PyTorch  (out={n}, in={n}, width=3)" in lines
+    assert f"  params: {3 * n * n + n:,} = 3*{n}*{n} weights + {n} biases" in lines

@@ -14,7 +14,7 @@ import ml_collections
 import pytest
 
 from jaxconv.configs import (BUILTIN_CONFIGS, ConfigError, apply_overrides, check_complete, load_config,
-                             load_config_module, split_override_args)
+                             load_config_module, split_override_args, validate)
 from jaxconv.configs import text_cnn as builtin_text_cnn
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -156,3 +156,99 @@ def test_config_json_round_trip(tmp_path):
     config = load_config("text_cnn:mr")
     back = ml_collections.ConfigDict(json.loads(config.to_json_best_effort()))
     assert tuple(back.model.widths) == config.model.widths and back.train.optimizer == "adadelta"
+
+
+# ------------------------------------------------------------------------------------------------- validate
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.epochs": -1}, "config.train.epochs=-1: expected an int >= 1 (passes over the training data)."),
+    ({"train.epochs": 0}, "config.train.epochs=0: expected an int >= 1 (passes over the training data)."),
+    ({"train.batch_size": 0}, "config.train.batch_size=0: expected an int >= 1 (examples per training step)."),
+    ({"train.learning_rate": 0.0}, "config.train.learning_rate=0.0: expected a finite number > 0 (the optimizer's "
+                                   "step size)."),
+    ({"train.learning_rate": float("nan")}, "config.train.learning_rate=nan: expected a finite number > 0"),
+    ({"train.eps": -1e-6}, "config.train.eps=-1e-06: expected a finite number > 0 (the optimizer's epsilon)."),
+    ({"train.rho": 1.5}, "config.train.rho=1.5: expected a float in [0, 1] (Adadelta's decay)."),
+    ({"train.momentum": 1.0}, "config.train.momentum=1.0: expected a float in [0, 1) (SGD momentum)."),
+    ({"train.steps": -5}, "config.train.steps=-5: expected an int >= 0 (a cap on the total steps, 0: none)."),
+    ({"train.patience": -1}, "config.train.patience=-1: expected an int >= 0 (epochs without dev improvement"),
+    ({"train.keep": 0}, "config.train.keep=0: expected an int >= 1 (latest checkpoints kept)."),
+    ({"train.log_every_steps": -1}, "config.train.log_every_steps=-1: expected an int >= 0"),
+    ({"train.checkpoint_every_steps": -2}, "config.train.checkpoint_every_steps=-2: expected an int >= 0"),
+    ({"train.eval_batch_size": -1}, "config.train.eval_batch_size=-1: expected an int >= 0"),
+    ({"train.max_norm": -3.0}, "config.train.max_norm=-3.0: expected a finite number >= 0 (the max-norm bound, 0: "
+                               "off)."),
+    ({"model.dropout": 1.0}, "config.model.dropout=1.0: expected a float in [0, 1) (the dropout rate on the pooled "
+                             "features)."),
+    ({"model.dropout": -0.1}, "config.model.dropout=-0.1: expected a float in [0, 1)"),
+    ({"model.widths": "(0,)"}, "config.model.widths=(0,): expected a non-empty tuple of ints >= 1 (filter widths)."),
+    ({"model.widths": "()"}, "config.model.widths=(): expected a non-empty tuple of ints >= 1 (filter widths)."),
+    ({"model.filters": 0}, "config.model.filters=0: expected an int >= 1 (feature maps per width)."),
+    ({"model.embed_dim": 0}, "config.model.embed_dim=0: expected an int >= 1 (the word vector size)."),
+    ({"data.dev_fraction": 0.0}, "config.data.dev_fraction=0.0: expected a float in (0, 1) (the share of train held "
+                                 "out as dev)."),
+    ({"data.dev_fraction": 1.0}, "config.data.dev_fraction=1.0: expected a float in (0, 1)"),
+    ({"data.fold": 10}, "config.data.fold=10: expected an int with 0 <= fold < config.data.num_folds=10 (the "
+                        "cross-validation fold used as test set)."),
+    ({"data.fold": -1}, "config.data.fold=-1: expected an int with 0 <= fold < config.data.num_folds=10"),
+    ({"data.num_folds": 1}, "config.data.num_folds=1: expected an int >= 2 (cross-validation folds)."),
+    ({"data.min_count": 0}, "config.data.min_count=0: expected an int >= 1"),
+    ({"data.max_vocab": 1}, "config.data.max_vocab=1: expected 0 (no limit) or an int >= 2"),
+    ({"data.pad_left": -1}, "config.data.pad_left=-1: expected an int >= 0 (pad tokens before each sentence)."),
+    ({"data.max_buckets": 0}, "config.data.max_buckets=0: expected an int >= 1"),
+    ({"data.bucket_lengths": "(40, 0)"}, "config.data.bucket_lengths=(40, 0): expected None or a non-empty tuple of "
+                                         "ints >= 1 (padded batch lengths)."),
+])
+def test_validate_names_the_field_the_value_and_the_range(overrides, message):
+    config = load_config("text_cnn", overrides)
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_validate_accepts_every_builtin_preset_and_the_edges():
+    for preset in builtin_text_cnn.PRESETS:
+        validate(load_config(f"text_cnn:{preset}"))
+    validate(load_config("text_cnn", {"train.steps": 0, "train.patience": 0, "train.max_norm": 0.0, "data.fold": 9,
+                                      "model.dropout": 0.0, "train.rho": 1.0, "data.bucket_lengths": "(40,)",
+                                      "data.max_vocab": 2, "model.embedding": "non-static"}))
+
+
+def test_validate_refuses_a_frozen_embedding_without_vectors():
+    """embedding='static' with no vectors file would train on frozen random vectors without a word."""
+    for kind in ("static", "multichannel"):
+        with pytest.raises(ConfigError, match=re.escape(
+                f"config.model.embedding='{kind}' keeps the word vectors frozen, but config.model.vectors is empty, so "
+                f"they would stay random and never train: set config.model.vectors to a word2vec/GloVe text file, or "
+                f"use config.model.embedding='rand' (random vectors that train).")):
+            validate(load_config("text_cnn", {"model.embedding": kind}))
+        validate(load_config("text_cnn", {"model.embedding": kind, "model.vectors": "vectors.txt"}))
+
+
+def test_validate_reports_every_problem_in_one_line():
+    config = load_config("text_cnn", {"train.epochs": -1, "model.widths": "(0,)", "train.batch_size": 0})
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    assert str(info.value) == ("config.model.widths=(0,): expected a non-empty tuple of ints >= 1 (filter widths); "
+                               "config.train.batch_size=0: expected an int >= 1 (examples per training step); "
+                               "config.train.epochs=-1: expected an int >= 1 (passes over the training data).")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.train.epochs=-1", "config.train.epochs=-1: expected an int >= 1 (passes over the training data)."),
+    ("--config.model.widths=(0,)", "config.model.widths=(0,): expected a non-empty tuple of ints >= 1 (filter "
+                                   "widths)."),
+    ("--config.model.embedding=static", "config.model.embedding='static' keeps the word vectors frozen, but "
+                                        "config.model.vectors is empty"),
+])
+def test_jaxconv_train_refuses_a_bad_config_before_writing_anything(override, message, tmp_path, capsys):
+    """The run stops before anything is read or written (the workdir is not even created): one line, exit 2."""
+    from jaxconv.cli import main
+
+    workdir = tmp_path / "w"
+    assert main(["train", "text_cnn", "--workdir", str(workdir), override]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"jaxconv train: error: {message}") and err.count("\n") == 1
+    assert not workdir.exists()

@@ -420,3 +420,48 @@ def test_error_reflect_too_large():
     with pytest.raises(ValueError, match=re.escape(
             "Conv2D: padding_mode='circular' needs padding <= 2 on the height axis of length 2; got (lo, hi)=(3, 3).")):
         C2(1, 1, (7, 1), padding="same", padding_mode="circular")(jnp.ones((2, 4, 1)))
+
+
+def test_error_input_that_is_not_numbers():
+    """Strings, objects and ragged lists are refused by jaxconv, naming the input and the shape expected (JAX's own
+    message names neither)."""
+    conv = C1(4, 8, 3)
+    expected = "Conv1D: x must be an array of numbers of shape (..., length, in_channels=4); got "
+    with pytest.raises(TypeError, match=re.escape(expected + "a numpy array of dtype <U1 (strings).")):
+        conv(np.array([["a"] * 4] * 5))
+    with pytest.raises(TypeError, match=re.escape(expected + "a numpy array of dtype object (objects).")):
+        conv(np.array([[object()] * 4] * 5, dtype=object))
+    with pytest.raises(TypeError, match=re.escape(expected + "a str of dtype <U5 (strings).")):
+        conv("hello")
+    with pytest.raises(TypeError, match=re.escape(expected + "a list that is not one (setting an array element")):
+        conv([[1.0, 2.0, 3.0, 4.0], [1.0]])
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv2D: x must be an array of numbers of shape (..., in_channels=3, height, width); got a numpy array of "
+            "dtype |S1 (bytes).")):
+        C2(3, 2, 1, data_format="channels_first")(np.full((3, 2, 2), b"x"))
+    # Numbers of any kind still go through: ints, bools and nested lists are promoted as before.
+    ints = np.arange(20, dtype=np.int32).reshape(5, 4)
+    np.testing.assert_allclose(conv(ints), conv(ints.astype(np.float32)), rtol=1e-6)
+    assert conv(ints.tolist()).shape == (3, 8) and conv(np.ones((5, 4), bool)).shape == (3, 8)
+
+
+def test_error_rngs_and_dtypes_at_construction():
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv1D: rngs must be an nnx.Rngs for the initialisers, e.g. rngs=nnx.Rngs(0); got rngs=None.")):
+        Conv1D(4, 8, 3, rngs=None)
+    with pytest.raises(TypeError, match=re.escape("Conv2D: rngs must be an nnx.Rngs for the initialisers, e.g. "
+                                                  "rngs=nnx.Rngs(0); got rngs=0.")):
+        Conv2D(4, 8, 3, rngs=0)
+    # A bad dtype fails when the layer is built, not at its first call.
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv1D: dtype='float99' is not a dtype; expected None (promote from the input and parameters) or a "
+            "floating dtype such as jnp.float32, 'bfloat16' or 'float16'.")):
+        C1(4, 8, 3, dtype="float99")
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv1D: param_dtype='int32' is not a floating dtype; expected a floating dtype such as jnp.float32, "
+            "'bfloat16' or 'float16'.")):
+        C1(4, 8, 3, param_dtype="int32")
+    with pytest.raises(TypeError, match=re.escape("Conv2D: param_dtype='real' is not a dtype; expected a floating")):
+        C2(4, 8, 3, param_dtype="real")
+    assert C1(4, 8, 3, dtype="bfloat16")(jnp.ones((5, 4))).dtype == jnp.bfloat16
+    assert C1(4, 8, 3, param_dtype=jnp.float16).kernel[...].dtype == jnp.float16

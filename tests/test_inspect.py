@@ -601,3 +601,36 @@ def test_return_shapes_match_the_jaxtyping_annotations():
         assert isinstance(spans, typing.get_args(typing.get_type_hints(jaxconv.receptive_spans)["return"])[0])
     with pytest.raises(AssertionError), jaxtyped("context"):           # the check can fail: batch must agree
         assert isinstance(s.grad_norm, hints["grad_norm"]) and isinstance(jnp.ones(4), hints["pooled"])
+
+
+def test_explain_of_a_token_model_on_a_float_input_says_to_pass_int_ids():
+    """A float input to a model that embeds token ids fails in the embedding ("indices must have an integer type"
+    from jax); explain names the model, the dtype and the fix instead."""
+    model, _ = kim(abstract=True, **SMALL)
+    with pytest.raises(TypeError, match=re.escape(
+            "explain: this TinyKimCNN embeds token ids, so its input needs an integer dtype; got float32 of shape "
+            "(1, 12) (a shape tuple means float32 unless dtype= says otherwise): pass int token ids, or "
+            "explain(model, (1, 12), dtype=jnp.int32). The model raised: ")):
+        jaxconv.explain(model, (1, 12))
+    with pytest.raises(TypeError, match=re.escape("explain: this TinyKimCNN embeds token ids, so its input needs an "
+                                                  "integer dtype; got float16 of shape (2, 12)")):
+        jaxconv.explain(model, jnp.ones((2, 12), jnp.float16))
+    assert jaxconv.explain(model, (1, 12), dtype=jnp.int32).rows[0].output_shape == (1, 2)
+    # A float model is untouched by the check.
+    assert jaxconv.explain(build(DilatedCausalStack, abstract=True), (1, 20, 4)).rows[-1].output_shape == (1, 20, 4)
+
+
+def test_a_failed_feature_map_leaves_the_model_usable():
+    """nnx.capture leaves its `__captures__` on every module when the call raises; feature_maps removes them, so the
+    model can be traced and captured again afterwards (else: "Comparator raised exception while sorting pytree
+    dictionary keys")."""
+    from jaxconv.models import TextCNN
+
+    model = TextCNN(50, 2, embed_dim=8, widths=(3,), filters=4, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=re.escape("TextCNN: tokens[0, 2] = 60 is out of range; token ids must be in "
+                                                   "[0, vocab_size) = [0, 50)")):
+        jaxconv.feature_map(model, jnp.asarray([[1, 2, 60, 4, 5]]), "convs/0", 0)
+    assert not any("__captures__" in vars(m) for _, m in nnx.iter_modules(model))
+    assert jaxconv.explain(model, jnp.ones((1, 5), jnp.int32)).rows[0].output_shape == (1, 2)
+    fmap = jaxconv.feature_map(model, jnp.asarray([[1, 2, 3, 4, 5]]), "convs/0", 0)
+    assert fmap.shape == (1, 3) and np.isfinite(np.asarray(fmap)).all()

@@ -1,5 +1,7 @@
 """TextCNN: shapes line by line, pad masking, embedding variants, word-vector loader, errors, build_model."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -161,6 +163,50 @@ def test_too_short_input_error_names_lengths():
         m(jnp.ones((2, 3), jnp.int32))
     with pytest.raises(ValueError, match=r"tokens must have shape \(batch, length\); got shape \(5,\)"):
         m(jnp.ones((5,), jnp.int32))
+
+
+def test_token_ids_out_of_range_are_refused_outside_jit():
+    """Concrete ids >= vocab_size (which gave NaN logits) or < 0 (which read rows counted from the end) raise, naming
+    the argument, the first bad position, the id and the vocabulary size."""
+    m = _model()
+    bad = np.array(_tokens())
+    bad[1, 4], bad[0, 7] = V + 5, V          # row-major: (0, 7) comes first
+    with pytest.raises(ValueError, match=re.escape(
+            f"TextCNN: tokens[0, 7] = {V} is out of range; token ids must be in [0, vocab_size) = [0, {V}) (0 = pad, "
+            f"1 = <unk>), and 2 of the 18 ids are not. Map unknown words to 1 (<unk>) when encoding "
+            f"(jaxconv.data.Vocab.encode does), or build the model with the vocabulary's size.")):
+        m(bad)
+    negative = np.array(_tokens())
+    negative[1, 2] = -3
+    for call in (m, m.features):
+        with pytest.raises(ValueError, match=re.escape(f"TextCNN: tokens[1, 2] = -3 is out of range; token ids must "
+                                                       f"be in [0, vocab_size) = [0, {V})")):
+            call(jnp.asarray(negative))
+    with pytest.raises(TypeError, match=re.escape(
+            "TextCNN: tokens must be integer token ids (batch, length), e.g. int32; got dtype float32 (shape (2, 9)). "
+            "Encode texts with the run's vocabulary")):
+        m(jnp.ones((2, 9), jnp.float32))
+
+
+@pytest.mark.parametrize("embedding", ["rand", "static", "multichannel"])
+def test_token_ids_out_of_range_read_unk_under_jit(embedding):
+    """Under jit the ids cannot be checked: an id outside [0, V) is read as <unk> (id 1), never as NaN or a row
+    counted from the end; in range ids are untouched."""
+    m = _model(embedding, pretrained=np.random.default_rng(0).normal(size=(V, D)).astype(np.float32))
+    good = np.array(_tokens())
+    bad = good.copy()
+    bad[0, 1], bad[1, 3], bad[1, 0] = V, -1, 10 ** 6
+    unk = good.copy()
+    unk[0, 1] = unk[1, 3] = unk[1, 0] = 1
+    logits = nnx.jit(lambda model, t: model(t))(m, jnp.asarray(bad))
+    assert np.isfinite(np.asarray(logits)).all()
+    np.testing.assert_array_equal(logits, m(jnp.asarray(unk)))
+    np.testing.assert_array_equal(m.ids_in_range(jnp.asarray(bad)), unk)
+    assert not np.array_equal(logits, m(jnp.asarray(good)))            # the ids did change what the model saw
+    shape = jax.eval_shape(lambda t: m(t), jax.ShapeDtypeStruct((2, 9), jnp.int32)).shape   # abstract: no check
+    assert shape == (2, K)
+    one_row = TextCNN(1, K, embed_dim=D, widths=(2,), filters=F, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(one_row.ids_in_range(jnp.asarray([[0, 3, -2]])), [[0, 0, 0]])   # no <unk> row
 
 
 def test_bad_constructor_arguments():

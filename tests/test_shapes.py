@@ -414,3 +414,18 @@ def test_transposed_errors():
             "padding='causal' is not supported for transposed convolutions; expected 'valid', 'same', an int >= 0 or "
             "a (lo, hi) pair.")):
         shapes.transposed_output_length(3, 3, padding="causal")
+
+
+def test_conv_output_shape_takes_an_int_length_for_1d():
+    """A 1-D length may be given as an int (it used to fail with "'int' object is not iterable")."""
+    expected = jax.eval_shape(lambda x, w: lax.conv_general_dilated(x, w, (1,), "VALID", dimension_numbers=(
+        "NWC", "WIO", "NWC")), jax.ShapeDtypeStruct((1, 10, 1), jnp.float32),
+        jax.ShapeDtypeStruct((3, 1, 1), jnp.float32)).shape[1:2]
+    assert shapes.conv_output_shape(10, 3) == shapes.conv_output_shape((10,), 3) == expected == (8,)
+    assert shapes.conv_output_shape(np.int64(10), 3, stride=2, padding="same") == (5,)
+    for bad, text in (("10", "'10'"), (10.0, "10.0"), (None, "None"), ((10, "x"), "(10, 'x')")):
+        with pytest.raises(TypeError, match=re.escape(
+                f"spatial_shape must be an int or a sequence of ints; got {text}.")):
+            shapes.conv_output_shape(bad, 3)
+    with pytest.raises(ValueError, match=re.escape("spatial_shape must have at least one axis; got spatial_shape=().")):
+        shapes.conv_output_shape((), 3)

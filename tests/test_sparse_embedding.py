@@ -113,3 +113,28 @@ def test_trainer_sparse_equals_dense_and_resumes_exactly(tmp_path):
         assert sorted(ours) == sorted(theirs)
         for k in ours:
             assert np.array_equal(ours[k], theirs[k]), f"{what}/{k} differs after resume"
+
+
+def test_sparse_update_reads_out_of_range_ids_as_unk():
+    """Under jit an id outside [0, V) is read as <unk> (id 1) by the model; the row-sparse update of the table sends
+    its gradient to that same row (not to a row counted from the end, and not nowhere)."""
+    config = _config()
+    tx = make_optimizer(config.train)
+    train_step, _ = make_steps(config)
+    batch = _batches(n=1)[0]
+    tokens = np.array(batch["tokens"])
+    tokens[0, 0], tokens[1, 2], tokens[2, 3] = 1, 1, 1
+    bad = tokens.copy()
+    bad[0, 0], bad[1, 2], bad[2, 3] = V, -1, -V
+    runs = []
+    for t in (tokens, bad):
+        model = build_model(config, V, 2, rngs=nnx.Rngs(params=0))
+        opt = SparseEmbeddingAdadelta(model, tx, learning_rate=1.0, rho=0.95, eps=1e-6)
+        out = train_step(model, opt, dict(batch, tokens=jnp.asarray(t)), jax.random.key(0), jnp.asarray(0, jnp.uint32))
+        runs.append((float(out["loss"]), _flat(nnx.state(model, nnx.Param)), _flat(nnx.state(opt))))
+    (loss_a, params_a, opt_a), (loss_b, params_b, opt_b) = runs
+    assert loss_a == loss_b
+    for k in params_a:
+        np.testing.assert_array_equal(params_b[k], params_a[k], err_msg=k)
+    for k in opt_a:
+        np.testing.assert_array_equal(opt_b[k], opt_a[k], err_msg=k)

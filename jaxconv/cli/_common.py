@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["CliError", "Parser", "parse_sizes"]
+__all__ = ["CliError", "Parser", "parse_sizes", "positive_int"]
 
 
 class CliError(Exception):
@@ -27,3 +27,14 @@ def parse_sizes(text: str, what: str, example: str) -> tuple[int, ...]:
     if not sizes or any(s < 1 for s in sizes):
         raise CliError(f"{what} {text!r} is not understood; expected positive ints joined by 'x', e.g. {example}.")
     return sizes
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts: an int >= 1 (``--vocab-size 0`` is an error, not "not given")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected an int >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1; got {value}")
+    return value

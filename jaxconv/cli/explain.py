@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes
+from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes, positive_int
 from jaxconv.configs import load_config, load_config_module
 
 __all__ = ["add_parser", "EXPLAIN_CONTRACT"]
@@ -131,14 +131,23 @@ def _build(module, config, args):
 
 
 def _cmd_explain(args) -> int:
-    from jaxconv.inspection import explain
+    import numpy as np
 
+    from jaxconv.inspection import explain
+    from jaxconv.inspection._trace import _takes_token_ids
+
+    if args.dtype:
+        _dtype(args.dtype)   # a bad --dtype is reported before the model is built
     module, _ = load_config_module(args.config)
     config = load_config(args.config, args.overrides, prefix="--config.")
     model, example = _build(module, config, args)
     try:
         e = explain(model, example)
     except (ValueError, TypeError) as err:
+        if args.dtype and not np.issubdtype(_dtype(args.dtype), np.integer) and _takes_token_ids(model):
+            raise CliError(f"--dtype {args.dtype}: the model ({type(model).__name__}) embeds token ids, so its example "
+                           f"input needs an integer dtype; leave --dtype out (int32) or give an integer one, e.g. "
+                           f"--dtype int32.") from None
         raise CliError(f"explain failed: {err}") from None
     if args.rich:
         import rich.console
@@ -159,7 +168,7 @@ def add_parser(sub) -> None:
     q.add_argument("config", metavar="CONFIG[:PRESET]", help="e.g. text_cnn:mr or configs/text_cnn.py:mr")
     q.add_argument("--input-shape", metavar="SIZES", help="example input shape, e.g. 1x64")
     q.add_argument("--dtype", help="example input dtype (default: int32 with --input-shape)")
-    q.add_argument("--vocab-size", type=int, help="vocabulary size for jaxconv.models.build_model")
-    q.add_argument("--num-classes", type=int, help="number of classes for jaxconv.models.build_model")
+    q.add_argument("--vocab-size", type=positive_int, help="vocabulary size for jaxconv.models.build_model")
+    q.add_argument("--num-classes", type=positive_int, help="number of classes for jaxconv.models.build_model")
     q.add_argument("--rich", action="store_true", help="print a rich table instead of plain text")
     q.set_defaults(func=_cmd_explain)

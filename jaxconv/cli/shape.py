@@ -98,11 +98,8 @@ def _parse_then(text: str, n: int) -> LayerSpec:
 
 
 def _layout_shape(kernel_shape: tuple[int, ...], layout: str, n: int) -> tuple[int, ...]:
-    """The shape of a jaxconv-layout kernel of shape ``kernel_shape`` in ``layout`` (no kernel is allocated)."""
-    import numpy as np
-
-    fake = np.broadcast_to(np.zeros((), np.int8), kernel_shape)
-    return tuple(layouts.convert(fake, "jaxconv", layout, spatial_dims=n).shape)
+    """The shape of a jaxconv-layout kernel of shape ``kernel_shape`` in ``layout`` (no array, so any size works)."""
+    return layouts.convert_shape(kernel_shape, "jaxconv", layout, spatial_dims=n)
 
 
 def _layer_lines(spatial: tuple[int, ...], channels: int, spec: LayerSpec) -> tuple[list[str], tuple[int, ...], int, int]:

@@ -23,12 +23,21 @@ def run(config, workdir: str) -> dict:
     """Train ``config`` into ``workdir`` as the command does; process 0 prints the summary. Returns the result."""
     from jaxconv.train import train_and_evaluate
     from jaxconv.train.mesh import is_primary, maybe_initialize_distributed
+    from jaxconv.train.workdir import WorkdirError, os_error_text
 
     maybe_initialize_distributed(config)  # before anything touches the devices
     # jaxconv's progress lines at INFO; the libraries' (orbax logs every checkpoint step in detail) at WARNING.
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jaxconv").setLevel(logging.INFO)
-    result = train_and_evaluate(config, workdir)
+    try:
+        result = train_and_evaluate(config, workdir)
+    except OSError as e:
+        if e.errno is None or e.filename is not None or isinstance(e, WorkdirError):
+            raise
+        # A write that failed without naming its file (a full disk under a plain write): name the workdir.
+        raise WorkdirError(f"cannot write to --workdir {workdir}: {os_error_text(e.errno)}; the files and "
+                           f"checkpoints written before are kept. Free space (or fix the file system) and run the same "
+                           f"command again to resume.") from e
     if is_primary():
         w = result["workdir"].rstrip("/")
         print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "dev_accuracy", "best_epoch", "step",

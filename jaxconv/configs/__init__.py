@@ -8,6 +8,7 @@ A config spec is ``NAME_OR_PATH[:PRESET]``:
 
 Overrides set fields by dotted key, from Python values or from command-line strings (``--config.train.epochs=5``);
 a string is parsed as the field's type (int, float, bool, tuple, str), so ``"5"`` sets an int field to 5.
+:func:`validate` checks the ranges of a text-model config's numeric fields (``train_and_evaluate`` calls it first).
 
 >>> config = load_config("text_cnn:mr", {"train.epochs": 5, "model.widths": "(2, 3)"})
 >>> config.preset, config.train.epochs, config.model.widths, config.train.optimizer
@@ -34,8 +35,10 @@ from typing import Any
 
 import ml_collections
 
+from jaxconv.configs._validate import validate
+
 __all__ = ["load_config", "load_config_module", "apply_overrides", "split_override_args", "parse_override_items",
-           "check_complete", "reference_config", "ConfigError", "BUILTIN_CONFIGS"]
+           "check_complete", "reference_config", "validate", "ConfigError", "BUILTIN_CONFIGS"]
 
 #: Config names shipped in the package (``jaxconv.configs.<name>``).
 BUILTIN_CONFIGS = ("text_cnn",)

@@ -14,7 +14,7 @@ from flax import nnx
 
 from jaxconv import shapes
 from jaxconv._format import fmt_axes, fmt_tuple
-from jaxconv.inspection._trace import _as_struct, _ConvView, _modules_by_path, _path_str, _trace
+from jaxconv.inspection._trace import _as_struct, _ConvView, _modules_by_path, _path_str, _takes_token_ids, _trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +243,10 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
     Returns:
       An :class:`Explanation` with one row per module call (a module called twice gets two rows).
 
+    Raises:
+      TypeError: a float input to a model that embeds token ids (an ``nnx.Embed`` or an ``embed`` method) which
+        fails on it; the message says to pass integer ids (``dtype=jnp.int32``).
+
     Receptive fields follow the arrays through the calls: the model input has size 1, jump 1 at each position axis
     (axes after the batch axis for integer inputs; between batch and channel axes for float inputs); a conv or pool
     composes ``size += d*(k-1)*jump``, ``start -= lo*jump``, ``jump *= s`` on its spatial axes; a module without
@@ -253,7 +257,15 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
     else (pooling over time, reshapes) has no receptive field, shown as ``?`` on the conv rows that follow.
     """
     struct = _as_struct(x_or_shape, dtype)
-    records = _trace(model, struct)
+    try:
+        records = _trace(model, struct)
+    except (TypeError, ValueError) as e:
+        if np.issubdtype(struct.dtype, np.integer) or not _takes_token_ids(model):
+            raise
+        raise TypeError(f"explain: this {type(model).__name__} embeds token ids, so its input needs an integer dtype; "
+                        f"got {struct.dtype} of shape {tuple(struct.shape)} (a shape tuple means float32 unless "
+                        f"dtype= says otherwise): pass int token ids, or explain(model, {tuple(struct.shape)}, "
+                        f"dtype=jnp.int32). The model raised: {e}") from None
     owned = _owned_params(model)
     rows = []
     for r in records:

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, Int
 from jaxconv import shapes
 from jaxconv._format import fmt_tuple
 from jaxconv.inspection._explain import explain
-from jaxconv.inspection._trace import _as_struct, _input_rf, _modules_by_path, _path_str
+from jaxconv.inspection._trace import _as_struct, _input_rf, _modules_by_path, _path_str, _takes_token_ids
 from jaxconv.nn.conv import ConvND, PostActivation, PreActivation
 
 
@@ -116,6 +116,11 @@ def feature_maps(model: nnx.Module, x, *, layers: str | Sequence[str] | None = N
     try:
         _, state = nnx.capture(model, kind)(x)
     finally:
+        # nnx.capture leaves its `__captures__` on every module when the call raises (a bad input): drop them, or the
+        # model could not be traced again (its attributes would mix key types).
+        for _, m in nnx.iter_modules(model):
+            if "__captures__" in vars(m):
+                delattr(m, "__captures__")
         for p, m in wanted.items():
             if saved[p] is missing:
                 del m.capture_stages
@@ -165,11 +170,9 @@ def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
 
 def _default_input(model: nnx.Module, input_length) -> jax.ShapeDtypeStruct:
     lengths = shapes.per_axis_ints(input_length, name="input_length")
-    mods = [m for _, m in nnx.iter_modules(model)]
-    # Token-id models: an nnx.Embed inside, or an `embed(tokens)` method (the hook saliency uses, as TextCNN has).
-    if any(isinstance(m, nnx.Embed) for m in mods) or callable(getattr(model, "embed", None)):
+    if _takes_token_ids(model):
         return jax.ShapeDtypeStruct((1, *lengths), jnp.int32)
-    convs = [m for m in mods if isinstance(m, ConvND)]
+    convs = [m for _, m in nnx.iter_modules(model) if isinstance(m, ConvND)]
     if not convs:
         raise ValueError(f"cannot guess the input of this {type(model).__name__} (no nnx.Embed, no jaxconv conv); "
                          f"pass x_or_shape=.")

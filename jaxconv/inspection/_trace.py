@@ -33,6 +33,11 @@ def _path_str(path: Sequence) -> str:
     return "/".join(str(p) for p in path)
 
 
+def _takes_token_ids(model: nnx.Module) -> bool:
+    """Whether ``model`` reads token ids: an ``nnx.Embed`` inside, or an ``embed(tokens)`` method (as TextCNN)."""
+    return callable(getattr(model, "embed", None)) or any(isinstance(m, nnx.Embed) for _, m in nnx.iter_modules(model))
+
+
 def _modules_by_path(model: nnx.Module) -> dict[str, nnx.Module]:
     return {_path_str(path): m for path, m in nnx.iter_modules(model)}
 

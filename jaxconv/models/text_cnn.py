@@ -20,6 +20,11 @@ Embeddings (Kim's four variants):
 The pad token (id 0) embeds to zeros (the row is zero at init and is masked by ``tokens != 0`` in the forward pass,
 so training cannot move it either), like Kim's zero padding vectors.
 
+Token ids must lie in ``[0, vocab_size)``. Called on concrete arrays, the model raises a ValueError naming the first
+id outside that range and its position. Under a transform (``jax.jit``, ``nnx.jit``, ``jax.eval_shape``) the ids
+cannot be inspected, so an id outside the range (negative, or ``>= vocab_size``) is looked up as ``<unk>``, id 1
+(:meth:`TextCNN.ids_in_range`), never as a NaN row nor as a row counted from the end.
+
 >>> import jax.numpy as jnp
 >>> from flax import nnx
 >>> model = TextCNN(1000, 2, embed_dim=30, widths=(3, 4, 5), filters=8, rngs=nnx.Rngs(0))
@@ -45,7 +50,7 @@ from flax import nnx
 
 from jaxconv.nn.conv import Conv1D
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID",
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID", "UNK_ID",
            "load_word_vectors", "uniform_embeddings"]
 
 #: Kim's four embedding variants.
@@ -57,6 +62,8 @@ DROPOUT_SCALINGS = ("inverted", "test-time")
 CLASSIFIER_INITS = ("glorot", "zeros")
 #: Token id of padding; its embedding is zero.
 PAD_ID = 0
+#: Token id of unknown words (``jaxconv.data.Vocab``'s ``"<unk>"``); ids out of range are looked up as this under jit.
+UNK_ID = 1
 #: Kim's range for random word vectors: uniform[-0.25, 0.25] (about the variance of word2vec's vectors).
 INIT_SCALE = 0.25
 
@@ -149,6 +156,10 @@ class TextCNN(nnx.Module):
     Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv kernels Glorot-uniform, classifier kernel per
     ``classifier_init``, biases zero.
 
+    Inputs: integer token ids ``(B, L)`` with ``L >= max(widths)`` and every id in ``[0, vocab_size)``. Outside a
+    transform a bad id raises ValueError (the message names ``tokens``, the position, the id and ``vocab_size``);
+    under ``jit`` an id outside the range is read as ``<unk>`` (id ``UNK_ID = 1``; id 0 when ``vocab_size`` is 1).
+
     Attributes:
       embedding: ``nnx.Param (V, D)`` for "rand", "non-static", "multichannel" (absent for "static").
       static_embedding: :class:`StaticEmbedding` ``(V, D)`` for "static" and "multichannel".
@@ -211,9 +222,19 @@ class TextCNN(nnx.Module):
         """The shortest input length the model accepts: ``max(widths)`` (one full window of the widest filter)."""
         return max(self.widths)
 
+    def ids_in_range(self, tokens: jax.Array) -> jax.Array:
+        """tokens int ``(B, L)`` -> the same ids, with each id outside ``[0, vocab_size)`` replaced by ``<unk>``
+        (``UNK_ID``, or ``PAD_ID`` when ``vocab_size`` is 1): the rows :meth:`embed` reads."""
+        unk = UNK_ID if self.vocab_size > UNK_ID else PAD_ID
+        return jnp.where((tokens >= 0) & (tokens < self.vocab_size), tokens, unk)    # (B, L)
+
     def embed(self, tokens: jax.Array) -> jax.Array:
-        """tokens int ``(B, L)`` -> word vectors ``(B, L, C)`` with zeros at pad positions (``C`` = D, or 2D)."""
+        """tokens int ``(B, L)`` -> word vectors ``(B, L, C)`` with zeros at pad positions (``C`` = D, or 2D).
+
+        Ids outside ``[0, vocab_size)`` are read as ``<unk>`` (:meth:`ids_in_range`); ``__call__`` and
+        :meth:`features` refuse them first when the ids are concrete."""
         mask = (tokens != PAD_ID)[..., None]                                          # (B, L, 1)
+        tokens = self.ids_in_range(tokens)                                            # (B, L)
         if self.embedding_kind in ("rand", "non-static"):
             x = jnp.take(self.embedding[...], tokens, axis=0)                         # (B, L, D)
         elif self.embedding_kind == "static":
@@ -233,11 +254,25 @@ class TextCNN(nnx.Module):
     def _check_tokens(self, tokens: jax.Array) -> None:
         if tokens.ndim != 2:
             raise ValueError(f"TextCNN: tokens must have shape (batch, length); got shape {tokens.shape}.")
+        if not jnp.issubdtype(tokens.dtype, jnp.integer):
+            raise TypeError(f"TextCNN: tokens must be integer token ids (batch, length), e.g. int32; got dtype "
+                            f"{tokens.dtype} (shape {tokens.shape}). Encode texts with the run's vocabulary "
+                            f"(jaxconv.data.Vocab.encode, or Run.encode of jaxconv.load_run).")
         if tokens.shape[1] < self.min_length:
             raise ValueError(
                 f"TextCNN: tokens have length {tokens.shape[1]} (shape {tokens.shape}); the widest filter needs "
                 f"length >= max(widths) = {self.min_length} (widths={self.widths}). Pad the batch to at least "
                 f"{self.min_length} tokens (the data batcher's min_length / bucket lengths do this).")
+        if not isinstance(tokens, jax.core.Tracer):   # concrete ids (outside jit): name the first one out of range
+            ids = np.asarray(tokens)
+            bad = (ids < 0) | (ids >= self.vocab_size)
+            if bad.any():
+                pos = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"TextCNN: tokens[{pos[0]}, {pos[1]}] = {ids[pos]} is out of range; token ids must be in "
+                    f"[0, vocab_size) = [0, {self.vocab_size}) (0 = pad, 1 = <unk>), and {int(bad.sum())} of the "
+                    f"{ids.size} ids are not. Map unknown words to 1 (<unk>) when encoding (jaxconv.data.Vocab.encode "
+                    f"does), or build the model with the vocabulary's size.")
 
     def _pool(self, x: jax.Array) -> jax.Array:
         """word vectors ``(B, L, C)`` -> max-over-time features ``(B, W*F)``."""

@@ -23,6 +23,7 @@ from jax import lax
 
 from jaxconv import shapes
 from jaxconv._format import fmt_compact, fmt_tuple
+from jaxconv.nn._validation import check_float_dtype, check_numeric_input, check_rngs
 
 __all__ = ["ConvND", "Conv1D", "Conv2D", "PreActivation", "PostActivation", "resolve_activation", "PADDING_MODES"]
 
@@ -89,6 +90,9 @@ class ConvND(nnx.Module):
     ):
         n = self.num_spatial
         name = type(self).__name__
+        check_rngs(name, rngs)
+        check_float_dtype(name, "dtype", dtype, optional=True)
+        check_float_dtype(name, "param_dtype", param_dtype, optional=False)
         for arg, val in (("in_channels", in_channels), ("filters", filters), ("groups", groups)):
             if not shapes.is_integral(val) or val < 1:
                 raise ValueError(f"{name}: {arg} must be an int >= 1; got {arg}={val!r}.")
@@ -137,16 +141,19 @@ class ConvND(nnx.Module):
             raise ValueError(f"{name}: {e}") from None
         return per_axis
 
+    def _expected_input(self) -> str:
+        """The input shape as the errors show it, e.g. ``"(..., length, in_channels=300)"``."""
+        axes = ", ".join(self._spatial_names)
+        if self.data_format == "channels_last":
+            return f"(..., {axes}, in_channels={self.in_channels})"
+        return f"(..., in_channels={self.in_channels}, {axes})"
+
     def _spatial_of(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Spatial sizes of ``input_shape``, after checking rank and channels. No compute."""
         n = self.num_spatial
         name = type(self).__name__
         input_shape = tuple(int(s) for s in input_shape)
-        axes = ", ".join(self._spatial_names)
-        if self.data_format == "channels_last":
-            expect = f"(..., {axes}, in_channels={self.in_channels})"
-        else:
-            expect = f"(..., in_channels={self.in_channels}, {axes})"
+        expect = self._expected_input()
         if len(input_shape) < n + 1:
             raise ValueError(f"{name}: input must have shape {expect} (rank >= {n + 1}); got shape {input_shape} of rank "
                              f"{len(input_shape)}.")
@@ -216,7 +223,7 @@ class ConvND(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the convolution. Shapes are in the class docstring."""
-        x = jnp.asarray(x)
+        x = jnp.asarray(check_numeric_input(type(self).__name__, x, self._expected_input()))
         n = self.num_spatial
         self._output_shape(x.shape)  # validates rank, channels and length with readable errors, before XLA sees it
         if self.data_format == "channels_first":

@@ -13,20 +13,50 @@ accuracy improves, so its single kept step is the best so far.
 
 Saves are synchronous (a killed run leaves either a complete step directory or an orbax temporary one, which
 orbax ignores); orbax coordinates multi-host saves itself (every process calls :meth:`Checkpoints.save`).
+
+Faults:
+
+- A step that cannot be read back (a truncated data file, an emptied ``_METADATA``) is skipped with a warning
+  naming its directory, and :meth:`Checkpoints.restore` returns the newest step that reads; saving that step again
+  later replaces the unreadable copy. When no step reads, :class:`CheckpointError` names each directory and why.
+- A save that fails on the file system (no space left, read-only, no permission) removes its partial temporary
+  directory and raises :class:`CheckpointError` naming the step directory and the error (``ENOSPC``); the
+  complete steps written before are untouched, so running the command again resumes from the newest of them.
+  Orbax's own copies of a failed call's error (logs, tracebacks from its threads) are not shown: see
+  :mod:`jaxconv.train._orbax_calls`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxconv.train.workdir import as_path
+from jaxconv.train._orbax_calls import drop_orbax_echoes, error_reason, orbax_call, os_errno
+from jaxconv.train.workdir import WorkdirError, as_path
 
-__all__ = ["Checkpoints", "load_params", "abstract_like"]
+__all__ = ["Checkpoints", "CheckpointError", "load_params", "abstract_like"]
+
+logger = logging.getLogger("jaxconv.train")
+
+
+class CheckpointError(WorkdirError):
+    """A checkpoint that cannot be written, or no checkpoint that can be read back; the message (one line) names
+    the step directories and the cause. ``errno`` is the file system's error number when there is one (ENOSPC)."""
+
+
+def _read_step(read: Callable[[int], Any], step: int) -> tuple[Any, str | None]:
+    """``(read(step), None)``, or ``(None, why it failed)`` for any failure."""
+    try:
+        with orbax_call():
+            return read(step), None
+    except Exception as e:  # noqa: BLE001 - a step that does not read back, whatever the reader raised
+        return None, error_reason(e)
 
 
 def abstract_like(tree: Any) -> Any:
@@ -45,6 +75,7 @@ class Checkpoints:
     KINDS = ("latest", "best")
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
+        drop_orbax_echoes()
         self.directory = as_path(directory)
         if keep < 1:
             raise ValueError(f"config.train.keep must be >= 1 (checkpoints to keep); got keep={keep}.")
@@ -54,54 +85,128 @@ class Checkpoints:
             "best": ocp.CheckpointManager(self.directory / "best", options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, enable_async_checkpointing=False)),
         }
+        #: Steps found unreadable by a restore in this process, per kind: skipped, and replaced when saved again.
+        self.unreadable: dict[str, set[int]] = {kind: set() for kind in self.KINDS}
 
     def path(self, kind: str = "latest"):
         return self.directory / kind
 
     def latest_step(self, kind: str = "latest") -> int | None:
-        return self.managers[kind].latest_step()
+        """The newest saved step of ``kind`` not known to be unreadable (None when there is none)."""
+        steps = self.all_steps(kind)
+        return max(steps) if steps else None
 
     def all_steps(self, kind: str = "latest") -> list[int]:
-        return list(self.managers[kind].all_steps())
+        """The saved steps of ``kind``, without those a restore found unreadable."""
+        return [s for s in self.managers[kind].all_steps() if s not in self.unreadable[kind]]
 
     def save(self, kind: str, step: int, state: Any, meta: dict) -> bool:
         """Save ``state`` (a pytree of arrays / ``nnx.State`` s) and ``meta`` (JSON-able) as ``step``.
 
         Returns False (and writes nothing) when ``step`` is already saved: a resumed run replays the steps after its
-        last ``latest`` checkpoint, and a deterministic replay would write the same thing again.
+        last ``latest`` checkpoint, and a deterministic replay would write the same thing again. A saved copy that
+        a restore found unreadable is replaced instead.
+
+        Raises:
+          CheckpointError: the file system refused the write (e.g. ENOSPC); the message names the step directory
+            and the newest complete step left, and the partial write is removed.
         """
         mngr = self.managers[kind]
         if step in mngr.all_steps():
-            return False
-        mngr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)))
-        mngr.wait_until_finished()
+            if step not in self.unreadable[kind]:
+                return False
+            mngr.delete(int(step))
+            self.unreadable[kind].discard(step)
+        try:
+            with orbax_call():
+                mngr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                             meta=ocp.args.JsonSave(meta)))
+                mngr.wait_until_finished()
+        except Exception as e:
+            self._remove_partial(kind, step)
+            code = os_errno(e)
+            if code is None:
+                raise
+            error = CheckpointError(f"cannot write checkpoint {self.path(kind) / str(step)}: {error_reason(e)}; "
+                                    f"{self._what_is_left()}")
+            error.errno = code
+            raise error from e
         return True
 
+    def _what_is_left(self) -> str:
+        """The end of a write error: which complete steps remain, and how to go on."""
+        done = {kind: self.latest_step(kind) for kind in self.KINDS}
+        if done["latest"] is None:
+            return (f"no complete checkpoint had been written yet in {self.directory}. Free space there (or fix the "
+                    f"file system) and run the same command again.")
+        best = f", best step {done['best']}" if done["best"] is not None else ""
+        return (f"the complete checkpoints written before are intact (latest step {done['latest']}{best}) in "
+                f"{self.directory}. Free space there (or fix the file system) and run the same command again to "
+                f"resume from step {done['latest']}.")
+
+    def _remove_partial(self, kind: str, step: int) -> None:
+        """Delete the temporary directory a failed save of ``step`` left (orbax ignores it, but it holds space)."""
+        if jax.process_index() != 0:
+            return
+        for tmp in self.path(kind).glob(f"{int(step)}.orbax-checkpoint-tmp*"):
+            try:
+                tmp.rmtree() if tmp.is_dir() else tmp.unlink()
+            except OSError as e:
+                logger.warning(f"could not remove the partial checkpoint {tmp}: {error_reason(e)}")
+
+    def _newest_readable(self, kind: str, step: int | None, read: Callable[[int], Any]) -> Any:
+        """``read(step)`` of ``step``, or of the newest step that reads (warning about each newer one that does not).
+
+        Raises:
+          FileNotFoundError: no step of ``kind`` is saved. CheckpointError: none reads (the message names each
+            step directory and why), or the ``step`` asked for does not.
+        """
+        steps = [int(step)] if step is not None else sorted(self.all_steps(kind), reverse=True)
+        if not steps:
+            raise FileNotFoundError(f"No {kind} checkpoint in {self.path(kind)}.")
+        failures: list[tuple[str, str]] = []
+        for s in steps:
+            out, why = _read_step(read, s)
+            if why is not None:   # try the next older step
+                self.unreadable[kind].add(s)
+                failures.append((str(self.path(kind) / str(s)), why))
+                continue
+            for where, why in failures:
+                logger.warning(f"checkpoint {where} cannot be read ({why}); using {self.path(kind) / str(s)}, the "
+                               f"newest {kind} checkpoint that can (the unreadable one is replaced when its step is "
+                               f"saved again)")
+            return out
+        raise CheckpointError(f"no {kind} checkpoint can be read: {'; '.join(f'{w} ({y})' for w, y in failures)}. "
+                              f"Restore the directory from a copy, or delete {self.directory} to start the run over.")
+
     def restore(self, kind: str, target: Any, step: int | None = None, *, partial: bool = False) -> tuple[Any, dict]:
-        """Restore ``(state, meta)`` of ``step`` (default: the newest) into ``target``'s structure and shardings.
+        """Restore ``(state, meta)`` of ``step`` (default: the newest that reads back) into ``target``'s structure
+        and shardings.
 
         ``target`` is a pytree like the saved state (concrete arrays or ``ShapeDtypeStruct`` s); with ``partial``,
         it may hold only some of the saved entries (e.g. ``{"model": ...}`` of a ``latest`` step that also holds the
-        optimizer), and only those are read.
+        optimizer), and only those are read. Without ``step``, a newest step that cannot be read (corrupt or
+        truncated files) is skipped with a warning naming its directory.
+
+        Raises:
+          FileNotFoundError: no checkpoint of ``kind``. CheckpointError: none can be read (see the module docstring).
         """
         mngr = self.managers[kind]
-        step = mngr.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"No {kind} checkpoint in {self.path(kind)}.")
         abstract = abstract_like(target)
         state_args = (ocp.args.PyTreeRestore(item=abstract, partial_restore=True,
                                              restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
                       if partial else ocp.args.StandardRestore(abstract))
-        out = mngr.restore(int(step), args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+        out = self._newest_readable(kind, step, lambda s: mngr.restore(
+            s, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore())))
         return out["state"], out["meta"]
 
     def restore_meta(self, kind: str = "latest", step: int | None = None) -> dict | None:
+        """The ``meta`` of ``step`` (default: the newest whose meta reads back), or None when nothing is saved."""
         mngr = self.managers[kind]
-        step = mngr.latest_step() if step is None else step
-        if step is None:
+        if step is None and not self.all_steps(kind):
             return None
-        return mngr.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        return self._newest_readable(kind, step, lambda s: mngr.restore(
+            s, args=ocp.args.Composite(meta=ocp.args.JsonRestore())))["meta"]
 
     def close(self) -> None:
         for m in self.managers.values():

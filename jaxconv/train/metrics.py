@@ -27,7 +27,7 @@ from typing import Any
 from etils import epath
 
 from jaxconv.train.tensorboard import ScalarWriter
-from jaxconv.train.workdir import is_remote
+from jaxconv.train.workdir import append_bytes, is_remote, write_text
 
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
@@ -82,7 +82,7 @@ class MetricsWriter:
             if resume_step is not None:
                 self._lines = [json.dumps(rec) + "\n" for rec in read_metrics(self.path)
                                if rec.get("step", 0) <= resume_step and rec.get("split") != "test"]
-            self.path.write_text("".join(self._lines))
+            write_text(self.path, "".join(self._lines), what="the metrics")
         if tensorboard:
             self._tb = ScalarWriter(self.tb_dir)
 
@@ -100,11 +100,10 @@ class MetricsWriter:
             return rec
         line = json.dumps(rec) + "\n"
         if self._local:
-            with open(os.fspath(self.path), "a") as f:
-                f.write(line)
+            append_bytes(self.path, line.encode("utf-8"), what="the metrics")
         else:
             self._lines.append(line)
-            self.path.write_text("".join(self._lines))
+            write_text(self.path, "".join(self._lines), what="the metrics")
         if self._tb is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):

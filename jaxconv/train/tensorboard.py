@@ -22,7 +22,7 @@ import time
 
 from etils import epath
 
-from jaxconv.train.workdir import is_remote
+from jaxconv.train.workdir import append_bytes, is_remote
 
 __all__ = ["ScalarWriter", "crc32c", "read_records"]
 
@@ -136,8 +136,7 @@ class ScalarWriter:
         if not self._pending:
             return
         if self._local:
-            with open(os.fspath(self.path), "ab") as f:
-                f.write(b"".join(self._pending))
+            append_bytes(self.path, b"".join(self._pending), what="the TensorBoard events")
         else:
             self._written += self._pending
             self.path.write_bytes(b"".join(self._written))

@@ -46,7 +46,7 @@ import optax
 from flax import nnx
 
 from jaxconv._logging import show_info_logs
-from jaxconv.configs import check_complete, reference_config
+from jaxconv.configs import check_complete, reference_config, validate
 from jaxconv.models import build_model, load_word_vectors
 from jaxconv.models.text_cnn import PAD_ID
 from jaxconv.nn.constraints import apply_max_norm
@@ -212,7 +212,7 @@ def _train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm
 
     if isinstance(optimizer, SparseEmbeddingAdadelta):
         # Gradients w.r.t. every Param but the table, and w.r.t. the looked-up vectors (B, L, D) for the table's rows.
-        tokens = batch["tokens"]
+        tokens = model.ids_in_range(batch["tokens"])                                         # as embed reads them
         model._check_tokens(tokens)
         x = model.embed(tokens)                                                              # (B, L, D)
         (loss, sums), (grads, grad_x) = nnx.value_and_grad(
@@ -334,6 +334,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:  #
     # ------------------------------------------------------------------------------------------ setup
     show_info_logs()
     check_complete(config, reference_config(config), config.model.name)
+    validate(config)  # numeric ranges, named fields, before anything is read or written
     mesh_lib.maybe_initialize_distributed(config)
     primary = mesh_lib.is_primary()
     workdir = prepare_workdir(workdir, create=primary)

@@ -9,6 +9,8 @@ jaxconv version.
 
 from __future__ import annotations
 
+import contextlib
+import errno as errno_lib
 import json
 import os
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from etils import epath
 
 __all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "write_run_info", "read_run_info",
-           "WorkdirError"]
+           "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error"]
 
 #: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
 REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
@@ -63,6 +65,70 @@ def prepare_workdir(workdir: str | os.PathLike, *, create: bool = True) -> epath
     return path
 
 
+def os_error_text(code: int) -> str:
+    """``28`` -> ``"No space left on device (ENOSPC)"``: the message and the symbolic name of an errno."""
+    return f"{os.strerror(code)} ({errno_lib.errorcode.get(code, code)})"
+
+
+def write_error(path, error: OSError, what: str) -> WorkdirError:
+    """The WorkdirError for a failed write of ``what`` at ``path``: names both and the cause (``ENOSPC``)."""
+    cause = os_error_text(error.errno) if error.errno else f"{type(error).__name__}: {error}"
+    out = WorkdirError(f"cannot write {what} {path}: {cause}; what it held before is intact. Free space (or fix the "
+                       f"file system) and run the same command again.")
+    out.errno = error.errno
+    return out
+
+
+def write_text(path: str | os.PathLike, text: str, *, what: str = "the file") -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole. A local file is written to a temporary file renamed over it, so a
+    failed write (a full disk) leaves the old content; object stores replace objects whole anyway.
+
+    Raises:
+      WorkdirError: the write failed; the message names ``what``, the path and the error (``ENOSPC``).
+    """
+    path = as_path(path)
+    try:
+        if is_remote(path):
+            path.write_text(text, encoding="utf-8")
+            return
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, os.fspath(path))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise write_error(path, e, what) from e
+
+
+def append_bytes(path: str | os.PathLike, data: bytes, *, what: str = "the file") -> None:
+    """Append ``data`` to the local file ``path`` (created when missing). When the write fails part way (a full
+    disk), the file is cut back to its old length, so it never ends in a torn record.
+
+    Raises:
+      WorkdirError: the write failed; the message names ``what``, the path and the error (``ENOSPC``).
+    """
+    try:
+        fd = os.open(os.fspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise write_error(path, e, what) from e
+
+
 def write_run_info(workdir: epath.Path, data: Any) -> dict:
     """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote."""
     from jaxconv import __version__
@@ -71,7 +137,7 @@ def write_run_info(workdir: epath.Path, data: Any) -> dict:
             "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
             "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
             "vocab_size": len(data.vocab), "dataset": data.name, "jaxconv_version": __version__}
-    (as_path(workdir) / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2) + "\n", what="the run's description")
     return info
 
 
