@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
                "  jaxconv dump --workdir runs/mr --input my_sentences.txt       # -> dumps/my_sentences",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", required=True, help="the training run's directory (or gs:// path)")
-    p.add_argument("--split", default="test", help="test (default), dev or train: as training split the data")
+    p.add_argument("--split", help="test (the default without --input), dev or train: as training split the data")
     p.add_argument("--input", metavar="FILE", help="a text file instead of a split: one sentence per line, "
                                                    "optionally after an integer label")
     p.add_argument("--layers", help="comma-separated conv paths, e.g. convs/0,convs/2 (default: every conv)")

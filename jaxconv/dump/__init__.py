@@ -33,5 +33,5 @@ from jaxconv.dump.loader import Dump, DumpError, FilterMap, NGram, SlotWord, loa
 from jaxconv.dump.runner import DTYPES, DumpResult, dump_activations, dump_path
 from jaxconv.dump.store import DumpExistsError
 
-__all__ = ["load_dump", "Dump", "DumpError", "FilterMap", "NGram", "SlotWord", "dump_activations", "DumpResult", "DTYPES", "dump_path", "DumpExistsError", "DumpAdapter",
-           "TextCNNAdapter", "ADAPTERS"]
+__all__ = ["load_dump", "Dump", "DumpError", "FilterMap", "NGram", "SlotWord", "dump_activations", "DumpResult",
+           "DTYPES", "dump_path", "DumpExistsError", "DumpAdapter", "TextCNNAdapter", "ADAPTERS"]

@@ -107,7 +107,7 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
     from jaxconv.train.workdir import as_path
 
     base = as_path(path_or_workdir)
-    if name is None and base.name == dstore.STORE_NAME:
+    if name is None and (base.name == dstore.STORE_NAME or (base / "zarr.json").exists()):
         path = base
     elif name is None and (base / dstore.STORE_NAME).exists():
         path = base / dstore.STORE_NAME

@@ -9,8 +9,8 @@ through ``html.escape``, so a sentence holding ``<script>`` shows as text.
   to them). Per layer: filters x positions heatmaps of chosen examples, the distribution of pooled values per
   filter and each class's mean activation (PNG, :mod:`jaxconv.dump.figures`).
 - ``filters/<layer>-f<j>.html``: the filter's top n-grams with their activations, example sentences (its top
-  three and the dump's first few) with each word shaded by the filter's activation, its slot words, its purity threshold, a histogram of its pooled values,
-  and its kernel as a ``(width x in)`` heatmap.
+  three and the dump's first few) with each word shaded by the filter's activation, its slot words, its purity
+  threshold, a histogram of its pooled values, and its kernel as a ``(width x in)`` heatmap.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ __all__ = ["write_report", "ReportResult", "filter_slug"]
 _CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1300px}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;
 vertical-align:top;font-size:14px}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.tok{padding:1px 2px;border-radius:3px}.unk{text-decoration:underline dotted}mark{background:#ffd27f}
+.tok{padding:1px 2px;border-radius:3px}td.ng{white-space:nowrap}.unk{text-decoration:underline dotted}
+mark{background:#ffd27f}
 .bars{display:flex;align-items:flex-end;height:90px;gap:2px}.bars div{background:#4c78a8;width:18px}
 .bars div.over{background:#e45756}img.kernel{image-rendering:pixelated;border:1px solid #999}
 nav a{margin-right:1em}.note{color:#555;font-size:13px}"""
@@ -171,7 +172,7 @@ def _filter_page(dump, row: _Row, examples: list[int], top_k: int, slot_k: int, 
     for i, g in enumerate(tops, 1):
         parts.append(f'<tr class="ngram"><td>{i}</td><td class="num">{g.value:.3f}</td><td class="num">{g.example}'
                      f"</td><td>{_e(dump.class_name(g.label))}</td><td>{_e(dump.class_name(g.prediction))}</td>"
-                     f"<td><b>{_e(g.text)}</b></td><td>{_sentence(dump, g.example, None, g.span)}</td></tr>")
+                     f'<td class="ng"><b>{_e(g.text)}</b></td><td>{_sentence(dump, g.example, None, g.span)}</td></tr>')
     shown = list(dict.fromkeys([*(g.example for g in tops[:3]), *examples]))
     parts.append("</table><h2>Example sentences</h2><p class=\"note\">each word shaded by the filter's strongest "
                  "activation among the windows that contain it (hover for the value); dotted: not in the "

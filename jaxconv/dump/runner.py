@@ -41,8 +41,9 @@ SPAN_RULE = ("output position t of a layer sees the padded token positions [rf_s
 @dataclasses.dataclass(frozen=True)
 class DumpResult:
     """What :func:`dump_activations` wrote: ``path`` (the store), ``name``, ``num_examples``, ``layers``,
-    ``resumed_from`` (rows found written by an interrupted run), ``seconds`` and ``examples_per_s`` (of this call,
-    compilation included), ``checkpoint_step``."""
+    ``resumed_from`` (rows found written by an interrupted run), ``seconds`` and ``examples_per_s`` (of this call:
+    restoring the run, reading the input and compiling included), ``stream_seconds`` (the batches alone, compiled
+    beforehand, from the first dispatch to the last row written), ``checkpoint_step``."""
 
     path: str
     name: str
@@ -51,6 +52,7 @@ class DumpResult:
     resumed_from: int
     seconds: float
     examples_per_s: float
+    stream_seconds: float
     checkpoint_step: int
 
 
@@ -75,9 +77,11 @@ def resolve_layers(model: nnx.Module, layers: str | Sequence[str] | None) -> lis
 
 
 def _check_args(split, input, dtype, batch_size, name):
+    if split is not None and input is not None:
+        raise ValueError(f"--split {split!r} and --input {input}: give one (a split of the run's dataset, or a file).")
     if dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}.")
-    if input is None and split not in SPLITS:
+    if input is None and split is not None and split not in SPLITS:
         raise ValueError(f"--split {split!r} is not known; expected one of {', '.join(SPLITS)}.")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
         raise ValueError(f"--batch-size {batch_size!r} must be an int >= 1.")
@@ -179,14 +183,15 @@ def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[s
         yield batch
 
 
-def dump_activations(workdir, *, split: str = "test", input=None, layers: str | Sequence[str] | None = None,
+def dump_activations(workdir, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
                      name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None) -> DumpResult:
     """Dump every chosen conv's feature maps of a split (or a text file) through a trained run's model.
 
     Args:
       workdir: the training run's directory (local or ``gs://``).
-      split: ``"test"`` (default), ``"dev"`` or ``"train"``, as training split the data (same fold and hold-out).
+      split: ``"test"`` (the default without ``input``), ``"dev"`` or ``"train"``, as training split the data (same
+        fold and hold-out).
       input: a text file to dump instead of a split (one sentence per line, optional leading integer label).
       layers: conv paths (``"convs/0,convs/2"`` or a list); default every conv of the model.
       dtype: ``"float32"`` or ``"float16"``: the maps on disk.
@@ -211,6 +216,7 @@ def dump_activations(workdir, *, split: str = "test", input=None, layers: str | 
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
+    split = split or "test"
     name = name or (FileSource(input).name if input is not None else split)
     final = dump_path(workdir, name)
     if not overwrite:  # before the slow part: nothing is read or written
@@ -243,8 +249,10 @@ def dump_activations(workdir, *, split: str = "test", input=None, layers: str | 
         specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
         specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
     step, state = _make_step(run.model, adapter, layers, spans, run.pad_left, dtype, mesh)
-    probe = jax.eval_shape(step, state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32),
-                           jax.ShapeDtypeStruct((batch_size,), jnp.int32))
+    sharded = jmesh.data_sharding(mesh)
+    step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded),
+                      jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)).compile()  # the one compile
+    probe = step.out_info                                                                # {name: (shape, dtype)}
     if "predictions" in probe:
         specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
         specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
@@ -286,11 +294,14 @@ def dump_activations(workdir, *, split: str = "test", input=None, layers: str | 
     log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d rows%s",
              name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
              f", resuming at row {start}" if start else "")
+    t1 = time.perf_counter()
     _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+    stream = time.perf_counter() - t1
     path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
     seconds = time.perf_counter() - t0
     return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
-                      seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), checkpoint_step=run.step)
+                      seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
+                      checkpoint_step=run.step)
 
 
 def _host_rows(run, batch, length):
