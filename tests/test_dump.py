@@ -136,6 +136,10 @@ def test_input_file_with_and_without_labels(demo_dump, tmp_path):
     plain = _input_file(tmp_path / "plain.txt", demo_dump, 5, labels=False, first="3 little words here")
     d = load_dump(demo_dump, dump_activations(demo_dump, input=plain).name)
     assert d.labels is None and d.words(0) == ["3", "little", "words", "here"] and d.num_examples == 5
+    latin = tmp_path / "latin.txt"                     # Latin-1, as MR: "\x85" (NEL) is text, not a line break
+    latin.write_bytes("0 \x85the m00b m00a\n1 caf\xe9 au lait m00c\n".encode("latin-1"))
+    d = load_dump(demo_dump, dump_activations(demo_dump, input=latin).name)
+    assert d.labels.tolist() == [0, 1] and list(d.column("texts")) == ["\x85the m00b m00a", "caf\xe9 au lait m00c"]
 
 
 # ------------------------------------------------------------------------------------------------- bad input

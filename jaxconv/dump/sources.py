@@ -23,7 +23,8 @@ __all__ = ["Scan", "TextSource", "SplitSource", "FileSource", "SPLITS"]
 
 #: The splits ``--split`` may name.
 SPLITS = ("test", "dev", "train")
-_LABELLED = re.compile(r"([+-]?[0-9]+)[ \t]+(\S.*)$", re.S)
+# "<int> <text>", split as jaxconv.data.read_labeled_lines splits (on spaces and tabs only: "\x85" is text).
+_LABELLED = re.compile(r"([+-]?[0-9]+)[ \t]+(.+)$", re.S)
 _STRIP = " \t\r\n\f\v"
 
 
