@@ -16,6 +16,7 @@ array                      shape                   what
 ``kernels/<layer>``        ``(width, in, F)``      the conv's kernel; ``biases/<layer>`` ``(F,)``
 ``class_weights/<layer>``  ``(F, K)``              how each filter's pooled value moves each class (when known)
 ``embedding``              ``(V, C)`` float32      the vectors the first convs read (for slot words; when known)
+``vocab``                  ``(V,)`` str            the vocabulary (id -> word)
 ``tokens``                 ``(N, L)`` int32        the token ids as the model saw them (0 = padding)
 ``lengths``                ``(N,)`` int32          words per example (padding excluded)
 ``texts``, ``words``       ``(N,)`` str            the raw text; its tokens joined by spaces
