@@ -90,6 +90,28 @@ def test_store_holds_what_the_model_computes(demo_dump):
         np.testing.assert_array_equal(g[f"argmax/{layer}"][:], masked.argmax(1))
 
 
+def test_pooling_skips_windows_of_padding_alone(demo_dump):
+    """A filter that fires most on padding (all-positive word vectors, all-negative kernel, bias 1: a window of
+    padding gives relu(1) = 1, any window with a word less): pooled/argmax still come from windows with words."""
+    from jaxconv.dump import TextCNNAdapter, runner
+    from jaxconv.train import mesh as jmesh
+
+    run = jaxconv.load_run(demo_dump)
+    m = run.model
+    m.embedding[...] = np.abs(np.asarray(m.embedding[...]))                              # pad row stays 0
+    m.convs[0].kernel[...] = -np.abs(np.asarray(m.convs[0].kernel[...]))
+    m.convs[0].bias[...] = np.ones(32, np.float32)
+    _, spans = runner._layer_facts(m, ["convs/0"], 40)
+    step, state = runner._make_step(m, TextCNNAdapter(), ["convs/0"], spans, 0, "float32", jmesh.make_mesh())
+    tokens = run.encode(["w0001 w0002 w0003 w0004 w0005", "m00a m00b m00c w0007"], length=40)
+    out = step(state, tokens, np.array([5, 4], np.int32))
+    maps = np.asarray(out["maps/convs/0"])                                               # (2, 38, 32)
+    assert np.allclose(maps[:, 10:], 1.0)                                                # padding alone: relu(1)
+    pooled, argmax = np.asarray(out["pooled/convs/0"]), np.asarray(out["argmax/convs/0"])
+    assert (pooled < 1.0).all() and (argmax[0] <= 4).all() and (argmax[1] <= 3).all()
+    np.testing.assert_array_equal(pooled, np.take_along_axis(maps, argmax[:, None, :], axis=1)[:, 0])
+
+
 def test_one_filter_reads_only_its_own_chunks(demo_dump):
     """Reading filter 5 of convs/1 over every example touches that filter's chunks and no other filter's."""
     keys = []

@@ -35,9 +35,20 @@ def test_top_ngrams_are_the_strongest_windows_without_padding(dump):
         assert dump.pad_left <= start < end <= dump.pad_left + lengths[g.example]        # never padding
         assert end - start <= 5 and tuple(dump.vocab[t] for t in tokens[g.example, start:end]) == g.words
         assert g.text == " ".join(g.words) and g.label == dump.labels[g.example]
-    # padded examples: a window that runs past the last word is cut at it
-    g = dump.ngram(layer, f, int(np.argmin(lengths)))
-    assert g.span[1] <= dump.pad_left + lengths.min()
+
+def test_a_window_past_the_last_word_is_cut_at_it(dump, tmp_path):
+    """Point an argmax at the window that starts on the last word of the shortest example (its other 4 tokens are
+    padding): the n-gram is that word alone."""
+    import zarr
+
+    copy = tmp_path / "cut.zarr"
+    shutil.copytree(os.fspath(dump.path), copy)
+    i = int(np.argmin(dump.column("lengths")))
+    last = dump.pad_left + int(dump.column("lengths")[i]) - 1
+    g = zarr.open_group(str(copy), mode="r+")
+    g["argmax/convs/2"][i, 3] = last                                                     # span [last, last + 5)
+    ngram = load_dump(copy).ngram("convs/2", 3, i)
+    assert ngram.span == (last, last + 1) and ngram.words == (dump.words(i)[-1],)
 
 
 def test_slot_words_are_the_best_dot_products(dump):
