@@ -29,10 +29,14 @@ $(STAMP_TEST): $(BIN)/python pyproject.toml
 venv: $(STAMP_RUN)
 venv-test: $(STAMP_TEST)
 
-# The main job: Kim's CNN on the built-in synthetic corpus (re-running resumes from runs/demo's checkpoints),
+# The main job: Kim's CNN on the built-in synthetic corpus (re-running resumes from runs/demo's checkpoints), its
+# per-filter activations dumped and reported (runs/demo/report/index.html), the planted motifs the filters found,
 # then the seed question answered in code.
 demo: venv
 	$(BIN)/python experiments/text_cnn.py --config configs/text_cnn.py:synthetic --workdir runs/demo
+	$(BIN)/jaxconv dump --workdir runs/demo --overwrite
+	$(BIN)/jaxconv report --workdir runs/demo
+	$(BIN)/python experiments/planted_motifs.py --workdir runs/demo
 	$(BIN)/python experiments/seed_example.py
 
 lint: venv-test

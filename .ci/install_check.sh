@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The package as a user gets it: `pip install .` without extras into a fresh virtualenv, used from outside the
 # checkout (so nothing is imported from the working tree): import it, `jaxconv shape`, a 20-step `jaxconv train` on
-# the built-in synthetic corpus, `python -m jaxconv --version`.
+# the built-in synthetic corpus, `jaxconv dump` and `jaxconv report` of it, `python -m jaxconv --version`.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 tmp="$(mktemp -d)"
@@ -33,4 +33,15 @@ import json, pathlib, sys
 result = json.loads((pathlib.Path(sys.argv[1]) / "final_metrics.json").read_text())
 assert result["step"] == 20, result
 print("install-check: ok, 20 steps, test accuracy", result["test_accuracy"])
+PY
+# Its activations dumped and reported, and read back with plain zarr.
+"$tmp/venv/bin/jaxconv" dump --workdir "$tmp/run" | tail -1
+"$tmp/venv/bin/jaxconv" report --workdir "$tmp/run"
+"$py" - "$tmp/run" <<'PY'
+import pathlib, sys, zarr
+run = pathlib.Path(sys.argv[1])
+g = zarr.open_group(str(run / "dumps" / "test" / "activations.zarr"), mode="r")
+assert g.attrs["complete"] is True and g["maps/convs/0"].shape[0] == g.attrs["num_examples"], dict(g.attrs)
+assert (run / "report" / "index.html").is_file() and len(list((run / "report" / "filters").glob("*.html"))) == 96
+print("install-check: dump and report ok,", g.attrs["num_examples"], "examples")
 PY

@@ -5,7 +5,7 @@
 46
 
 Training and runs load on first use (they import orbax): ``jaxconv.load_config``, ``jaxconv.train_and_evaluate``,
-``jaxconv.load_run``.
+``jaxconv.load_run``, ``jaxconv.load_dump`` (activation dumps, :mod:`jaxconv.dump`).
 """
 
 from jaxconv import layouts, shapes
@@ -15,10 +15,10 @@ from jaxconv.inspection import Explanation, explain, feature_map, feature_maps, 
 __version__ = "0.2.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]
 __all__ += ["explain", "Explanation", "feature_maps", "feature_map", "receptive_spans", "saliency"]
-__all__ += ["load_config", "train_and_evaluate", "load_run", "Run"]
+__all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump", "Dump"]
 
 _LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.train.restore",
-         "Run": "jaxconv.train.restore"}
+         "Run": "jaxconv.train.restore", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader"}
 
 
 def __getattr__(name):

@@ -8,6 +8,8 @@
   (``CI=true``), where a missing torch is a failure (``.ci/run`` installs it).
 - :func:`require_shared` / the ``shared_datasets`` fixture locate the shared data directory
   (``../shared/datasets/sentences`` beside the repository, or ``$JAXCONV_DATA``): skip when absent, fail under CI.
+- ``demo_run`` / ``demo_dump`` (session): the demo's run (the built-in synthetic preset, trained once for the whole
+  session, ~10 s) and its test-split dump, shared by the dump, analysis, report and notebook tests.
 """
 
 from __future__ import annotations
@@ -74,3 +76,30 @@ def torch():
 def shared_datasets() -> pathlib.Path:
     """``pathlib.Path`` of the shared sentences directory (see :func:`require_shared`)."""
     return require_shared()
+
+
+def subprocess_env(**extra) -> dict:
+    """``os.environ`` for a child python: no inherited ``XLA_FLAGS``, plus ``extra``."""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> pathlib.Path:
+    """The demo's run: ``jaxconv train text_cnn`` (synthetic preset), trained once per session."""
+    from jaxconv.cli import main
+
+    workdir = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["train", "text_cnn", "--workdir", str(workdir), "--config.progress=false"]) == 0
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def demo_dump(demo_run) -> pathlib.Path:
+    """``demo_run`` with its test split dumped (``dumps/test``); tests must not change that dump."""
+    from jaxconv.dump import dump_activations
+
+    dump_activations(demo_run)
+    return demo_run

@@ -40,3 +40,17 @@ def test_text_cnn_train_quick(shared_datasets, capsys):
     train, evals, total, buckets, eval_buckets, limit = (int(g) for g in m.groups()[:6])
     assert 1 <= train <= buckets and evals <= eval_buckets and total <= limit and m.group(7) == "ok"
     assert "compiles during the timed rounds: 0" in out
+
+
+@pytest.mark.slow
+def test_dump_quick(demo_run, tmp_path):
+    """benchmarks/dump.py --quick on the demo's run: both dtypes dump every sentence, float16 is smaller on disk, and
+    one filter reads faster than its whole layer."""
+    bench = _load("dump")
+    (tmp_path / "run").symlink_to(demo_run, target_is_directory=True)
+    results = bench.run(quick=True, workdir=str(tmp_path))
+    assert set(results) == {"float32", "float16"}
+    for r in results.values():
+        assert r["examples"] == 1000 and r["examples_per_s"] > 0 and r["stream_examples_per_s"] > r["examples_per_s"]
+        assert r["peak_rss_mb"] > 50 and 0 < r["read_filter_s"] < r["read_layer_s"]
+    assert results["float16"]["disk_mb"] < results["float32"]["disk_mb"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import subprocess_env as _env
 
 import jaxconv
 from jaxconv import data as jdata
@@ -22,13 +22,6 @@ from jaxconv.train.workdir import WorkdirError, prepare_workdir
 
 TINY = {"data.synthetic.num_examples": 300, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "progress": False}
-
-
-def _env(**extra) -> dict:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ SIGKILL, non-finite loss, config errors, 1 vs 8 devices, and tiny real-data runs
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -18,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import subprocess_env as _env
 from flax import nnx
 
 from jaxconv.configs import ConfigError, load_config
@@ -54,13 +54,6 @@ def tiny_config(**overrides):
 def cli_args(workdir, **overrides) -> list[str]:
     args = [sys.executable, str(SCRIPT), f"--config={CONFIG}", f"--workdir={workdir}"]
     return args + [f"--config.{k}={v}" for k, v in {**TINY, **overrides}.items()]
-
-
-def _env(**extra) -> dict:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ Subcommands:
   kernel shape in each framework's layout, ``(lo, hi)`` padding under each convention, params and FLOPs.
 - ``jaxconv explain CONFIG[:PRESET]``: build a config's model and print :func:`jaxconv.explain`'s table.
 - ``jaxconv train CONFIG[:PRESET] --workdir DIR [--config.KEY=VALUE ...]``: train and evaluate a config.
+- ``jaxconv dump --workdir RUN [--split S | --input FILE] [--layers L,...]``: stream a trained run's per-filter
+  activations to a Zarr store (:mod:`jaxconv.dump`).
+- ``jaxconv report --workdir RUN [--dump NAME]``: a static HTML report of a dump, one page per filter.
 
 Bad arguments and named failures give one line on stderr and exit status 2, never a traceback.
 
@@ -22,14 +25,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jaxconv.cli import explain, shape, train
+from jaxconv.cli import dump, explain, report, shape, train
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
 from jaxconv.configs import split_override_args
 
 __all__ = ["main", "shape_report", "LayerSpec", "CliError"]
 
-COMMANDS = {"shape": shape, "explain": explain, "train": train}
+COMMANDS = {"shape": shape, "explain": explain, "train": train, "dump": dump, "report": report}
 
 
 def _parser() -> Parser:

@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxconv import data as jdata
 
-__all__ = ["DataPipeline", "build_data", "data_root"]
+__all__ = ["DataPipeline", "build_data", "data_root", "load_dataset", "split_dataset"]
 
 
 @dataclasses.dataclass
@@ -64,7 +64,8 @@ def data_root(config) -> pathlib.Path:
     return pathlib.Path(config.data.path) if config.data.path else jdata.default_sentence_root()
 
 
-def _load(config) -> jdata.TextDataset:
+def load_dataset(config) -> jdata.TextDataset:
+    """The dataset ``config.data`` names, as read (no fold or hold-out applied yet; :func:`split_dataset` does that)."""
     d = config.data
     name = d.name
     if name == "synthetic":
@@ -116,7 +117,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
       min_length: shortest bucket length (the model's widest filter).
     """
     d, t = config.data, config.train
-    ds, info = split_dataset(_load(config), config)
+    ds, info = split_dataset(load_dataset(config), config)
     tok_name = d.tokenizer or ds.extras.get("tokenizer", "kim")   # "": the dataset's own preprocessing
     tokenize = jdata.get_tokenizer(tok_name)
     tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None

@@ -1,0 +1,144 @@
+"""Dumping activations: examples/s, peak memory, size on disk, and reading one filter back.
+
+    python benchmarks/dump.py                 # MR's 10,662 sentences through Kim's CNN (needs the shared data)
+    python benchmarks/dump.py --quick         # 1,000 synthetic sentences through the small synthetic CNN (smoke test)
+
+The model: Kim's CNN-rand (``text_cnn:mr``: 300-d vectors, 100 filters each of widths 3, 4, 5) trained briefly
+(``--steps``, default 20: the activations' size and the speed do not depend on how well it is trained). The input:
+every sentence of ``rt-polarity.all`` (``--input``: the whole file, not one CV fold). Each dump runs in its own
+process (so its peak RSS, VmHWM, is its own): once with float32 maps and once with float16. Reported per dtype:
+
+- examples/s of the whole call (restoring the run, reading the input, compiling) and of the stream alone;
+- peak RSS of the process; size of the store on disk;
+- reading one filter over all examples (``Dump.feature_map(layer, j)[:]``, its own chunks only) next to reading
+  the whole layer (every filter), measured side by side in this process: the ratio is what the chunking buys.
+  The store was just written, so the operating system's page cache is warm for both.
+
+The machine is shared; rerun for steadier numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+_CHILD = textwrap.dedent("""
+    import json, sys
+    from jaxconv.dump import dump_activations
+    r = dump_activations(sys.argv[1], input=sys.argv[2], dtype=sys.argv[3], name=sys.argv[4], overwrite=True)
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(json.dumps(dict(n=r.num_examples, seconds=r.seconds, stream_seconds=r.stream_seconds, peak_kb=hwm,
+                          step=r.checkpoint_step)))
+""")
+
+
+def _train(workdir: Path, config: str, steps: int, data: str | None) -> None:
+    from jaxconv.cli import main
+
+    args = ["train", config, "--workdir", str(workdir), f"--config.train.steps={steps}", "--config.progress=false",
+            "--config.tensorboard=false"]
+    if data:
+        args.append(f"--config.data.path={data}")
+    if main(args) != 0:
+        raise SystemExit("training the benchmark's run failed")
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _read_times(store: Path, layer: str, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds to read filter 7 of ``layer`` over all examples, and the whole layer, side by side."""
+    from jaxconv.dump import load_dump
+
+    d = load_dump(store)
+    one, whole = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        d.feature_map(layer, 7)[:]
+        one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        d.group[f"maps/{layer}"][...]
+        whole.append(time.perf_counter() - t)
+    return sorted(one)[repeats // 2], sorted(whole)[repeats // 2]
+
+
+def run(quick: bool = False, data: str | None = None, steps: int = 20, workdir: str | None = None) -> dict:
+    """Run the benchmark; returns ``{dtype: {examples, step, examples_per_s, stream_examples_per_s, peak_rss_mb,
+    disk_mb, read_filter_s, read_layer_s}}`` and prints the table. A ``workdir`` that already holds ``run/`` with
+    checkpoints reuses that run (of the same config)."""
+    base = Path(workdir or tempfile.mkdtemp(prefix="jaxconv-bench-dump-"))
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = base / "run"
+    if quick:
+        from jaxconv import data as jdata
+
+        corpus = jdata.make_planted_motif_corpus(1000, seed=1)
+        source = base / "sentences.txt"
+        source.write_text("".join(f"{y} {t}\n" for y, t in zip(corpus.labels, corpus.texts)))
+        config, layer = "text_cnn", "convs/2"
+    else:
+        from jaxconv.data import default_sentence_root
+
+        root = Path(data) if data else default_sentence_root()
+        source = root / "rt-polarity.all"
+        if not source.is_file():
+            raise SystemExit(f"no MR file at {source}; pass --data DIR (the shared sentences directory)")
+        config, layer, data = "text_cnn:mr", "convs/2", str(root)
+    if not (run_dir / "checkpoints").exists():
+        _train(run_dir, config, 5 if quick else steps, None if quick else data)
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    results = {}
+    for dtype in ("float32", "float16"):
+        name = f"bench-{dtype}"
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(run_dir), str(source), dtype, name],
+                              capture_output=True, text=True, env=env, timeout=3600)
+        if proc.returncode != 0:
+            raise SystemExit(f"the {dtype} dump failed:\n{proc.stderr[-3000:]}")
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+        store = run_dir / "dumps" / name / "activations.zarr"
+        one, whole = _read_times(store, layer)
+        results[dtype] = dict(examples=child["n"], step=child["step"], examples_per_s=child["n"] / child["seconds"],
+                              stream_examples_per_s=child["n"] / child["stream_seconds"],
+                              peak_rss_mb=child["peak_kb"] / 1024, disk_mb=_size(store) / 2**20,
+                              read_filter_s=one, read_layer_s=whole)
+    _print(results, config, layer, source, quick)
+    return results
+
+
+def _print(results: dict, config: str, layer: str, source: Path, quick: bool) -> None:
+    n = next(iter(results.values()))["examples"]
+    step = next(iter(results.values()))["step"]
+    print(f"dump of {n:,} sentences ({source.name}) through {config}{' (quick)' if quick else ''}, the model "
+          f"trained {step} steps, every conv layer, one process per dtype")
+    print(f"{'maps dtype':<10} {'examples/s (call)':>18} {'examples/s (stream)':>20} {'peak RSS MB':>12} "
+          f"{'disk MB':>9} {'read 1 filter s':>16} {'read layer s':>13} {'layer/filter':>13}")
+    for dtype, r in results.items():
+        print(f"{dtype:<10} {r['examples_per_s']:>18.0f} {r['stream_examples_per_s']:>20.0f} "
+              f"{r['peak_rss_mb']:>12.0f} {r['disk_mb']:>9.1f} {r['read_filter_s']:>16.4f} "
+              f"{r['read_layer_s']:>13.4f} {r['read_layer_s'] / r['read_filter_s']:>12.1f}x")
+    print(f"read: {layer} filter 7 over all examples vs all of {layer}'s maps, median of 3, page cache warm. "
+          f"float16 / float32 disk: {results['float16']['disk_mb'] / results['float32']['disk_mb']:.2f}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1,000 synthetic sentences, the small CNN (a smoke test)")
+    p.add_argument("--data", help="the shared sentences directory (default: $JAXCONV_DATA or ../shared/...)")
+    p.add_argument("--steps", type=int, default=20, help="training steps of the benchmark's run (default 20)")
+    p.add_argument("--workdir", help="keep the run and its dumps here (default: a new temporary directory)")
+    args = p.parse_args(argv)
+    run(quick=args.quick, data=args.data, steps=args.steps, workdir=args.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

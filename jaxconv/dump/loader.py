@@ -1,0 +1,337 @@
+"""Read a dump back: ``jaxconv.load_dump(path)`` or ``jaxconv.load_dump(workdir, name)`` -> :class:`Dump`::
+
+    d = jaxconv.load_dump("runs/demo", "test")
+    d.layers, d.num_examples, d.num_filters("convs/2")
+    fmap = d.feature_map("convs/2", 7)          # lazy (examples, positions); fmap[:10] reads 10 rows
+    for g in d.top_ngrams("convs/2", 7, k=5):   # the 5 examples where filter 7 fired most, one n-gram each
+        print(f"{g.value:.2f}  {g.text}")
+    d.slot_words("convs/2", 7, k=3)             # per kernel position, the 3 words it matches best
+    d.threshold("convs/2", 7).value             # the pooled value above which its n-grams are class-pure
+
+The same store opens with plain zarr: ``zarr.open_group("runs/demo/dumps/test/activations.zarr", mode="r")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import numpy as np
+import zarr
+from jaxtyping import Float, Int
+
+from jaxconv.dump import analysis
+from jaxconv.dump import store as dstore
+
+__all__ = ["load_dump", "Dump", "NGram", "SlotWord", "FilterMap", "DumpError"]
+
+
+class DumpError(FileNotFoundError):
+    """No complete dump where one was asked for; the message names the path and what is there instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NGram:
+    """One example's strongest n-gram for a filter.
+
+    Attributes:
+      value: the filter's pooled (max) value on the example; example: its row in the dump.
+      position: the map position of that max; span: ``(start, end)``, the token positions it covers in the
+        example's row of ``tokens`` (padding cut off); words: those tokens' words; text: the words joined.
+      label, prediction: the example's gold label and predicted class (None when unknown).
+    """
+
+    value: float
+    example: int
+    position: int
+    span: tuple[int, int]
+    words: tuple[str, ...]
+    text: str
+    label: int | None = None
+    prediction: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotWord:
+    """A word for one kernel position: the word, its id and the slot's dot product with its vector."""
+
+    word: str
+    id: int
+    score: float
+
+
+class FilterMap:
+    """One filter's feature map over the dump, ``(examples, positions)``, read only when indexed.
+
+    ``fm[rows]`` / ``fm[rows, positions]`` read those entries from the store; ``np.asarray(fm)`` reads all of it.
+    Only this filter's chunks are read.
+    """
+
+    def __init__(self, array: zarr.Array, filter: int):
+        self._array, self.filter = array, int(filter)
+        self.shape = tuple(array.shape[:2])
+        self.dtype = array.dtype
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 2:
+            raise IndexError(f"a filter map has 2 axes (examples, positions); got {len(key)} indices.")
+        key = key + (slice(None),) * (2 - len(key)) + (self.filter,)
+        if any(isinstance(k, (list, np.ndarray)) for k in key):  # a list of rows: zarr's orthogonal indexing
+            return self._array.oindex[key]
+        return self._array[key]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"FilterMap(filter={self.filter}, shape={self.shape}, dtype={self.dtype})"
+
+
+def load_dump(path_or_workdir, name: str | None = None) -> Dump:
+    """Open a complete dump.
+
+    Args:
+      path_or_workdir: the store (``.../activations.zarr``), its folder ``RUN/dumps/<name>``, or a run's workdir
+        with ``name``.
+      name: the dump's name when the first argument is a workdir (default: its only dump).
+
+    Raises:
+      DumpError: nothing complete there (an interrupted dump, a missing name: the message lists the dumps).
+    """
+    from jaxconv.train.workdir import as_path
+
+    base = as_path(path_or_workdir)
+    if name is None and (base.name == dstore.STORE_NAME or (base / "zarr.json").exists()):
+        path = base
+    elif name is None and (base / dstore.STORE_NAME).exists():
+        path = base / dstore.STORE_NAME
+    else:
+        dumps = sorted(p.name for p in (base / "dumps").iterdir()) if (base / "dumps").is_dir() else []
+        if name is None:
+            if len(dumps) != 1:
+                raise DumpError(f"{base}: name the dump; found {len(dumps)} in {base / 'dumps'}: "
+                                f"{', '.join(dumps) or '(none)'} (jaxconv dump --workdir {base} writes one).")
+            name = dumps[0]
+        path = dstore.dump_dir(base, name) / dstore.STORE_NAME
+        if not path.exists() and not (path.parent / (path.name + dstore.PARTIAL)).exists():
+            raise DumpError(f"no dump {name!r} in {base / 'dumps'}; the dumps there: {', '.join(dumps) or '(none)'}.")
+    if not dstore.is_complete(path):
+        raise DumpError(f"{path} is not a complete dump (it is being written, was interrupted, or is not a dump); "
+                        f"run jaxconv dump again to resume it.")
+    return Dump(path)
+
+
+class Dump:
+    """A complete dump (see :mod:`jaxconv.dump` for the store's arrays). Reads lazily from the zarr group.
+
+    Attributes:
+      path: the store; group: the ``zarr.Group``; attrs: its attributes (a dict); layers; num_examples;
+      num_classes; label_names (or None); padded_length; pad_left.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.group = dstore.open_group(path)
+        self.attrs = dict(self.group.attrs)
+        self.layers: list[str] = list(self.attrs["layers"])
+        self.num_examples = int(self.attrs["num_examples"])
+        self.num_classes = int(self.attrs["num_classes"])
+        self.label_names = self.attrs.get("label_names")
+        self.padded_length, self.pad_left = int(self.attrs["padded_length"]), int(self.attrs["pad_left"])
+        self._cache: dict[str, np.ndarray | None] = {}
+
+    def _read(self, name: str) -> np.ndarray | None:
+        """The whole array ``name`` (None when absent), read once."""
+        if name not in self._cache:
+            self._cache[name] = self.group[name][...] if self.has(name) else None
+        return self._cache[name]
+
+    def __repr__(self) -> str:
+        return (f"Dump({os.fspath(self.path)!r}: {self.num_examples} examples, layers "
+                f"{', '.join(f'{la} ({self.num_filters(la)} filters)' for la in self.layers)})")
+
+    # ------------------------------------------------------------------ arrays
+
+    def _check(self, layer: str, filter: int | None = None) -> None:
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer!r} is not in this dump; its layers are {', '.join(self.layers)}.")
+        if filter is not None:
+            F = self.num_filters(layer)
+            if isinstance(filter, bool) or not isinstance(filter, (int, np.integer)) or not 0 <= filter < F:
+                raise IndexError(f"filter={filter!r} is out of range for layer {layer!r}; expected 0 <= filter < {F}.")
+
+    def num_filters(self, layer: str) -> int:
+        self._check(layer)
+        return int(self.attrs["layer_info"][layer]["filters"])
+
+    def has(self, name: str) -> bool:
+        """Whether the store holds the array ``name`` (e.g. ``"labels"``, ``"embedding"``)."""
+        try:
+            self.group[name]
+            return True
+        except KeyError:
+            return False
+
+    def feature_map(self, layer: str, filter: int) -> FilterMap:
+        """Filter ``filter`` of ``layer`` over every example: a lazy :class:`FilterMap` ``(examples, positions)``."""
+        self._check(layer, filter)
+        return FilterMap(self.group[f"maps/{layer}"], filter)
+
+    def pooled(self, layer: str) -> Float[np.ndarray, " examples filters"]:
+        """``pooled/<layer>``: ``(examples, filters)`` float32 (read once, cached)."""
+        self._check(layer)
+        return self._read(f"pooled/{layer}")
+
+    @property
+    def labels(self) -> Int[np.ndarray, " examples"] | None:
+        """``(examples,)`` gold labels, or None."""
+        return self._read("labels")
+
+    @property
+    def predictions(self) -> Int[np.ndarray, " examples"] | None:
+        """``(examples,)`` the model's predicted classes, or None."""
+        return self._read("predictions")
+
+    @functools.cached_property
+    def vocab(self) -> list[str]:
+        return [str(w) for w in self.group["vocab"][...]]
+
+    def column(self, name: str) -> np.ndarray:
+        """The whole per-example array ``name`` (``"texts"``, ``"words"``, ``"lengths"``, ...), read once and kept
+        (later :meth:`words` calls use it)."""
+        out = self._read(name)
+        if out is None:
+            raise KeyError(f"this dump has no array {name!r}.")
+        return out
+
+    def words(self, example: int) -> list[str]:
+        """The example's tokens as words (padding excluded); ``words(i)[j]`` is at token position ``pad_left + j``."""
+        cached = self._cache.get("words")
+        text = str(cached[int(example)] if cached is not None else self.group["words"][int(example)])
+        return [w.replace("\u00a0", " ") for w in text.split(" ")] if text else []
+
+    def class_name(self, c: int | None) -> str:
+        if c is None:
+            return "-"
+        return str(self.label_names[c]) if self.label_names else str(c)
+
+    # ------------------------------------------------------------------ analysis
+
+    def ngram(self, layer: str, filter: int, example: int) -> NGram:
+        """Example ``example``'s strongest n-gram for the filter (its argmax position's span)."""
+        self._check(layer, filter)
+        value = float(self.pooled(layer)[example, filter])
+        pos = int(self._read(f"argmax/{layer}")[example, filter])
+        start, end = (int(x) for x in self._read(f"spans/{layer}")[pos])
+        words = self.words(example)
+        lo, hi = max(start, self.pad_left), min(end, self.pad_left + len(words))
+        span = (lo, hi) if hi > lo else (lo, lo)
+        chosen = tuple(words[span[0] - self.pad_left:span[1] - self.pad_left])
+        labels, preds = self.labels, self.predictions
+        return NGram(value=value, example=int(example), position=pos, span=span, words=chosen, text=" ".join(chosen),
+                     label=int(labels[example]) if labels is not None else None,
+                     prediction=int(preds[example]) if preds is not None else None)
+
+    def top_ngrams(self, layer: str, filter: int, k: int = 10) -> list[NGram]:
+        """The ``k`` examples on which the filter's max-pooled value is highest, each with the n-gram it pooled
+        (one per example; ties by example order). Spans come from ``spans/<layer>`` (:func:`jaxconv.receptive_spans`)
+        with padding cut off, so padding tokens are never shown."""
+        self._check(layer, filter)
+        order = np.argsort(-self.pooled(layer)[:, filter], kind="stable")[:int(k)]
+        return [self.ngram(layer, filter, int(i)) for i in order]
+
+    def token_activations(self, layer: str, filter: int, example: int) -> Float[np.ndarray, " words"]:
+        """Per word of the example, the filter's strongest activation among the windows that contain it
+        (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``."""
+        self._check(layer, filter)
+        row = self.feature_map(layer, filter)[int(example)]                              # (P,)
+        return analysis.token_scores(row, self._read(f"spans/{layer}"), self.pad_left, len(self.words(example)))
+
+    def slot_words(self, layer: str, filter: int, k: int = 10) -> list[list[SlotWord]]:
+        """For each kernel position (slot) of the filter, the ``k`` vocabulary words whose embedding has the
+        largest dot product with that kernel row (Jacovi et al., 2018); padding and ``<unk>`` are left out.
+
+        Returns:
+          ``width`` lists of ``k`` :class:`SlotWord`, best first.
+
+        Raises:
+          ValueError: the layer does not read the embedding directly, or the dump holds no embedding.
+        """
+        self._check(layer, filter)
+        embedded = self.attrs.get("embedded_layers") or []
+        if layer not in embedded or not self.has("embedding"):
+            raise ValueError(f"slot words need a conv that reads the word vectors directly; layer {layer!r} does "
+                             f"not in this dump (layers that do: {', '.join(embedded) or 'none'}).")
+        scores = analysis.slot_scores(self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"))   # (W, V)
+        scores[:, :2] = -np.inf                                                          # <pad>, <unk>
+        vocab = self.vocab
+        out = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:int(k)]
+            out.append([SlotWord(vocab[i], int(i), float(row[i])) for i in top])
+        return out
+
+    def _class_weights(self, layer: str) -> np.ndarray | None:
+        return self._read(f"class_weights/{layer}")
+
+    def threshold(self, layer: str, filter: int, *,
+                  minimum_purity: float = analysis.MINIMUM_PURITY) -> analysis.Threshold:
+        """The pooled value above which the filter's n-grams carry class information: the purity rule of
+        Jacovi et al. (2018), :func:`jaxconv.dump.analysis.purity_threshold`, over this dump's examples and the
+        model's predictions (gold labels when the dump has no predictions)."""
+        self._check(layer, filter)
+        predicted = self.predictions if self.predictions is not None else self.labels
+        if predicted is None:
+            raise ValueError("threshold: this dump has neither predictions nor labels to measure purity with.")
+        values = self.pooled(layer)[:, filter]
+        weights = self._class_weights(layer)
+        c = analysis.identity_class(weights[filter] if weights is not None else None, values, predicted,
+                                    self.num_classes)
+        return analysis.purity_threshold(values, predicted, identity_class=c, minimum_purity=minimum_purity)
+
+    def class_association(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per filter of ``layer``: ``(class (F,), effect (F,))``, the class its pooled value separates best from
+        the others and the standardized mean difference (:func:`jaxconv.dump.analysis.class_association`), by
+        gold label (the predictions when there are no labels)."""
+        y = self.labels if self.labels is not None else self.predictions
+        if y is None:
+            raise ValueError("class_association: this dump has neither labels nor predictions.")
+        return analysis.class_association(self.pooled(layer), y, self.num_classes)
+
+    # ------------------------------------------------------------------ xarray
+
+    def to_xarray(self):
+        """The store as an ``xarray.Dataset`` (lazy: nothing is read until used). Variables are named by their
+        path in the store (``"maps/convs/0"``, ``"pooled/convs/0"``, ``"tokens"``, ...); dimensions are
+        ``example``, ``token``, ``class`` and per layer ``position[<layer>]`` / ``filter[<layer>]``.
+
+        Raises:
+          ImportError: xarray is not installed (``pip install xarray``).
+        """
+        try:
+            import xarray as xr
+        except ImportError as e:
+            raise ImportError("Dump.to_xarray needs xarray (pip install xarray).") from e
+        groups: dict[str, set[str]] = {}
+        for name, _ in self.group.arrays():
+            groups.setdefault("", set()).add(name)
+        for kind in ("maps", "pooled", "argmax", "spans", "kernels", "biases", "class_weights"):
+            for layer in self.layers:
+                if self.has(f"{kind}/{layer}"):
+                    parent, _, leaf = f"{kind}/{layer}".rpartition("/")
+                    groups.setdefault(parent, set()).add(leaf)
+        parts = []
+        for parent, leaves in groups.items():
+            ds = xr.open_zarr(dstore.open_store(self.path, read_only=True), group=parent or None, consolidated=False,
+                              chunks=None, zarr_format=3)
+            ds = ds[sorted(leaves)]
+            parts.append(ds.rename({v: f"{parent}/{v}" if parent else v for v in ds.data_vars}))
+        out = xr.merge(parts, compat="no_conflicts", join="exact", combine_attrs="drop")
+        out.attrs = {k: v for k, v in self.attrs.items() if isinstance(v, (str, int, float, bool))}
+        return out

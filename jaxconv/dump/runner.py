@@ -1,0 +1,360 @@
+"""``dump_activations``: stream a split (or a text file) through a trained run's convolutions into a Zarr store.
+
+One padded length per dump (the longest example, rounded up to a multiple of 8), one batch shape, so the jitted
+step compiles once. Batches are sharded over every device like training (:mod:`jaxconv.train.mesh`); only
+process 0 writes. Rows go to the store in whole chunk blocks through a buffer of one block, so memory does not
+grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxconv.dump import store as dstore
+from jaxconv.dump.adapters import get_adapter
+from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
+
+__all__ = ["dump_activations", "DumpResult", "DTYPES", "resolve_layers", "dump_path"]
+
+log = logging.getLogger("jaxconv")
+
+#: What ``dtype=`` may be: the maps' dtype on disk (pooled values and probabilities stay float32).
+DTYPES = ("float32", "float16")
+#: Bytes one filter's chunk of a map aims at (chunk rows = this / (positions x itemsize), a power of two).
+CHUNK_BYTES = 256 * 1024
+SPAN_RULE = ("output position t of a layer sees the padded token positions [rf_start + t*rf_jump, rf_start + "
+             "t*rf_jump + rf_size), clipped to [0, padded_length): spans/<layer> holds them as (start, end) rows. "
+             "Example i's words are at tokens[i, pad_left:pad_left + lengths[i]]; argmax/<layer> and pooled/<layer> "
+             "take the max over the positions whose span holds at least one of them.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DumpResult:
+    """What :func:`dump_activations` wrote: ``path`` (the store), ``name``, ``num_examples``, ``layers``,
+    ``resumed_from`` (rows found written by an interrupted run), ``seconds`` and ``examples_per_s`` (of this call:
+    restoring the run, reading the input and compiling included), ``stream_seconds`` (the batches alone, compiled
+    beforehand, from the first dispatch to the last row written), ``checkpoint_step``."""
+
+    path: str
+    name: str
+    num_examples: int
+    layers: tuple[str, ...]
+    resumed_from: int
+    seconds: float
+    examples_per_s: float
+    stream_seconds: float
+    checkpoint_step: int
+
+
+def dump_path(workdir, name: str):
+    """``RUN/dumps/<name>/activations.zarr``."""
+    return dstore.dump_dir(workdir, name) / dstore.STORE_NAME
+
+
+def resolve_layers(model: nnx.Module, layers: str | Sequence[str] | None) -> list[str]:
+    """``layers`` (a comma-separated string or a list; None: every conv) checked against the model's conv paths."""
+    from jaxconv.inspection import conv_paths
+
+    available = conv_paths(model)
+    if layers is None or layers == "":
+        return available
+    names = [s.strip() for s in layers.split(",")] if isinstance(layers, str) else list(layers)
+    for name in names:
+        if name not in available:
+            raise ValueError(f"--layers: {name!r} is not a convolution of this {type(model).__name__}; its layers "
+                             f"are {', '.join(available)}.")
+    return list(dict.fromkeys(names))
+
+
+def _check_args(split, input, dtype, batch_size, name):
+    if split is not None and input is not None:
+        raise ValueError(f"--split {split!r} and --input {input}: give one (a split of the run's dataset, or a file).")
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}.")
+    if input is None and split is not None and split not in SPLITS:
+        raise ValueError(f"--split {split!r} is not known; expected one of {', '.join(SPLITS)}.")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise ValueError(f"--batch-size {batch_size!r} must be an int >= 1.")
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        raise ValueError(f"--name {name!r} is not a usable dump name; expected a plain folder name.")
+
+
+def _source(run, split: str, input) -> TextSource:
+    if input is not None:
+        return FileSource(input)
+    from jaxconv.train.input_pipeline import load_dataset, split_dataset
+
+    ds, _ = split_dataset(load_dataset(run.config), run.config)
+    part = getattr(ds, split)
+    if part is None:
+        have = ", ".join(s for s in SPLITS if getattr(ds, s) is not None)
+        raise ValueError(f"--split {split!r}: dataset {ds.name!r} has no such split here; it has {have}.")
+    return SplitSource(split, part.texts, part.labels, f"split {split} of {ds.name} ({part.path})")
+
+
+def _layer_facts(model, layers, length) -> tuple[dict, dict]:
+    """Per layer: its explain facts (attributes) and its receptive spans ``(positions, 2)``."""
+    from jaxconv.inspection import explain, receptive_spans
+
+    e = explain(model, jax.ShapeDtypeStruct((1, length), jnp.int32))
+    facts, spans = {}, {}
+    for layer in layers:
+        r = e.row(layer)
+        if len(r.kernel_shape) != 3:
+            raise ValueError(f"--layers: {layer!r} is a {len(r.kernel_shape) - 2}-D convolution; dumps hold 1-D "
+                             f"maps (examples, positions, filters).")
+        facts[layer] = dict(kernel_shape=list(r.kernel_shape), kernel_axes=["width", "in", "out"],
+                            kernel=r.kernel, stride=r.stride[0], padding=list(r.padding[0]),
+                            dilation=r.dilation[0], groups=r.groups, filters=r.output_shape[-1],
+                            positions=r.output_spatial[0], rf_size=r.rf_size[0], rf_jump=r.rf_jump[0],
+                            rf_start=r.rf_start[0], formula=r.formula[0])
+        spans[layer] = np.asarray(receptive_spans(model, layer, length), np.int32)              # (P, 2)
+    return facts, spans
+
+
+def _chunk_rows(facts: dict, dtype: str, n: int, chunk_rows: int | None) -> int:
+    if chunk_rows is not None:
+        if int(chunk_rows) < 1:
+            raise ValueError(f"chunk_rows={chunk_rows!r} must be an int >= 1.")
+        return min(int(chunk_rows), n)
+    most = max(f["positions"] for f in facts.values()) * np.dtype(dtype).itemsize
+    rows = 2 ** int(math.log2(max(CHUNK_BYTES // most, 1)))
+    return min(max(rows, 64), 8192, n)
+
+
+def _make_step(model, adapter, layers, spans, pad_left, dtype, mesh):
+    from jaxconv.inspection import feature_maps
+    from jaxconv.train import mesh as jmesh
+
+    graphdef, state = nnx.split(model)
+    spans = {k: jnp.asarray(v) for k, v in spans.items()}
+
+    def step(state, tokens, lengths):
+        m = nnx.merge(graphdef, state)
+        maps = feature_maps(m, tokens, layers=layers)                                  # {layer: (B, P, F)}
+        out = {}
+        lo, hi = pad_left, pad_left + lengths[:, None]                                 # (), (B, 1)
+        for layer in layers:
+            x = maps[layer]                                                            # (B, P, F)
+            s, e = spans[layer][:, 0], spans[layer][:, 1]                              # (P,), (P,)
+            valid = (e[None] > lo) & (s[None] < hi) & (e > s)[None]                    # (B, P)
+            valid = valid | ~valid.any(axis=1, keepdims=True)                          # no word at all: every position
+            masked = jnp.where(valid[..., None], x, -jnp.inf)                          # (B, P, F)
+            out[f"maps/{layer}"] = x.astype(dtype)
+            out[f"pooled/{layer}"] = masked.max(axis=1).astype(jnp.float32)            # (B, F)
+            out[f"argmax/{layer}"] = masked.argmax(axis=1).astype(jnp.int32)           # (B, F)
+        logits = adapter.logits(m, tokens)                                             # (B, K) or None
+        if logits is not None:
+            out["probabilities"] = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)  # (B, K)
+            out["predictions"] = logits.argmax(axis=-1).astype(jnp.int32)             # (B,)
+        return out
+
+    data = jmesh.data_sharding(mesh)
+    jitted = jax.jit(step, in_shardings=(jmesh.replicated_sharding(mesh), data, data), out_shardings=data)
+    return jitted, jmesh.replicate(state, mesh)
+
+
+def _to_host(tree):
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)
+
+
+def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[str, int | None]]]:
+    batch = []
+    for example in source.examples(start):
+        batch.append(example)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def dump_activations(workdir, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
+                     dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
+                     name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None) -> DumpResult:
+    """Dump every chosen conv's feature maps of a split (or a text file) through a trained run's model.
+
+    Args:
+      workdir: the training run's directory (local or ``gs://``).
+      split: ``"test"`` (the default without ``input``), ``"dev"`` or ``"train"``, as training split the data (same
+        fold and hold-out).
+      input: a text file to dump instead of a split (one sentence per line, optional leading integer label).
+      layers: conv paths (``"convs/0,convs/2"`` or a list); default every conv of the model.
+      dtype: ``"float32"`` or ``"float16"``: the maps on disk.
+      checkpoint: ``"best"`` (default), ``"latest"`` or a step (:func:`jaxconv.load_run`).
+      batch_size: rows per step; default ``config.train.eval_batch_size`` (or ``batch_size``), rounded up to a
+        multiple of the device count. A given one must divide over the devices.
+      name: the dump's name; default the split, or the input file's stem.
+      overwrite: replace a complete dump of that name (the old one stays until the new one is complete).
+      chunk_rows: examples per chunk; default so that one filter's chunk of a map is about 256 KiB.
+
+    Returns:
+      :class:`DumpResult`; the store is at ``RUN/dumps/<name>/activations.zarr``.
+
+    Raises:
+      ValueError: a bad argument (the message names it and what was expected), an unknown layer (listing the
+        layers), an empty input file, or a complete dump of that name without ``overwrite``.
+      FileNotFoundError: no workdir, config, vocabulary or checkpoint.
+    """
+    from jaxconv import __version__
+    from jaxconv.train import mesh as jmesh
+    from jaxconv.train.restore import load_run
+
+    t0 = time.perf_counter()
+    _check_args(split, input, dtype, batch_size, name)
+    split = split or "test"
+    name = name or (FileSource(input).name if input is not None else split)
+    final = dump_path(workdir, name)
+    if not overwrite:  # before the slow part: nothing is read or written
+        dstore.refuse_complete(final)
+    run = load_run(workdir, checkpoint)
+    layers = resolve_layers(run.model, layers)
+    source = _source(run, split, input)
+    scan = source.scan(run.tokenize, run.num_classes)
+    length = -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
+    mesh = jmesh.make_mesh()
+    ndev = mesh.devices.size
+    if batch_size is None:
+        batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
+    jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
+    facts, spans = _layer_facts(run.model, layers, length)
+    rows = _chunk_rows(facts, dtype, scan.num_examples, chunk_rows)
+    adapter = get_adapter(run.config)
+    n, K = scan.num_examples, run.num_classes
+
+    specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
+             "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
+             "texts": dstore.ArraySpec((n,), str, (rows,), ("example",)),
+             "words": dstore.ArraySpec((n,), str, (rows,), ("example",))}
+    if scan.has_labels:
+        specs["labels"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
+    for layer in layers:
+        P, F = facts[layer]["positions"], facts[layer]["filters"]
+        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (rows, P, 1),
+                                                  ("example", f"position[{layer}]", f"filter[{layer}]"))
+        specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
+        specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
+    step, state = _make_step(run.model, adapter, layers, spans, run.pad_left, dtype, mesh)
+    sharded = jmesh.data_sharding(mesh)
+    step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded),
+                      jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)).compile()  # the one compile
+    probe = step.out_info                                                                # {name: (shape, dtype)}
+    if "predictions" in probe:
+        specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
+        specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
+
+    constants = {"vocab": (np.array(run.vocab.tokens, dtype=object), ("vocab",))}
+    convs = dict(nnx.iter_modules(run.model))
+    by_path = {"/".join(str(p) for p in k): m for k, m in convs.items()}
+    for layer in layers:
+        conv = by_path[layer]
+        constants[f"spans/{layer}"] = (spans[layer], (f"position[{layer}]", "bound"))
+        constants[f"kernels/{layer}"] = (np.asarray(conv.kernel[...], np.float32),
+                                         (f"width[{layer}]", f"in[{layer}]", f"filter[{layer}]"))
+        if conv.bias is not None:
+            constants[f"biases/{layer}"] = (np.asarray(conv.bias[...], np.float32), (f"filter[{layer}]",))
+        weights = adapter.class_weights(run.model, layer)
+        if weights is not None:
+            constants[f"class_weights/{layer}"] = (weights, (f"filter[{layer}]", "class"))
+    embedded = [layer for layer in adapter.embedded_layers(run.model) if layer in layers]
+    table = adapter.embedding_table(run.model, len(run.vocab)) if embedded else None
+    if table is not None:
+        constants["embedding"] = (table, ("vocab", "channel"))
+
+    attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
+                 embedded_layers=embedded if table is not None else [], vocabulary=str(run.workdir / "vocab.json"),
+                 workdir=str(run.workdir), config=json.loads(run.config.to_json_best_effort()),
+                 checkpoint=str(run.checkpoint), checkpoint_step=run.step, dtype=dtype, jaxconv_version=__version__,
+                 num_examples=n, padded_length=length, pad_left=run.pad_left, pad_right=run.pad_right,
+                 tokenizer=run.tokenizer, num_classes=K, label_names=run.label_names, has_labels=scan.has_labels,
+                 chunk_rows=rows, batch_size=int(batch_size), devices=int(ndev), model=type(run.model).__name__)
+    fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
+                            dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
+    writer = dstore.StoreWriter(final, specs, constants, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
+        else None
+    start = writer.start_row if writer is not None else 0
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        start = int(multihost_utils.broadcast_one_to_all(np.int32(start)))
+    log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d rows%s",
+             name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
+             f", resuming at row {start}" if start else "")
+    t1 = time.perf_counter()
+    _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+    stream = time.perf_counter() - t1
+    path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
+    seconds = time.perf_counter() - t0
+    return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
+                      seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
+                      checkpoint_step=run.step)
+
+
+def _host_rows(run, batch, length):
+    texts = [t for t, _ in batch]
+    words = [run.tokenize(t) for t in texts]
+    tokens = run.encode(texts, length=length)                                           # (b, L) int32
+    lengths = np.array([min(len(w), length - run.pad_left - run.pad_right) for w in words], np.int32)
+    host = {"tokens": tokens, "lengths": lengths, "texts": np.array(texts, dtype=object),
+            "words": np.array([" ".join(x.replace(" ", "\u00a0") for x in w) for w in words], dtype=object)}
+    if batch[0][1] is not None:
+        host["labels"] = np.array([lab for _, lab in batch], np.int32)
+    return host
+
+
+def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, writer):
+    """Run the batches from row ``start`` and write them in blocks of ``rows`` rows (process 0)."""
+    from jaxconv.train import mesh as jmesh
+
+    length = specs["tokens"].shape[1]
+    buffer = {k: np.empty((rows, *s.shape[1:]), dtype=object if s.dtype is str else s.dtype) for k, s in specs.items()}
+    filled, block_start = 0, start
+    pending = None
+    last_log = time.perf_counter()
+
+    def drain(out, host, real):
+        nonlocal filled, block_start
+        out = _to_host(out)
+        merged = {**host, **{k: v[:real] for k, v in out.items()}}
+        done = 0
+        while done < real:
+            take = min(real - done, rows - filled)
+            for k in buffer:
+                buffer[k][filled:filled + take] = merged[k][done:done + take]
+            filled, done = filled + take, done + take
+            if filled == rows or block_start + filled == n:
+                if writer is not None:
+                    writer.write(block_start, {k: v[:filled] for k, v in buffer.items()})
+                block_start, filled = block_start + filled, 0
+
+    for batch in _batches(source, start, batch_size):
+        real = len(batch)
+        host = _host_rows(run, batch, length)
+        tokens, lengths = host["tokens"], host["lengths"]
+        if real < batch_size:  # filler rows repeat the first one; they are never written
+            fill = np.zeros(batch_size - real, np.int64)
+            tokens, lengths = np.concatenate([tokens, tokens[fill]]), np.concatenate([lengths, lengths[fill]])
+        arrays = jmesh.shard_batch({"tokens": tokens, "lengths": lengths}, mesh)
+        out = step(state, arrays["tokens"], arrays["lengths"])       # dispatched; runs while the last block is written
+        if pending is not None:
+            drain(*pending)
+        pending = (out, host, real)
+        if time.perf_counter() - last_log > 10:
+            log.info("dump: %d / %d examples", block_start + filled, n)
+            last_log = time.perf_counter()
+    if pending is not None:
+        drain(*pending)

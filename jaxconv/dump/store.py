@@ -1,0 +1,189 @@
+"""The on-disk store of a dump: a Zarr v3 group, written under a temporary name and renamed when complete.
+
+Where: ``RUN/dumps/<name>/activations.zarr``. While it is written it is ``activations.zarr.partial``; the writer
+commits whole chunk blocks of rows and records ``rows_written`` in the group's attributes after each, so a killed
+dump resumes from its last complete block (when the run's checkpoint, the input, the layers, the dtype and the
+layout are the same; else it restarts cleanly). When every row is in, the partial store is renamed to its final
+name and ``complete: true`` is written last; :func:`is_complete` is what readers check, so a reader never takes a
+half store for a complete one.
+
+Local paths use zarr's ``LocalStore`` (the rename is one atomic ``os.rename``); remote ones (``gs://...``) zarr's
+``FsspecStore`` (``pip install gcsfs``), where the rename is a copy, which is why the ``complete`` flag is written
+after it.
+
+Chunks: ``maps/<layer>`` ``(examples, positions, filters)`` is chunked ``(chunk_rows, positions, 1)``: one filter
+over all examples reads its own chunks only. Every other per-example array is chunked ``(chunk_rows, ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+import zarr
+from etils import epath
+
+from jaxconv.train.workdir import as_path, is_remote
+
+__all__ = ["STORE_NAME", "FORMAT", "ArraySpec", "StoreWriter", "DumpExistsError", "dump_dir", "open_store",
+           "open_group", "is_complete", "refuse_complete", "fingerprint"]
+
+log = logging.getLogger("jaxconv")
+
+STORE_NAME = "activations.zarr"
+PARTIAL = ".partial"
+#: The store's ``format`` attribute.
+FORMAT = "jaxconv.dump/1"
+
+
+class DumpExistsError(ValueError):
+    """A complete dump of that name exists (and ``overwrite`` was not asked for); the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """One array of the store: ``shape``, ``dtype`` (numpy name or ``str``), ``chunks``, ``dims`` (names)."""
+
+    shape: tuple[int, ...]
+    dtype: object
+    chunks: tuple[int, ...]
+    dims: tuple[str, ...]
+
+
+def dump_dir(workdir, name: str) -> epath.Path:
+    """``RUN/dumps/<name>``."""
+    return as_path(workdir) / "dumps" / name
+
+
+def open_store(path, *, read_only: bool):
+    """A zarr store for ``path``: ``LocalStore`` for local paths, ``FsspecStore`` for ``gs://`` and the like."""
+    text = os.fspath(path)
+    if is_remote(text):
+        return zarr.storage.FsspecStore.from_url(text, read_only=read_only)
+    return zarr.storage.LocalStore(text, read_only=read_only)
+
+
+def open_group(path, mode: str = "r") -> zarr.Group:
+    """The dump's zarr group at ``path`` (``mode="r"`` read-only, ``"r+"`` to write)."""
+    return zarr.open_group(open_store(path, read_only=mode == "r"), mode=mode, zarr_format=3)
+
+
+def is_complete(path) -> bool:
+    """Whether ``path`` holds a dump whose ``complete`` attribute is true (False for anything else)."""
+    try:
+        return open_group(path).attrs.get("complete") is True
+    except Exception:  # missing, half written or not a zarr group at all
+        return False
+
+
+def refuse_complete(final) -> None:
+    """Raise :class:`DumpExistsError` when a complete dump is at ``final`` (nothing is read beyond its flag)."""
+    if is_complete(final):
+        raise DumpExistsError(
+            f"dump {epath.Path(final).parent.name!r} already exists and is complete at {final}; read it (jaxconv "
+            f"report, jaxconv.load_dump) or pass --overwrite (overwrite=True) to write it again.")
+
+
+def fingerprint(**facts) -> str:
+    """A short hash of everything that must match for a partial dump to be resumed."""
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StoreWriter:
+    """Writes one dump's store (see the module docstring).
+
+    Args:
+      final: the store's final path (``.../activations.zarr``).
+      specs: the per-example arrays, ``{name: ArraySpec}`` (``maps/convs/0`` style names make subgroups).
+      constants: arrays known before any row (kernels, spans, the embedding), ``{name: (array, dims)}``.
+      attrs: the group's attributes.
+      fingerprint: what must match to resume a partial store (:func:`fingerprint`).
+      overwrite: replace a complete dump of the same name (only once the new one is complete).
+
+    Attributes:
+      start_row: the rows already written by an earlier, interrupted run with the same fingerprint (0 if none).
+
+    Raises:
+      DumpExistsError: a complete dump exists at ``final`` and ``overwrite`` is false.
+    """
+
+    def __init__(self, final, specs: dict[str, ArraySpec], constants: dict[str, tuple[np.ndarray, tuple]],
+                 attrs: dict, fingerprint: str, *, overwrite: bool = False):
+        self.final = epath.Path(final)
+        self.partial = self.final.parent / (self.final.name + PARTIAL)
+        self.overwrite = overwrite
+        if not overwrite:
+            refuse_complete(self.final)
+        self.group, self.start_row = self._resume(fingerprint)
+        if self.group is None:
+            self.group = self._create(specs, constants, attrs, fingerprint)
+            self.start_row = 0
+        self.arrays = {name: self.group[name] for name in specs}
+
+    # ------------------------------------------------------------------ set-up
+
+    def _resume(self, fp: str):
+        if self.final.exists() and not is_complete(self.final):
+            # Killed between the rename and the `complete` flag, or a foreign half store: take it back.
+            if self.partial.exists():
+                self.final.rmtree()
+            else:
+                self.final.rename(self.partial)
+        if not self.partial.exists():
+            return None, 0
+        try:
+            group = open_group(self.partial, "r+")
+            if group.attrs.get("fingerprint") == fp and group.attrs.get("format") == FORMAT:
+                rows = int(group.attrs["rows_written"])
+                log.info("dump: resuming %s at row %d", self.partial, rows)
+                return group, rows
+            log.info("dump: %s is from another run, input or layout; starting again", self.partial)
+        except Exception as e:  # unreadable metadata (killed while writing it): start again
+            log.info("dump: %s cannot be resumed (%s); starting again", self.partial, type(e).__name__)
+        self.partial.rmtree()
+        return None, 0
+
+    def _create(self, specs, constants, attrs, fp: str) -> zarr.Group:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        group = zarr.open_group(open_store(self.partial, read_only=False), mode="w", zarr_format=3)
+        for name, s in specs.items():
+            fill = "" if s.dtype is str else 0
+            group.create_array(name, shape=s.shape, chunks=s.chunks, dtype=s.dtype, fill_value=fill,
+                               dimension_names=s.dims)
+        for name, (value, dims) in constants.items():
+            value = np.asarray(value)
+            dtype = str if value.dtype.kind in "UOT" else value.dtype
+            a = group.create_array(name, shape=value.shape, dtype=dtype, dimension_names=dims)
+            a[...] = value
+        group.attrs.update({**attrs, "format": FORMAT, "fingerprint": fp, "rows_written": 0, "complete": False})
+        return group
+
+    # ------------------------------------------------------------------ rows
+
+    def write(self, start: int, block: dict[str, np.ndarray]) -> None:
+        """Write rows ``[start, start + n)`` of every per-example array from ``block`` (``{name: (n, ...)}``), then
+        record ``start + n`` as written. ``start`` must be a chunk boundary, ``n`` a whole chunk (or the rest)."""
+        n = None
+        for name, array in self.arrays.items():
+            rows = block[name]
+            n = len(rows) if n is None else n
+            if len(rows) != n:
+                raise ValueError(f"dump block: {name} has {len(rows)} rows, the others {n}.")
+            array[start:start + n] = rows
+        self.group.attrs["rows_written"] = start + n
+
+    def finish(self, attrs: dict | None = None) -> epath.Path:
+        """Add ``attrs``, rename the partial store to its final name (replacing an old dump when overwriting),
+        then write ``complete: true`` last. Returns the final path."""
+        if attrs:
+            self.group.attrs.update(attrs)
+        if self.final.exists():
+            self.final.rmtree()
+        self.partial.rename(self.final)
+        done = open_group(self.final, "r+")
+        done.attrs["complete"] = True
+        return self.final
