@@ -31,7 +31,8 @@ from jaxconv.train.tensorboard import ScalarWriter
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
 #: Fields that measure time and so differ between otherwise identical runs.
-TIMING_FIELDS = ("time", "examples_per_sec", "elapsed_s", "epoch_time_s")
+TIMING_FIELDS = ("time", "examples_per_sec", "elapsed_s", "epoch_time_s", "train_time_s", "eval_time_s",
+                 "checkpoint_time_s", "compile_time_s")
 
 
 def _clean(value):
