@@ -38,6 +38,7 @@ from jaxconv.train import build_data
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.engine import Engine
 from jaxconv.train.metrics import ProgressBar
+from jaxconv.train.state import TrainState
 from jaxconv.train.steps import make_steps
 
 LOG_EVERY = 50
@@ -62,7 +63,9 @@ def profile(args) -> dict:
     n = min(args.steps, len(calls.bucket))
 
     # ------------------------------------------------------------------ the earlier path: nnx.jit on modules
-    model, optimizer = engine.state.modules()
+    state = engine.state                                                         # a copy: this path donates its own
+    model, optimizer = TrainState([jnp.copy(x) for x in state.model], [jnp.copy(x) for x in state.opt],
+                                  state.defs).modules()
     train_step, _ = make_steps(config)
     key = mesh_lib.replicate(jax.random.fold_in(jax.random.key(0), 1), mesh)
     for b in {b.tokens.shape[1]: b for b in data.train.epoch(0)}.values():      # compile every bucket

@@ -5,9 +5,9 @@ widths 3, 4, 5 x 100 filters, dropout 0.5, Adadelta (rho 0.95, eps 1e-6, learnin
 (``benchmarks/baselines.py`` has the plain models). jaxconv uses the trainer's own path.
 
     python benchmarks/text_cnn_train.py              # a few minutes on 2 CPU cores
-    python benchmarks/text_cnn_train.py --quick      # a rough table in about a minute (used by the tests)
+    python benchmarks/text_cnn_train.py --quick      # a rough table in about two minutes
     python benchmarks/text_cnn_train.py --breakdown  # + jaxconv step time per bucket, embedding trained vs frozen
-    python benchmarks/text_cnn_train.py --k 1,32 --runs 8 --steps 200 --data /path/to/sentences
+    python benchmarks/text_cnn_train.py --k 1,32 --runs 4,30 --steps 400 --data /path/to/sentences   # on a GPU
 
 Rows:
 
@@ -122,13 +122,15 @@ class Result:
 # Data
 # ======================================================================================================================
 
-def load_data(data_path: str | None, seed: int = 0, **overrides):
+def load_data(data_path: str | None, seed: int = 0, max_buckets: int | None = None, **overrides):
     """MR fold 0 through the trainer's pipeline; returns ``(config, pipeline, ids, labels, max_len)``.
 
     ``ids[i]`` are the token ids of training example ``i`` (read back from one epoch of the bucketed batches, so the
     plain rows see the very same ids); ``max_len``: the longest sentence over train, dev and test.
     """
-    config = load_config("text_cnn:mr", {"seed": seed, **({"data.path": data_path} if data_path else {}), **overrides})
+    overrides = {**({"data.path": data_path} if data_path else {}),
+                 **({"data.max_buckets": max_buckets} if max_buckets else {}), **overrides}
+    config = load_config("text_cnn:mr", {"seed": seed, **overrides})
     data = build_data(config, min_length=max(config.model.widths))
     n, pad_left = data.train.num_examples, int(config.data.pad_left)
     ids: list[np.ndarray | None] = [None] * n
@@ -225,12 +227,12 @@ class EngineRow:
 # Benchmark
 # ======================================================================================================================
 
-def _engine(args, data_path, k: int | None = None, runs: int = 1) -> Engine:
-    over = {} if k is None else {"train.steps_per_call": k}
+def _engine(args, k: int | None = None, runs: int = 1, **overrides) -> Engine:
+    over = {**overrides, **({} if k is None else {"train.steps_per_call": k})}
     if runs == 1:
-        config, data = load_data(data_path, **over)[:2]
+        config, data = load_data(args.data, max_buckets=args.max_buckets, **over)[:2]
         return Engine.fresh([config], [data], mesh_lib.make_mesh())
-    loaded = [load_data(data_path, seed=s, **over)[:2] for s in range(runs)]
+    loaded = [load_data(args.data, seed=s, max_buckets=args.max_buckets, **over)[:2] for s in range(runs)]
     return Engine.fresh([c for c, _ in loaded], [d for _, d in loaded], mesh_lib.make_mesh(), stacked=True)
 
 
@@ -264,7 +266,7 @@ def benchmark(args) -> Result:
     """Run every row side by side; returns the :class:`Result`."""
     t_start = time.perf_counter()
     backend = jax.default_backend()
-    config, data, ids, labels, max_len = load_data(args.data)
+    config, data, ids, labels, max_len = load_data(args.data, max_buckets=args.max_buckets)
     pad, batch, V, K = int(config.data.pad_left), int(config.train.batch_size), len(data.vocab), data.num_classes
     info = {"backend": backend, "devices": jax.device_count(), "torch_device": baselines.torch_device(), "vocab": V,
             "train_examples": data.train.num_examples, "buckets": data.train.bucket_lengths,
@@ -274,15 +276,15 @@ def benchmark(args) -> Result:
     chunks = max(1, args.steps // CHUNK)
 
     # ---------------------------------------------------------------- jaxconv rows
-    main = _engine(args, args.data)
+    main = _engine(args)
     info["k"] = main.k
     compiles = _epoch_compiles(main, args.quick)
     engines = {JAXCONV: main}
     for k in args.k:
         if k != main.k:
-            engines[f"jaxconv, K={k} steps per call"] = _engine(args, args.data, k=k)
+            engines[f"jaxconv, K={k} steps per call"] = _engine(args, k=k)
     for r in args.runs:
-        engines[f"jaxconv, R={r} runs per program"] = _engine(args, args.data, runs=r)
+        engines[f"jaxconv, R={r} runs per program"] = _engine(args, runs=r)
     rows = {name: EngineRow(e, args.steps, chunks) for name, e in engines.items()}
     for row in rows.values():
         row.warm()
@@ -364,8 +366,7 @@ def breakdown(args, main: Engine) -> dict:
     """jaxconv's step per bucket length with the embedding table trained (the main row's engine) and frozen
     (``embedding="static"``: the same forward pass, no gradient w.r.t. the word vectors, no table update): single
     one-call steps timed one at a time, interleaved."""
-    config, data = load_data(args.data, **{"model.embedding": "static", "train.steps_per_call": main.k})[:2]
-    frozen = Engine.fresh([config], [data], mesh_lib.make_mesh())
+    frozen = _engine(args, k=main.k, **{"model.embedding": "static"})
     timers, steps = {}, {}
     for name, engine in (("trained", main), ("frozen", frozen)):
         calls = engine.epoch_calls(0)[0]
@@ -452,12 +453,15 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per row (default 3; --quick: 1)")
     parser.add_argument("--torch-steps", type=int, default=None, help="PyTorch steps per round (default 6 on CPU, "
                                                                         "--steps on a GPU; --quick: 2)")
-    parser.add_argument("--k", default="8", help="comma-separated K (steps per call) for extra jaxconv rows "
-                                                 "(default 8; the automatic K is the jaxconv row)")
+    parser.add_argument("--k", default=None, help="comma-separated K (steps per call) for extra jaxconv rows (default: "
+                                                  "2 on CPU, where the K steps are unrolled and compile K times "
+                                                  "longer; 1,32 on GPU/TPU; the automatic K is the jaxconv row)")
     parser.add_argument("--runs", default="4", help="comma-separated R (runs per program) for stacked jaxconv rows "
                                                     "(default 4; '' for none)")
     parser.add_argument("--breakdown", type=int, nargs="?", const=10, default=0, metavar="REPS",
                         help="also time jaxconv's step per bucket with the embedding table trained vs frozen")
+    parser.add_argument("--max-buckets", type=int, default=None, help="at most this many bucket lengths (default: "
+                                                                         "the mr preset's 5; fewer compile faster)")
     parser.add_argument("--quick", action="store_true", help="tiny run (tests): few steps, one round, two calls per "
                                                              "bucket for the compile count")
     parser.add_argument("--data", default=None, help="directory holding rt-polarity.all (default: $JAXCONV_DATA or "
@@ -467,6 +471,7 @@ def parse_args(argv=None):
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     gpu = jax.default_backend() != "cpu"
     default_torch = 2 if args.quick else (args.steps if gpu else 6)
+    args.k = args.k if args.k is not None else ("1,32" if gpu else "2")
     args.torch_steps = min(args.torch_steps if args.torch_steps is not None else default_torch, args.steps)
     try:
         args.k = [int(x) for x in args.k.split(",") if x.strip()]
