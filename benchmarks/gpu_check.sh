@@ -31,22 +31,32 @@ export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false   # PyTorch and JAX share the GPU in the benchmark
 
 # ---------------------------------------------------------------------------------------------------- dependencies
-missing=$("$py" - <<'PY'
-import importlib.util
-need = {"jax": None, "flax": None, "optax": None, "orbax.checkpoint": None, "etils": None, "ml_collections":
-        "ml_collections", "jaxtyping": "jaxtyping", "wadler_lindig": "wadler_lindig", "yaml": None, "rich": None}
-print(" ".join(wheel or mod for mod, wheel in need.items() if importlib.util.find_spec(mod) is None))
+read -r -d '' check <<'PY' || true
+import importlib.util, sys
+
+def found(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
+
+# module -> the wheel in benchmarks/wheels that provides it (None: it must be in the image)
+need = {"jax": None, "flax": None, "optax": None, "orbax.checkpoint": None, "etils": None, "yaml": None, "rich": None,
+        "ml_collections": "ml_collections", "jaxtyping": "jaxtyping", "wadler_lindig": "wadler_lindig"}
+missing = [m for m in need if not found(m)]
+print(" ".join(need[m] for m in missing if need[m]) if sys.argv[1] == "wheels" else
+      " ".join(m for m in missing if not need[m]))
 PY
-)
-if [ -n "$missing" ]; then
-  if ls benchmarks/wheels/*.whl >/dev/null 2>&1; then
-    echo "gpu_check: installing $missing from benchmarks/wheels"
-    "$py" -m pip install --quiet --no-index --no-deps --find-links benchmarks/wheels $missing \
-      || { echo "gpu_check: error: could not install $missing from benchmarks/wheels (see this script's header)" >&2; exit 2; }
-  else
-    echo "gpu_check: error: modules missing and no wheels in benchmarks/wheels: $missing (see this script's header)" >&2
-    exit 2
-  fi
+absent=$("$py" -c "$check" image)
+if [ -n "$absent" ]; then
+  echo "gpu_check: error: $py lacks $absent, which the GPU image should have; run with PYTHON=<a python that has them>" >&2
+  exit 2
+fi
+wheels=$("$py" -c "$check" wheels)
+if [ -n "$wheels" ]; then
+  echo "gpu_check: installing $wheels from benchmarks/wheels"
+  "$py" -m pip install --quiet --no-index --no-deps --find-links benchmarks/wheels $wheels \
+    || { echo "gpu_check: error: could not install $wheels from benchmarks/wheels (see this script's header)" >&2; exit 2; }
 fi
 "$py" -c "import jaxconv, jax; print('gpu_check: jaxconv', jaxconv.__version__, 'jax', jax.__version__, jax.devices())"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -71,7 +81,8 @@ timeout "${limits[0]}" "$py" benchmarks/text_cnn_train.py "${bench_args[@]}" 2>&
 
 # ---------------------------------------------------------------------------------------------------- 2. kim2014
 echo
-echo "== 2. experiments/kim2014.py, 39 runs, --parallel_runs 30 (one program per dataset), latest checkpoints at the end"
+echo "== 2. experiments/kim2014.py --parallel_runs 30 ${kim_args[*]:-(3 seeds, MR 10 folds, SST-1, SST-2, TREC: 39 runs)}:" \
+  "one program per dataset, latest checkpoints at the end of each run"
 rm -rf "$out/kim2014"
 start=$(date +%s.%N)
 timeout "${limits[1]}" "$py" experiments/kim2014.py --workdir "$out/kim2014" --parallel_runs 30 --noprogress \
