@@ -187,6 +187,18 @@ def test_throughput_excludes_eval_and_checkpoint_time(tmp_path, monkeypatch):
     assert result["train_time_s"] < result["wall_time_s"] - 2.5
 
 
+def test_checkpoints_at_the_end_only_give_the_same_run(tmp_path):
+    """checkpoint_every_epochs=0: one latest checkpoint (the last step) and the best one, written at the end; the same
+    metrics, best model and test score as saving every epoch."""
+    every = train_and_evaluate(tiny(), tmp_path / "every")
+    end = train_and_evaluate(tiny(**{"train.checkpoint_every_epochs": 0}), tmp_path / "end")
+    assert [p.name for p in (tmp_path / "end" / "checkpoints" / "latest").iterdir()] == [str(end["step"])]
+    assert len(list((tmp_path / "every" / "checkpoints" / "latest").iterdir())) == 2
+    assert (end["best_step"], end["test_accuracy"]) == (every["best_step"], every["test_accuracy"])
+    for name, value in load_params(tmp_path / "end", "best").items():
+        np.testing.assert_array_equal(value, load_params(tmp_path / "every", "best")[name])
+
+
 def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
     from flax import nnx
 

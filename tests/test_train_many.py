@@ -85,11 +85,16 @@ def test_folds_of_different_sizes_and_their_own_early_stopping(tmp_path):
     alone = [train_and_evaluate(c, tmp_path / f"alone{i}") for i, c in enumerate(configs)]
     assert alone[0]["sizes"] != alone[1]["sizes"]              # the folds differ in size (train, test) ...
     assert alone[1]["stopped_early"] and alone[1]["epochs_completed"] < 4 and not alone[0]["stopped_early"]
+    for c in configs:   # stacked, the latest checkpoints only at the end and each best one kept on the device till then
+        c.train.checkpoint_every_epochs = 0
     together = train_many(configs, [tmp_path / "many0", tmp_path / "many1"])
     for i in range(2):
         assert together[i]["sizes"] == alone[i]["sizes"]
         assert_same_run(tmp_path / f"many{i}", tmp_path / f"alone{i}", rtol=1e-5)
     assert together[0]["epochs_completed"] == 4 and together[1]["stopped_early"]
+    for i, result in enumerate(together):
+        assert [p.name for p in (tmp_path / f"many{i}" / "checkpoints" / "latest").iterdir()] == [str(result["step"])]
+        assert [p.name for p in (tmp_path / f"many{i}" / "checkpoints" / "best").iterdir()] == [str(result["best_step"])]
 
 
 def test_fold_data_alignment_by_bucket(tmp_path):

@@ -66,7 +66,7 @@ class Engine:
             self.eval_data["test"] = EvalData([d.test for d in datas], self.put, stacked)
         self.keys = self.put(jnp.stack(list(dropout_keys)) if stacked else dropout_keys[0])
         self.datas = list(datas)
-        self.train_exe: list | None = None  # per bucket: the compiled train program
+        self.train_exe: dict[int, object] = {}  # bucket -> its compiled train program
 
     @classmethod
     def fresh(cls, configs: Sequence, datas: Sequence[DataPipeline], mesh, *, stacked: bool = False) -> Engine:
@@ -97,32 +97,30 @@ class Engine:
         ``step`` (for a single run; the loop builds ``(R, 4)`` arrays itself)."""
         return np.asarray([calls.slot[index], step, 0, calls.length[index]], np.int32)
 
+    def _train_job(self, bucket: int, plan: dict) -> tuple:
+        call = np.zeros((self.runs, 4) if self.stacked else (4,), np.int32)
+        return "train", (self.state.model, self.state.opt, self.train_data.buckets[bucket], plan, call, self.keys)
+
     def compile(self, plans: list[dict]) -> None:
         """Compile every bucket's train program and every evaluation shape (in parallel threads)."""
-        call = np.zeros((self.runs, 4) if self.stacked else (4,), np.int32)
-        jobs = [("train", (self.state.model, self.state.opt, data, plan, call, self.keys))
-                for data, plan in zip(self.train_data.buckets, plans)]
+        jobs = [self._train_job(b, plan) for b, plan in enumerate(plans)]
         shapes = {}
         for split in self.eval_data.values():
             for batch in split.batches:
                 shapes.setdefault(batch["tokens"].shape, batch)
         jobs += [("eval", (self.state.model, batch)) for batch in shapes.values()]
-        self.train_exe = self.programs.compile(jobs)[:len(self.train_data.buckets)]
+        self.train_exe = dict(enumerate(self.programs.compile(jobs)[:len(plans)]))
 
     def dispatch(self, bucket: int, plan: dict, call: np.ndarray):
         """Run one call on ``bucket`` (``plan``: that bucket's entry of :meth:`plans`; ``call``: int32 ``(4,)`` or
-        ``(R, 4)``, :func:`jaxconv.train.steps.train_calls`); returns the device per-step sums ``([R,] K, 3)``."""
-        if self.train_exe is None:
-            self.compile(self._plans_like(plan, bucket))
+        ``(R, 4)``, :func:`jaxconv.train.steps.train_calls`); returns the device per-step sums ``([R,] K, 3)``.
+        A bucket not compiled yet (:meth:`compile`) is compiled first."""
+        if bucket not in self.train_exe:
+            self.train_exe[bucket] = self.programs.executable(*self._train_job(bucket, plan))
         model, opt, sums = self.train_exe[bucket](self.state.model, self.state.opt, self.train_data.buckets[bucket],
                                                   plan, call, self.keys)
         self.state = TrainState(model, opt, self.state.defs)
         return sums
-
-    def _plans_like(self, plan: dict, bucket: int) -> list[dict]:
-        plans = self.plans([None] * self.runs)
-        plans[bucket] = plan
-        return plans
 
     def evaluate(self, split: str, model: list | None = None) -> list[dict]:
         """Loss and accuracy over the real rows of ``split`` for every run: ``[{"loss", "accuracy", "examples"}]``

@@ -92,6 +92,7 @@ class Group:
         self.pending: list = []             # (device sums, [(run index, step before, steps, first j)]) not yet read
         self.best: list | None = None       # the best model of each run so far, when its checkpoint waits
         self.best_due = [False] * len(runs)
+        self.best_kept = [False] * len(runs)  # run i's best model is in self.best (it improved in this invocation)
         self.progress = ProgressBar(sum(r.total_steps for r in runs),
                                     enabled=bool(first.config.progress) and first.primary,
                                     start=sum(r.rs.step for r in runs))
@@ -117,7 +118,7 @@ class Group:
         calls = {i: epoch_calls(self.runs[i].data.train, epoch, self.k) for i in members}
         everyone = [calls.get(i) for i in range(len(self.runs))]
         plans = self.engine.plans(everyone)
-        if self.engine.train_exe is None:
+        if not self.engine.train_exe:
             self.engine.compile(plans)
         dispatches = Dispatches(everyone, [r.rs.step_in_epoch for r in self.runs], [r.rs.step for r in self.runs],
                                 [r.cap for r in self.runs])
@@ -244,6 +245,8 @@ class Group:
             self._save(improved, latest=False)
             return
         model = self.engine.state.model
+        for i in improved:
+            self.best_kept[i] = True
         if not self.stacked:
             self.best = [jnp.copy(x) for x in model]
             return
@@ -279,12 +282,15 @@ class Group:
     # ------------------------------------------------------------------------------------------------- evaluation
 
     def finish(self) -> list[dict]:
-        """Score each run's best model (its ``best`` checkpoint) on test and dev; write ``final_metrics.json``."""
+        """Score each run's best model (its ``best`` checkpoint, or the same model still on the device) on test and
+        dev; write ``final_metrics.json``."""
         models, best_steps = [], []
         for i, r in enumerate(self.runs):
             state = self._state(i)
             step = r.ckpts.latest_step("best")
-            if step is not None:
+            if self.best_kept[i]:           # the best model is still on the device: no need to read it back
+                state = TrainState([x[i] if self.stacked else x for x in self.best], state.opt, state.defs)
+            elif step is not None:
                 restored, _ = r.ckpts.restore("best", {"model": state.model_state()})
                 state = state.with_states(restored["model"])
             models.append(state.model)
