@@ -91,6 +91,7 @@ class Row:
     examples: float
     loss: float
     compiles: int = 0
+    active: float = 1.0        # stacked runs: the share of run-steps computed that trained a run (the rest masked)
 
     @property
     def median(self) -> float:
@@ -185,6 +186,7 @@ class EngineRow:
         self.work = work
         self.examples = self._examples(calls, work)
         self.steps = sum(n for _, _, n in work)
+        self.active = self.steps / max(len(work) * engine.k * engine.runs, 1)
         lengths = engine.train_data.bucket_lengths
         self.mean_length = float(np.average([lengths[b] for b, _, _ in work], weights=[n for _, _, n in work]))
         per_chunk = max(1, len(work) // chunks)
@@ -315,7 +317,7 @@ def benchmark(args) -> Result:
     out: dict[str, Row] = {}
     for name, row in rows.items():
         out[name] = Row(measured[name].rates, row.mean_length, row.steps, sum(row.examples), row.loss,
-                        measured[name].compiles)
+                        measured[name].compiles, row.active)
     for name in (FIXED, PER_BATCH):
         out[name] = Row(measured[name].rates, float(np.mean([t.shape[1] for t, _, _ in plain[name]])), args.steps,
                         float(sum(w.sum() for _, _, w in plain[name])), plain_loss[name], measured[name].compiles)
@@ -409,6 +411,10 @@ def report(res: Result) -> None:
     print(f"(examples/s: median over {info['rounds']} rounds, min and max beside it; mean L: mean padded length of the "
           f"timed batches; loss: the last step's; / torch: examples/s over PyTorch eager's on "
           f"{info['torch_device']}; jaxconv's automatic K on {info['backend']}: {info['k']})")
+    for name, row in rows.items():
+        if row.active < 1.0:
+            print(f"{name}: {row.active:.0%} of the run-steps it computed trained a run (each run keeps its own bucket "
+                  f"order; a dispatch masks the runs waiting for another bucket, and a bucket's last call is short)")
     pb = info["per_batch_first_pass"]
     print(f"plain flax.nnx per-batch length, its first pass: {pb['compiles']} compiles for {pb['lengths']} distinct "
           f"lengths, {pb['examples_per_sec']:.0f} examples/s")

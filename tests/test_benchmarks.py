@@ -45,7 +45,8 @@ def test_text_cnn_train_quick(shared_datasets, capsys):
     # jaxconv compiles each bucket's train program and each evaluation shape once, before the first step.
     c = res.compiles
     assert c["buckets"] == 2 and c["train"] == 2 and 1 <= c["eval"] <= c["eval_shapes"] <= 3
-    assert res.info["k"] == 1 and res.info["buckets"] == (40, 64) or len(res.info["buckets"]) == 2
+    assert res.info["k"] == 1 and len(res.info["buckets"]) == 2
+    assert 0 < runs.active <= 1 and res.rows[bench.JAXCONV].active == 1.0
 
 
 def test_step_profile_small(shared_datasets):
