@@ -274,7 +274,7 @@ class Programs:
                 if key not in self._compiled and key not in todo:
                     todo[key] = self.jitted[kind].lower(*args)
         if todo:
-            workers = int(os.environ.get("JAXCONV_COMPILE_THREADS", 0)) or max(1, min(len(todo), os.cpu_count() or 1))
+            workers = max(1, min(len(todo), os.cpu_count() or 1))
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 done = dict(zip(todo, pool.map(lambda lowered: lowered.compile(), todo.values())))
             with self._lock:
