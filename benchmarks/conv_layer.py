@@ -7,9 +7,10 @@ Kim's text-CNN shapes: batch 50, 64 tokens, 300-d word vectors, 100 filters, wid
     python benchmarks/conv_layer.py --reps 200
 
 Every implementation gets the same weights (checked: outputs agree) and is compiled and warmed up before timing.
-Timing: each call is timed alone, ending with ``block_until_ready`` (JAX) or on return (PyTorch, synchronous on CPU).
-The JAX implementations take turns call by call, in a random order each repetition, so drift of the machine
-(thermal, other processes) hits all of them alike; PyTorch is timed in a phase of its own (see :func:`measure`).
+Timing (``benchmarks/harness.py``): each call is timed alone, ending with ``block_until_ready`` (JAX) or on return
+(PyTorch, synchronous on CPU). The JAX implementations take turns call by call, in a random order each repetition, so
+drift of the machine (thermal, other processes) hits all of them alike; PyTorch is timed in a phase of its own (see
+:func:`measure`).
 The table shows the median.
 
 "fwd+bwd" is one call computing the output and the gradients of ``sum(output)`` w.r.t. the input, kernel and bias.
@@ -23,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import re
+import runpy
 import statistics
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +43,9 @@ try:
     import torch
 except ImportError:  # optional
     torch = None
+
+harness = types.SimpleNamespace(**runpy.run_path(str(pathlib.Path(__file__).resolve().parent / "harness.py"),
+                                                 run_name="_benchmarks_harness"))
 
 B, L, C, F = 50, 64, 300, 100
 WIDTHS = (3, 4, 5)
@@ -146,28 +153,22 @@ def build(k: int):
 def measure(impls: dict, reps: int, seed: int = 0) -> dict:
     """``{name: (median fwd s, median fwd+bwd s)}`` over ``reps`` timed calls each.
 
-    The JAX implementations take turns call by call, in a fresh random order each repetition, so drift and bursts
-    of load from other processes spread over all of them. PyTorch is timed in its own phase afterwards: its OpenMP
-    worker threads keep spinning for a while after each call, and on a machine with few cores they would slow
-    down whichever JAX call came next.
+    The JAX implementations take turns call by call, in a fresh random order each repetition
+    (``harness.interleaved_calls``), so drift and bursts of load from other processes spread over all of them.
+    PyTorch is timed in its own phase afterwards: its OpenMP worker threads keep spinning for a while after each
+    call, and on a machine with few cores they would slow down whichever JAX call came next.
     """
-    rng = np.random.default_rng(seed)
     names = list(impls)
     phases = [[n for n in names if not n.startswith("torch")], [n for n in names if n.startswith("torch")]]
-    times = {n: ([], []) for n in names}
+    out = {}
     for phase in phases:
         if not phase:
             continue
         time.sleep(0.2)  # let the previous phase's worker threads go idle
-        for name in phase:  # warm-up: compile, allocate, fill caches
-            for timer in impls[name][:2]:
-                for _ in range(2):
-                    timer()
-        for mode in (0, 1):
-            for _ in range(reps):
-                for i in rng.permutation(len(phase)):
-                    times[phase[i]][mode].append(impls[phase[i]][mode]())
-    return {n: (statistics.median(f), statistics.median(fb)) for n, (f, fb) in times.items()}
+        fwd = harness.interleaved_calls({n: impls[n][0] for n in phase}, reps, seed=seed)
+        fb = harness.interleaved_calls({n: impls[n][1] for n in phase}, reps, seed=seed)
+        out.update({n: (statistics.median(fwd[n]), statistics.median(fb[n])) for n in phase})
+    return out
 
 
 def main(argv=None) -> int:

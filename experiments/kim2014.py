@@ -21,6 +21,13 @@ Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting a
     for i in 0 1 2 3; do .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --shard $i/4 & done; wait
     .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --report_only
 
+Many runs in one program: ``--parallel_runs R`` trains up to ``R`` runs of one dataset at a time as one
+``jax.vmap`` ped program (``jaxconv.train.train_many``: seeds and MR folds stacked on a leading axis); each run still
+writes its own workdir, checkpoints and ``final_metrics.json``, as if it had run alone, and the report reads them as
+before. On a GPU, ``--parallel_runs 30`` puts all 30 MR runs (3 seeds x 10 folds) in one program::
+
+    .venv/bin/python experiments/kim2014.py --workdir runs/kim2014 --parallel_runs 30
+
 Ablations: ``--config.model.dropout_scaling=inverted`` (repeatable; the syntax of ``jaxconv train``) sets any config
 field of every run; the report's settings line lists them. ``--config`` names another config file with the same
 dataset presets (default: the built-in ``text_cnn``).
@@ -62,12 +69,15 @@ def parse_args(argv):
     p.add_argument("--noprogress", dest="progress", action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--report_only", action="store_true", help="Write kim2014.md from finished runs; train nothing.")
     p.add_argument("--shard", default="0/1", help="i/n: run only runs i, i+n, i+2n, ... of the plan (0 <= i < n).")
+    p.add_argument("--parallel_runs", type=int, default=1,
+                   help="Train up to R runs of one dataset as one program (jaxconv.train.train_many); 1: one by one.")
     args = p.parse_args(argv)
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = sorted(set(args.datasets) - set(KIM_CNN_RAND))
     if unknown:
         p.error(f"--datasets: unknown {unknown}; expected some of {sorted(KIM_CNN_RAND)}.")
-    for name, lo, hi in (("seeds", 1, None), ("folds", 1, 10), ("epochs", 0, None), ("steps", 0, None)):
+    for name, lo, hi in (("seeds", 1, None), ("folds", 1, 10), ("epochs", 0, None), ("steps", 0, None),
+                         ("parallel_runs", 1, None)):
         value = getattr(args, name)
         if value < lo or (hi is not None and value > hi):
             p.error(f"--{name}={value}: expected {lo} <= {name}" + (f" <= {hi}." if hi else "."))
@@ -96,6 +106,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def groups(runs: list[tuple[int, str, int, int | None]], size: int) -> list[list[tuple[int, str, int, int | None]]]:
+    """``(index, dataset, seed, fold)`` runs -> groups of at most ``size`` runs of one dataset (one model shape), in
+    plan order: what one ``train_many`` program trains."""
+    by_dataset: dict[str, list] = {}
+    for run in runs:
+        by_dataset.setdefault(run[1], []).append(run)
+    return [rs[i: i + size] for rs in by_dataset.values() for i in range(0, len(rs), size)]
+
+
 def read_result(directory: pathlib.Path) -> dict | None:
     path = directory / "final_metrics.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -104,6 +123,11 @@ def read_result(directory: pathlib.Path) -> dict | None:
 def _fmt_time(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _wall_share(result: dict) -> float:
+    """A run's part of the wall time: its own, or its program's divided by the runs the program trained."""
+    return result["wall_time_s"] / result.get("runs_in_program", 1)
 
 
 def write_report(workdir: pathlib.Path, runs: list[tuple[str, int, int | None]], settings: str) -> str:
@@ -126,7 +150,7 @@ def write_report(workdir: pathlib.Path, runs: list[tuple[str, int, int | None]],
             best_epochs = [r["best_epoch"] for _, _, r in done if r.get("best_epoch") is not None]
             lines.append(f"| {ds} | {len(accs)}/{len(results)} | {mean:.1f} ± {std:.1f} | "
                          f"{kim if kim is not None else '-'} | {gap} | "
-                         f"{statistics.fmean(best_epochs):.1f} | {_fmt_time(sum(r['wall_time_s'] for _, _, r in done))} |")
+                         f"{statistics.fmean(best_epochs):.1f} | {_fmt_time(sum(_wall_share(r) for _, _, r in done))} |")
         else:
             lines.append(f"| {ds} | 0/{len(results)} | - | {kim if kim is not None else '-'} | - | - | - |")
         for s, f, r in done:
@@ -134,7 +158,9 @@ def write_report(workdir: pathlib.Path, runs: list[tuple[str, int, int | None]],
                           f"{100 * r['dev_accuracy']:.1f} | {r.get('best_epoch')} | {r['step']} | "
                           f"{_fmt_time(r['wall_time_s'])} |")
     lines += ["", "Kim's numbers: Kim (2014), *Convolutional Neural Networks for Sentence Classification*, Table 2; "
-              "MR is the mean over 10 CV folds. Gap = ours - Kim's. Each run's test score is the model of its best "
+              "MR is the mean over 10 CV folds. Gap = ours - Kim's. Wall time: the sum over the runs, where runs "
+              "trained together in one program (--parallel_runs) count their program's time once. Each run's test "
+              "score is the model of its best "
               "dev epoch (dev: the given split, or 10% held out of train)."]
     text = "\n".join(lines + detail) + "\n"
     tmp = workdir / f".kim2014.md.{os.getpid()}"      # shards write the report too: replace it atomically
@@ -162,7 +188,7 @@ def main(argv=None) -> int:
         return 2
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jaxconv").setLevel(logging.INFO)
-    from jaxconv.train import train_and_evaluate
+    from jaxconv.train import train_and_evaluate, train_many
 
     workdir = pathlib.Path(args.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -172,24 +198,31 @@ def main(argv=None) -> int:
                 + (f", overrides {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
                 + f"; config {args.config}")
     t0 = time.time()
+    todo = []
     for i, (ds, seed, fold) in enumerate(runs, 1):
         if (i - 1) % num_shards != shard:
             continue
-        directory = run_dir(workdir, ds, seed, fold)
-        result = read_result(directory)
-        where = "" if fold is None else f" fold {fold}"
-        if result is None and args.report_only:
-            continue
-        if result is None:
-            log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed, where, directory)
-            try:
-                result = train_and_evaluate(run_config(args, overrides, ds, seed, fold), directory)
-            except (ValueError, OSError, FloatingPointError) as e:  # named failures: one line, no traceback
-                print(f"kim2014: error: {ds} seed {seed}{where}: {type(e).__name__}: {e}", file=sys.stderr)
-                return 2
-        else:
-            log.info("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed, where,
-                     result["test_accuracy"])
+        result = read_result(run_dir(workdir, ds, seed, fold))
+        if result is not None:
+            log.info("run %d/%d: %s seed %d%s already done (test accuracy %.4f)", i, len(runs), ds, seed,
+                     "" if fold is None else f" fold {fold}", result["test_accuracy"])
+        elif not args.report_only:
+            todo.append((i, ds, seed, fold))
+    for group in groups(todo, args.parallel_runs):
+        for i, ds, seed, fold in group:
+            log.info("run %d/%d: %s seed %d%s -> %s", i, len(runs), ds, seed, "" if fold is None else f" fold {fold}",
+                     run_dir(workdir, ds, seed, fold))
+        configs = [run_config(args, overrides, ds, seed, fold) for _, ds, seed, fold in group]
+        dirs = [run_dir(workdir, ds, seed, fold) for _, ds, seed, fold in group]
+        try:
+            if len(group) == 1:
+                train_and_evaluate(configs[0], dirs[0])
+            else:
+                train_many(configs, dirs)
+        except (ValueError, OSError, FloatingPointError) as e:  # named failures: one line, no traceback
+            what = ", ".join(f"{ds} seed {seed}" + ("" if fold is None else f" fold {fold}") for _, ds, seed, fold in group)
+            print(f"kim2014: error: {what}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
         write_report(workdir, runs, settings)
     print(write_report(workdir, runs, settings))
     print(f"report: {workdir / 'kim2014.md'} ({_fmt_time(time.time() - t0)} in this invocation)")

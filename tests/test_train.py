@@ -385,3 +385,21 @@ def test_kim2014_report_only_trains_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in proc.stdout
     assert not (tmp_path / "trec" / "seed1").exists()
+
+
+def test_kim2014_parallel_runs_groups_and_wall_time(tmp_path):
+    """--parallel_runs R: runs of one dataset go to one program, R at a time; the report counts a program's wall time
+    once for the runs it trained."""
+    kim = _script(REPO / "experiments" / "kim2014.py")
+    todo = [(1, "mr", 0, 0), (2, "mr", 0, 1), (3, "mr", 1, 0), (4, "trec", 0, None), (5, "trec", 1, None)]
+    assert kim.groups(todo, 2) == [todo[0:2], todo[2:3], todo[3:5]]
+    assert kim.groups(todo, 1) == [[run] for run in todo]
+    runs = [("trec", 0, None), ("trec", 1, None)]
+    for ds, seed, fold in runs:
+        d = kim.run_dir(tmp_path, ds, seed, fold)
+        d.mkdir(parents=True)
+        (d / "final_metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "dev_accuracy": 0.9, "best_epoch": 3,
+                                                          "step": 100, "wall_time_s": 60.0, "runs_in_program": 2}))
+    assert "| trec | 2/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in kim.write_report(tmp_path, runs, "test")
+    with pytest.raises(SystemExit):
+        kim.parse_args(["--workdir", "w", "--parallel_runs", "0"])

@@ -125,6 +125,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.model.vectors = ""           # word2vec/GloVe text file for static / non-static / multichannel
     config.model.dropout_scaling = "inverted"  # inverted | test-time (Kim's code: mask in training, x (1-p) at test)
     config.model.classifier_init = "glorot"    # glorot | zeros (Kim's code)
+    config.model.compute_dtype = "float32"     # float32 | bfloat16 (activations, convolutions; params stay float32)
 
     config.train = ml_collections.ConfigDict()
     config.train.optimizer = "adam"     # adadelta (Kim) | adam | sgd
@@ -142,6 +143,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.train.max_norm_params = "classifier/kernel"
     config.train.log_every_steps = 50
     config.train.checkpoint_every_steps = 0  # also save mid-epoch every N steps (0: only at epoch ends)
+    config.train.checkpoint_every_epochs = 1  # latest checkpoint every N epochs (0: only when training ends)
+    config.train.steps_per_call = 0     # K train steps per dispatch (lax.scan); 0: auto, 1 on CPU, 8 on GPU/TPU
     config.train.keep = 2               # latest checkpoints kept (the best one is kept separately)
 
     if preset == "synthetic":

@@ -232,22 +232,48 @@ class BucketedBatches:
 
     def epoch_plan(self, epoch: int) -> list[tuple[int, np.ndarray]]:
         """The epoch's batches as ``(bucket index, example indices)`` (before filler rows)."""
+        return [batch for run in self.epoch_runs(epoch) for batch in run]
+
+    def epoch_runs(self, epoch: int, run_length: int = 1) -> list[list[tuple[int, np.ndarray]]]:
+        """The epoch's batches in runs of up to ``run_length`` consecutive batches of one bucket.
+
+        Each bucket's members are shuffled (from ``(seed, epoch)``) and cut into batches, a bucket's batches into
+        runs of ``run_length`` (its last run may be shorter), and the runs of all buckets are shuffled. With
+        ``run_length=1`` this is :meth:`epoch_plan`'s order, one batch per run.
+
+        >>> bb = BucketedBatches([[1]] * 5 + [[1] * 6] * 3, [0] * 8, batch_size=1, bucket_lengths=(4, 8))
+        >>> [[b for b, _ in run] for run in bb.epoch_runs(0, 2)]
+        [[1], [0, 0], [0], [0, 0], [1, 1]]
+        """
+        if isinstance(run_length, bool) or not isinstance(run_length, (int, np.integer)) or run_length < 1:
+            raise ValueError(f"run_length must be an int >= 1; got run_length={run_length!r}.")
         rng = np.random.default_rng([int(self.seed), int(epoch)]) if self.shuffle else None
-        plan: list[tuple[int, np.ndarray]] = []
+        runs: list[list[tuple[int, np.ndarray]]] = []
         for b, members in enumerate(self._members):
             order = rng.permutation(members) if rng is not None else members
-            for start in range(0, len(order), self.batch_size):
-                plan.append((b, order[start: start + self.batch_size]))
+            batches = [(b, order[start: start + self.batch_size]) for start in range(0, len(order), self.batch_size)]
+            runs += [batches[i: i + run_length] for i in range(0, len(batches), run_length)]
         if rng is not None:
-            plan = [plan[i] for i in rng.permutation(len(plan))]
-        return plan
+            runs = [runs[i] for i in rng.permutation(len(runs))]
+        return runs
 
-    def _make_batch(self, bucket: int, examples: np.ndarray) -> Batch:
+    def bucket_arrays(self, bucket: int) -> tuple[np.ndarray, np.ndarray]:
+        """The padded token matrix ``int32 (bucket_sizes[bucket], bucket_lengths[bucket])`` and the labels
+        ``int32 (bucket_sizes[bucket],)`` of a bucket's members: the rows that :meth:`batch_rows` indexes."""
+        return self._tokens[bucket], self._labels[self._members[bucket]]
+
+    def batch_rows(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of ``examples`` (one bucket's, as :meth:`epoch_plan` gives them) as rows of its bucket's matrix:
+        ``(rows int64 (batch_size,), weights float32 (batch_size,))``; filler rows repeat the real ones, weight 0."""
         real = len(examples)
         idx = examples[np.arange(self.batch_size) % real]  # filler rows cycle through the real ones
-        rows = self._row_of[idx]
         weights = np.zeros(self.batch_size, dtype=np.float32)
         weights[:real] = 1.0
+        return self._row_of[idx], weights
+
+    def _make_batch(self, bucket: int, examples: np.ndarray) -> Batch:
+        rows, weights = self.batch_rows(examples)
+        idx = self._members[bucket][rows]
         return Batch(tokens=self._tokens[bucket][rows], labels=self._labels[idx], weights=weights,
                      lengths=self.lengths[idx], indices=idx)
 

@@ -10,6 +10,7 @@
     config.model.embedding   "rand" | "static" | "non-static" | "multichannel"
     config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
     config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
+    config.model.compute_dtype     "float32" (default) | "bfloat16": activations and convolutions
 
 A field the config leaves out keeps the module's own default (``TextCNN``'s signature); the experiment defaults
 live in the built-in configs (:mod:`jaxconv.configs`).
@@ -22,16 +23,16 @@ from typing import Any
 import ml_collections
 from flax import nnx
 
-from jaxconv.models.text_cnn import (CLASSIFIER_INITS, DROPOUT_SCALINGS, EMBEDDINGS, PAD_ID, StaticEmbedding, TextCNN,
-                                     load_word_vectors, uniform_embeddings)
+from jaxconv.models.text_cnn import (CLASSIFIER_INITS, COMPUTE_DTYPES, DROPOUT_SCALINGS, EMBEDDINGS, PAD_ID,
+                                     StaticEmbedding, TextCNN, load_word_vectors, uniform_embeddings)
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID", "build_model",
-           "load_word_vectors", "uniform_embeddings", "MODELS"]
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "COMPUTE_DTYPES", "PAD_ID",
+           "build_model", "load_word_vectors", "uniform_embeddings", "MODELS"]
 
 MODELS = {"text_cnn": TextCNN}
 #: The constructor arguments each model takes from ``config.model`` (the rest of its fields are for the trainer).
 MODEL_FIELDS = {"text_cnn": ("embed_dim", "widths", "filters", "dropout", "embedding", "dropout_scaling",
-                             "classifier_init")}
+                             "classifier_init", "compute_dtype")}
 
 
 def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rngs: nnx.Rngs | None = None,

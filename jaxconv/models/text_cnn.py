@@ -50,8 +50,8 @@ from flax import nnx
 
 from jaxconv.nn.conv import Conv1D
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "PAD_ID", "UNK_ID",
-           "load_word_vectors", "uniform_embeddings"]
+__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "COMPUTE_DTYPES",
+           "PAD_ID", "UNK_ID", "load_word_vectors", "uniform_embeddings"]
 
 #: Kim's four embedding variants.
 EMBEDDINGS = ("rand", "static", "non-static", "multichannel")
@@ -60,6 +60,8 @@ EMBEDDINGS = ("rand", "static", "non-static", "multichannel")
 DROPOUT_SCALINGS = ("inverted", "test-time")
 #: Classifier kernel initialisers: "glorot" (Glorot-uniform) or "zeros" (Kim's code: logistic regression from W = 0).
 CLASSIFIER_INITS = ("glorot", "zeros")
+#: Dtypes the activations, convolutions and classifier may compute in; parameters are always float32.
+COMPUTE_DTYPES = ("float32", "bfloat16")
 #: Token id of padding; its embedding is zero.
 PAD_ID = 0
 #: Token id of unknown words (``jaxconv.data.Vocab``'s ``"<unk>"``); ids out of range are looked up as this under jit.
@@ -151,6 +153,9 @@ class TextCNN(nnx.Module):
         inverted dropout the same ``s`` is a bound of ``2s`` (at rate 0.5) in Kim's units.
       classifier_init: ``"glorot"`` (default) or ``"zeros"`` (Kim's code). With zeros, the first step's gradient
         reaches only the classifier (the features' gradient is ``kernel @ dlogits`` = 0); later steps reach all.
+      compute_dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of everything after the embedding lookup
+        (word vectors, convolutions, pooling, classifier; logits are returned in it). Parameters (and so optimizer
+        state) stay float32; :meth:`embed` returns float32 vectors, cast in :meth:`logits_from_vectors`.
       rngs: ``nnx.Rngs`` for initialisation (``params`` stream). Dropout keys are passed per call instead.
 
     Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv kernels Glorot-uniform, classifier kernel per
@@ -170,7 +175,8 @@ class TextCNN(nnx.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 300, widths: Sequence[int] = (3, 4, 5),
                  filters: int = 100, dropout: float = 0.5, embedding: str = "rand", pretrained: Any = None,
-                 dropout_scaling: str = "inverted", classifier_init: str = "glorot", rngs: nnx.Rngs):
+                 dropout_scaling: str = "inverted", classifier_init: str = "glorot", compute_dtype: str = "float32",
+                 rngs: nnx.Rngs):
         for arg, val in (("vocab_size", vocab_size), ("num_classes", num_classes), ("embed_dim", embed_dim),
                          ("filters", filters)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
@@ -189,7 +195,11 @@ class TextCNN(nnx.Module):
         if classifier_init not in CLASSIFIER_INITS:
             raise ValueError(f"TextCNN: classifier_init={classifier_init!r} is not known; expected one of "
                              f"{', '.join(repr(e) for e in CLASSIFIER_INITS)}.")
-        self.dropout_scaling, self.classifier_init = dropout_scaling, classifier_init
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"TextCNN: compute_dtype={compute_dtype!r} is not known; expected one of "
+                             f"{', '.join(repr(e) for e in COMPUTE_DTYPES)}.")
+        self.dropout_scaling, self.classifier_init, self.compute_dtype = dropout_scaling, classifier_init, compute_dtype
+        dtype = jnp.dtype(compute_dtype)
         self.vocab_size, self.num_classes, self.embed_dim = int(vocab_size), int(num_classes), int(embed_dim)
         self.widths, self.filters, self.embedding_kind = widths, int(filters), embedding
 
@@ -211,11 +221,12 @@ class TextCNN(nnx.Module):
         channels = 2 * embed_dim if embedding == "multichannel" else embed_dim        # C
 
         init = nnx.initializers.glorot_uniform()  # Kim: uniform filters with a Glorot-style bound; zero biases
-        self.convs = nnx.List([Conv1D(channels, filters, w, activation="relu", kernel_init=init, rngs=rngs)
-                               for w in widths])                                      # kernels (w, C, F)
+        self.convs = nnx.List([Conv1D(channels, filters, w, activation="relu", kernel_init=init, dtype=dtype,
+                                      rngs=rngs) for w in widths])                    # kernels (w, C, F)
         self.dropout = nnx.Dropout(float(dropout))
         head_init = init if classifier_init == "glorot" else nnx.initializers.zeros_init()
-        self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=head_init, rngs=rngs)  # (W*F, K)
+        self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=head_init, dtype=dtype,
+                                     rngs=rngs)                                       # (W*F, K)
 
     @property
     def min_length(self) -> int:
@@ -295,15 +306,15 @@ class TextCNN(nnx.Module):
         the embedding lookup. The trainer's row-sparse embedding update differentiates w.r.t. ``x`` through this."""
         if not deterministic and dropout_key is None and self.dropout.rate > 0:
             raise ValueError("TextCNN: deterministic=False needs a dropout_key (a jax.random key) for the dropout masks.")
-        h = self._pool(x)                                                             # (B, W*F)
+        h = self._pool(x.astype(self.compute_dtype))                                  # (B, W*F)
         if self.dropout_scaling == "inverted":
             h = self.dropout(h, deterministic=deterministic, rngs=dropout_key)        # (B, W*F)
         elif self.dropout.rate > 0:                                                   # "test-time" (Kim)
             keep = 1.0 - self.dropout.rate
             if deterministic:
-                h = h * keep                                                          # (B, W*F)
+                h = h * jnp.asarray(keep, h.dtype)                                    # (B, W*F)
             else:
-                h = jnp.where(jax.random.bernoulli(dropout_key, keep, h.shape), h, 0.0)  # (B, W*F)
+                h = jnp.where(jax.random.bernoulli(dropout_key, keep, h.shape), h, jnp.zeros((), h.dtype))
         return self.classifier(h)                                                     # (B, K)
 
     def num_params(self, trainable_only: bool = True) -> int:

@@ -32,7 +32,8 @@ from jaxconv.train.workdir import append_bytes, is_remote, write_text
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
 #: Fields that measure time and so differ between otherwise identical runs.
-TIMING_FIELDS = ("time", "examples_per_sec", "elapsed_s", "epoch_time_s")
+TIMING_FIELDS = ("time", "examples_per_sec", "elapsed_s", "epoch_time_s", "train_time_s", "eval_time_s",
+                 "checkpoint_time_s", "compile_time_s")
 
 
 def _clean(value):
