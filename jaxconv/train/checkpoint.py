@@ -200,6 +200,24 @@ class Checkpoints:
             s, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore())))
         return out["state"], out["meta"]
 
+    def resume_point(self, kind: str = "latest") -> tuple[int, dict] | None:
+        """``(step, meta)`` of the newest step whose state and meta both read back (each newer one that does not is
+        skipped with a warning naming its directory), or None when nothing is saved. A resume takes its bookkeeping
+        and its arrays from this one step: restore it with ``restore(kind, target, step=step)``.
+
+        The state is read once here without a target (a check of every data file), then again into the target.
+        """
+        mngr = self.managers[kind]
+        if not self.all_steps(kind):
+            return None
+
+        def read(s):
+            out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                         meta=ocp.args.JsonRestore()))
+            return s, out["meta"]
+
+        return self._newest_readable(kind, None, read)
+
     def restore_meta(self, kind: str = "latest", step: int | None = None) -> dict | None:
         """The ``meta`` of ``step`` (default: the newest whose meta reads back), or None when nothing is saved."""
         mngr = self.managers[kind]

@@ -126,7 +126,8 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> Run:
         mesh_lib.check_batch_size(int(tc.eval_batch_size), mesh, "config.train.eval_batch_size")
     steps_per_call = resolve_steps_per_call(config)
     ckpts = Checkpoints(workdir / "checkpoints", keep=int(tc.keep))
-    saved = ckpts.restore_meta("latest") if ckpts.latest_step() is not None else None
+    point = ckpts.resume_point("latest")          # the newest step that reads back whole (None: a fresh run)
+    saved = point[1] if point is not None else None
     if saved is not None:  # before anything is written: is this the same experiment?
         check_same_run(config, saved, workdir)
 
@@ -163,7 +164,8 @@ def initial_state(run: Run, mesh) -> TrainState:
     state = init_state(run.params_key, run.spec, run.pretrained)
     state = TrainState(mesh_lib.replicate(state.model, mesh), mesh_lib.replicate(state.opt, mesh), state.defs)
     if run.resumed:
-        restored, _ = run.ckpts.restore("latest", {"model": state.model_state(), "optimizer": state.opt_state()})
+        restored, _ = run.ckpts.restore("latest", {"model": state.model_state(), "optimizer": state.opt_state()},
+                                        step=run.rs.step)          # the step open_run took the bookkeeping from
         state = state.with_states(restored["model"], restored["optimizer"])
         run.info(f"resumed from {run.ckpts.path('latest')}/{run.rs.step} (epoch {run.rs.epoch + 1}, step "
                  f"{run.rs.step_in_epoch} of {run.data.train.steps_per_epoch} in it)")
