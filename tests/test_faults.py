@@ -150,6 +150,34 @@ def test_no_readable_checkpoint_is_one_line_naming_each_directory(reference, tmp
     assert _digests(workdir / "checkpoints") == before     # nothing deleted, nothing rewritten
 
 
+def test_a_failed_restore_drops_tensorstore_futures_nobody_reads_and_nothing_else(caplog):
+    """tensorstore sets its read errors on asyncio futures from its own threads: no traceback says they came from
+    orbax. After a failed orbax call, asyncio's "never retrieved" record of such a future is an echo and is dropped;
+    other records still show."""
+    import asyncio
+    import gc
+
+    from jaxconv.train import _orbax_calls
+
+    _orbax_calls.drop_orbax_echoes()
+
+    def orphan(error: BaseException) -> None:
+        loop = asyncio.new_event_loop()
+        future = loop.create_future()
+        future.set_exception(error)
+        del future
+        gc.collect()
+        loop.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with pytest.raises(ValueError), _orbax_calls.orbax_call():
+            raise ValueError("OUT_OF_RANGE: Error reading x in OCDBT database")
+        orphan(ValueError('OUT_OF_RANGE: Error reading "model.w/0.0" in OCDBT database'))
+        assert not [r for r in caplog.records if r.name == "asyncio"]
+        orphan(ValueError("a bug of the caller's own"))
+    assert [str(r.exc_info[1]) for r in caplog.records if r.name == "asyncio"] == ["a bug of the caller's own"]
+
+
 # ------------------------------------------------------------------------------------------------- a full disk
 
 @pytest.fixture

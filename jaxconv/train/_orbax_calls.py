@@ -32,6 +32,10 @@ __all__ = ["orbax_call", "drop_orbax_echoes", "error_reason", "os_errno"]
 #: tensorstore reports file-system errors as ``... [os_error_code='28']`` inside a ValueError.
 _OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
 _ORBAX_DIR = f"{os.sep}orbax{os.sep}"
+#: tensorstore's errors start with an absl status code (``OUT_OF_RANGE: Error reading ...``) and, set on a future by
+#: tensorstore's own threads, carry no Python traceback to tell where they came from.
+_TENSORSTORE_STATUS = re.compile(r"[A-Z][A-Z_]+: ")
+_failed_calls = 0
 
 
 def os_errno(error: BaseException) -> int | None:
@@ -83,7 +87,13 @@ class _AsyncioEcho(logging.Filter):
     """Drops asyncio's "exception was never retrieved" records of orbax's futures (the caller got the error)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and _from_orbax(record.exc_info[1]))
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
+        if _from_orbax(error):
+            return False
+        # A tensorstore read or write of a call that already failed: its error has no traceback to check.
+        return not (_failed_calls and error.__traceback__ is None and _TENSORSTORE_STATUS.match(str(error)))
 
 
 _echoes_dropped = False
@@ -136,6 +146,7 @@ def orbax_call() -> Iterator[None]:
     """Run one orbax save or restore: its ERROR logs (with their tracebacks) are held back, and logged after all
     when the call succeeds; when it raises, the orbax threads it started are waited for and their logs dropped, so
     the caller's one-line error is the only report."""
+    global _failed_calls
     absl = logging.getLogger("absl")
     hold = _Hold()
     absl.addFilter(hold)
@@ -143,6 +154,7 @@ def orbax_call() -> Iterator[None]:
     try:
         yield
     except BaseException:
+        _failed_calls += 1
         _settle(threads)
         raise
     else:
