@@ -226,7 +226,8 @@ def test_presets_and_unknown_preset():
         assert config.train.epochs >= 1 and config.train.steps == 0 and config.preset == preset
         assert preset in config_module.__doc__
     assert config_module.get_config("mr").train.batch_size == 50
-    with pytest.raises(ValueError, match=r"unknown preset 'bogus' of text_cnn; expected one of \['mr', 'sst1'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'bogus' of text_cnn; expected one of \['cr', 'file', 'mpqa', "
+                                         r"'mr', 'sst1', 'sst2', 'subj'"):
         config_module.get_config("bogus")
     with pytest.raises(ConfigError, match=r"config 'text_cnn:bogus': get_config\('bogus'\) failed: unknown preset"):
         load_config("text_cnn:bogus")

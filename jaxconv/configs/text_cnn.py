@@ -62,12 +62,38 @@ PRESETS = {
     Expected: 3-4 s per epoch, ~1.5 min for 25 epochs; seed 0: test accuracy 0.896; 3 seeds: 90.4 +- 0.3
     (Kim: 91.2).
 """,
+    "subj": """\
+  subj: subjectivity, 2 classes (subj.all, 10,000 sentences, which you bring: it is public but not in the shared
+    folder; 0 = subjective, 1 = objective). 10-fold CV as for mr. Kim's CNN-rand.
+      jaxconv train text_cnn:subj --workdir runs/subj/fold0 --config.data.path=DIR_WITH_subj.all
+    Expected: not measured here (no copy of the file on the measuring machines); Kim: 89.6.
+""",
+    "cr": """\
+  cr: customer-review polarity, 2 classes (custrev.all, ~3,800 sentences, which you bring). 10-fold CV as for mr.
+    Kim's CNN-rand; config.data.on_error = skip, since the public file has blank lines (counted in the log).
+      jaxconv train text_cnn:cr --workdir runs/cr/fold0 --config.data.path=DIR_WITH_custrev.all
+    Expected: not measured here (no copy of the file on the measuring machines); Kim: 79.8.
+""",
+    "mpqa": """\
+  mpqa: MPQA opinion polarity, 2 classes (mpqa.all, ~10,600 short phrases, which you bring). 10-fold CV as for mr.
+    Kim's CNN-rand.
+      jaxconv train text_cnn:mpqa --workdir runs/mpqa/fold0 --config.data.path=DIR_WITH_mpqa.all
+    Expected: not measured here (no copy of the file on the measuring machines); Kim: 83.4.
+""",
+    "file": """\
+  file: your own labelled file(s) with Kim's CNN-rand settings: --config.data.train=PATH, optional --config.data.dev
+    and --config.data.test (no test file: 10-fold CV, fold config.data.fold; no dev file: 10% of train held out).
+    Formats: <label> <text> lines, TSV/CSV with a header, JSON lines (config.data.format, text_field, label_field);
+    integer or string labels (string labels become ids in sorted order, their names kept in run.json and the log).
+      jaxconv train text_cnn:file --workdir runs/mine --config.data.train=train.tsv --config.data.test=test.tsv
+    Expected: depends on your data; about the cost of mr for 10,000 sentences of 20 words.
+""",
 }
 __doc__ = __doc__ % "".join(PRESETS.values())
 
 def _kim(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
     config.data.name = name
-    config.data.tokenizer = ""          # "": the dataset's own (kim for MR, sst for SST, kim_cased for TREC)
+    config.data.tokenizer = ""          # "": the dataset's own (sst for SST, kim_cased for TREC, kim for the others)
     config.data.pad_left = 4            # Kim: max(widths) - 1 zero vectors before and after each sentence
     config.data.pad_right = 4
     config.model.embed_dim = 300
@@ -81,6 +107,12 @@ def _kim(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigD
     config.model.dropout_scaling = "test-time"  # mask in training, x 0.5 at test: max-norm 3 bounds Kim's W
     config.model.classifier_init = "zeros"      # LogisticRegression starts from W = 0
     config.data.vocab_from = "all"              # vocabulary over every split's texts (test-only words: random rows)
+    if name in ("sst1", "sst2"):
+        # Kim trained on every labelled phrase of the training trees. On when the three tree files are in
+        # jaxconv.data.default_sst_root() as this config is built, so config.json records which data a run used.
+        from jaxconv.data.sst import sst_trees_present
+
+        config.data.sst_phrases = sst_trees_present()
     return config
 
 
@@ -97,8 +129,18 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.distributed = False          # True (or env JAXCONV_DISTRIBUTED=1): jax.distributed.initialize()
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "synthetic"      # synthetic | mr | sst1 | sst2 | trec | hf:<name or saved dir>
+    config.data.name = "synthetic"      # synthetic | mr | sst1 | sst2 | trec | subj | cr | mpqa | file | hf:<name>
     config.data.path = ""                # "": $JAXCONV_DATA, else <repo>/../shared/datasets/sentences
+    config.data.train = ""              # name=file: the training file (required), and the optional
+    config.data.dev = ""                #   dev file (none: dev_fraction of train held out) and
+    config.data.test = ""               #   test file (none: num_folds-fold CV, fold `fold` is the test set)
+    config.data.format = "auto"         # auto (by extension, then content) | label_text | tsv | csv | jsonl
+    config.data.text_field = ""         # tsv/csv/jsonl text column; "": `text`, else `sentence`
+    config.data.label_field = "label"   # tsv/csv/jsonl label column (integers or strings)
+    config.data.on_error = "raise"      # malformed lines: raise (file:line) | skip (counted and reported)
+    config.data.max_length = 0          # truncate each text to this many tokens (0: no limit)
+    config.data.sst_phrases = False     # sst1/sst2: train on every labelled phrase of the treebank's trees
+    config.data.sst_trees = ""          # the trees' directory; "": sst-trees beside the sentence directory
     config.data.tokenizer = "whitespace"
     config.data.min_count = 1
     config.data.max_vocab = 0           # 0: no limit
@@ -148,4 +190,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         config.data.max_buckets = 1     # one padded length (40): one train and one eval compilation
     else:
         _kim(config, preset)
+    if preset == "cr":
+        config.data.on_error = "skip"   # the public custrev.all has blank lines
     return config

@@ -513,7 +513,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:  #
                   checkpoint_step=final_step, dev_accuracy=dev["accuracy"])
     epoch_times = meta["epoch_times"]
     result = {
-        "dataset": data.name, "seed": int(config.seed), "fold": data.info.get("cv_fold"),
+        "dataset": data.name, "label_names": data.label_names, "seed": int(config.seed),
+        "fold": data.info.get("cv_fold"),
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "dev_accuracy": dev["accuracy"],
         "dev_loss": dev["loss"], "best_step": final_step, "best_epoch": meta["best_epoch"], "step": meta["step"],
         "epochs_completed": meta["epoch"], "stopped_early": meta["stopped_early"],
