@@ -80,6 +80,15 @@ def test_malformed_trees_name_file_and_line(tmp_path, line, message):
     assert str(e.value) == f"{p}:2: {message}"
 
 
+def test_tree_file_that_is_not_utf8(tmp_path):
+    p = tmp_path / "latin.txt"
+    p.write_bytes(TINY[0].encode() + b"\n(2 caf\xe9)\n")
+    with pytest.raises(ValueError) as e:
+        read_sst_trees(p)
+    assert str(e.value) == (f"{p}:2: byte b'\\xe9' is not valid UTF-8 (invalid continuation byte); the treebank's "
+                            f"files are UTF-8.")
+
+
 def test_missing_tree_files_are_named(tmp_path):
     (tmp_path / "train.txt").write_text(TINY[0] + "\n")
     with pytest.raises(FileNotFoundError) as e:

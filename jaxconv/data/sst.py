@@ -122,7 +122,13 @@ def _parse_tree(line: str, where: str) -> tuple[list[str], list[int]]:
 def _read_tree_file(path: Path) -> SSTTrees:
     if not path.is_file():
         raise FileNotFoundError(f"SST tree file not found: {str(path)!r}.")
-    lines = path.read_bytes().decode("utf-8").split("\n")
+    data = path.read_bytes()
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}:{lineno}: byte {data[e.start:e.start + 1]!r} is not valid UTF-8 ({e.reason}); "
+                         f"the treebank's files are UTF-8.") from None
     if lines and lines[-1] == "":
         lines.pop()
     sentences, labels, phrases, phrase_labels, starts = [], [], [], [], []
