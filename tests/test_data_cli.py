@@ -56,7 +56,8 @@ def test_text_cnn_data_errors_are_one_line(tmp_path):
     base = [TEXT_CNN, "--config", "text_cnn:file", "--workdir", "w", *SMALL]
     cases = [
         (["--config.data.train=train.txt"],
-         "train.txt:2: blank line; expected '<label> <text>'. Skip such lines with "
+         "train.txt:2: blank line; expected '<label> <text>' (format 'label_text' guessed from the content; else set "
+         "--config.data.format). Skip such lines with "
          "--config.data.on_error=skip (Python: on_error='skip')."),
         (["--config.data.train=ok.txt", "--config.data.dev=dev.txt"],
          "dev.txt:2: label 'meh' does not occur in the training file 'ok.txt' (its labels: ['neg', 'pos']); every "

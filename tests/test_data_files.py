@@ -76,6 +76,25 @@ def test_format_detection_by_extension_then_content(tmp_path):
         read_examples(p, format="xml")
 
 
+def test_auto_refuses_a_table_it_would_misread(tmp_path):
+    rows = "".join(f"{i} viewers liked it,{'pos' if i % 2 else 'neg'}\n" for i in range(120))
+    p = _write(tmp_path / "reviews.txt", "sentence,sentiment\n" + rows)              # label column not 'label'
+    with pytest.raises(ValueError) as e:
+        read_examples(p)
+    assert str(e.value) == (f"{p}:1: no text after label 'sentence,sentiment' in line 'sentence,sentiment'; expected "
+                            f"'<label> <text>' (format 'label_text' guessed from the content; else set "
+                            f"--config.data.format). {SKIP_HINT}")
+    p = _write(tmp_path / "reviews.txt", "review text,sentiment\n" + rows)
+    with pytest.raises(ValueError) as e:
+        read_examples(p)
+    assert str(e.value) == (f"{p}: read as '<label> <text>' lines (config.data.format='auto'), it has 121 different "
+                            f"labels in 121 examples, so the guess is likely wrong: a TSV/CSV file whose label column "
+                            f"is not named 'label'? Set --config.data.format (tsv, csv, jsonl, label_text) and "
+                            f"--config.data.label_field / --config.data.text_field.")
+    ex = read_examples(p, label_field="sentiment", text_field="review text")          # then detected as CSV
+    assert ex.format == "csv" and set(ex.labels) == {"pos", "neg"} and len(ex.texts) == 120
+
+
 def test_fields_default_named_and_missing(tmp_path):
     p = _write(tmp_path / "s.tsv", _in_format("tsv", text="sentence"))
     assert read_examples(p).texts[0] == "a fine , funny film"                       # 'sentence' when no 'text'
@@ -175,7 +194,8 @@ def test_on_error_skip_counts_and_reports_the_first_reasons(tmp_path):
     p = _write(tmp_path / "m.txt", "pos good\n\nneg\nneg bad\n   \npos fine\n\t\n")
     with pytest.raises(ValueError) as e:
         load_files(p)
-    assert str(e.value) == f"{p}:2: blank line; expected '<label> <text>'. {SKIP_HINT}"
+    assert str(e.value) == (f"{p}:2: blank line; expected '<label> <text>' (format 'label_text' guessed from the "
+                            f"content; else set --config.data.format). {SKIP_HINT}")
     with pytest.warns(UserWarning) as w:
         ds = load_files(p, on_error="skip")
     assert ds.train.texts == ["good", "bad", "fine"] and ds.train.skipped == 4 and ds.extras["skipped"] == {"train": 4}

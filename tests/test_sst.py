@@ -12,7 +12,7 @@ from conftest import shared_datasets_dir
 from jaxconv import data as jdata
 from jaxconv.configs import load_config
 from jaxconv.data import read_sst_trees, sst_phrase_dataset, sst_text
-from jaxconv.train.input_pipeline import build_data, data_files
+from jaxconv.train.input_pipeline import build_data, data_files, describe
 
 
 def require_trees() -> pathlib.Path:
@@ -166,6 +166,15 @@ def test_presets_use_phrases_when_the_trees_are_present(tmp_path, monkeypatch):
     assert data_files(with_trees) == {s: tmp_path / "sst-trees" / f"{s}.txt" for s in ("train", "dev", "test")}
     data = build_data(with_trees, min_length=3)                                      # no stsa.* file needed
     assert data.sizes == {"train": 7, "dev": 1, "test": 1} and data.info["source"] == str(tmp_path / "sst-trees")
+    assert describe(data)[1] == (f"data sst2: training on 7 distinct labelled phrases of 2 training trees in "
+                                 f"{tmp_path / 'sst-trees'} (config.data.sst_phrases); dev and test are the trees' "
+                                 f"root sentences")
+    (sentences / "stsa.binary.train").write_text("0 bad\n1 good\n")
+    for split in ("dev", "test"):
+        (sentences / f"stsa.binary.{split}").write_text("1 fine\n0 dull\n")
+    sentence_run = build_data(load_config("text_cnn:sst2", {"data.sst_phrases": False}), min_length=3)
+    assert sentence_run.sizes == {"train": 2, "dev": 2, "test": 2}
+    assert describe(sentence_run)[1] == "data sst2: training on the sentence files (config.data.sst_phrases=False)"
 
 
 def test_sst_phrases_config_errors(tmp_path):

@@ -13,7 +13,9 @@ Formats (``format=``, or ``"auto"``):
 The text is the column (or key) ``text_field``; by default ``text``, else ``sentence``. The label is
 ``label_field`` (default ``label``). ``"auto"`` goes by the file's extension (``.tsv``, ``.csv``, ``.jsonl`` /
 ``.ndjson`` / ``.json``), else by its first non-blank line: ``{`` starts JSON lines; a tab-separated header naming
-the label column is TSV, a comma-separated one CSV; anything else is ``label_text``.
+the label column is TSV, a comma-separated one CSV; anything else is ``label_text`` -- unless that reading gives
+more than 50 different labels, and more than one per two examples, which is refused as a wrong guess (a table with
+other column names) instead of trained on.
 
 Labels may be integers or strings. Over the training file's labels: integers ``0 .. C-1`` are the class ids;
 other integers (``-1``/``1``, ``1..5``) and strings become ids in sorted order (numeric for integers), and their
@@ -55,6 +57,9 @@ FORMATS = ("auto", "label_text", "tsv", "csv", "jsonl")
 TEXT_FIELDS = ("text", "sentence")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _INT = re.compile(r"[+-]?[0-9]+")
+#: With format="auto", a file read as label_text with more distinct labels than this (and than half its examples)
+#: is refused as a wrong guess rather than trained on.
+MAX_GUESSED_LABELS = 50
 _EXPECTED = {
     "label_text": "expected '<label> <text>'",
     "tsv": "expected tab-separated fields under the header",
@@ -219,7 +224,9 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
     p = Path(path)
     lines, used = decode_lines(p, encoding)
     fmt = detect_format(p, lines, label_field) if format == "auto" else format
-    problems = LineProblems(p, on_error, _EXPECTED[fmt])
+    guessed = format == "auto" and p.suffix.lower() not in _EXTENSIONS            # from the content
+    hint = f" (format {fmt!r} guessed from the content; else set --config.data.format)" if guessed else ""
+    problems = LineProblems(p, on_error, _EXPECTED[fmt] + hint)
     texts: list[str] = []
     labels: list[int | str] = []
     numbers: list[int] = []
@@ -249,6 +256,12 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
     if not texts:
         raise ValueError(f"{p}: no examples found ({len(lines)} line(s), {problems.count} skipped; format {fmt}); "
                          f"{_EXPECTED[fmt]}.")
+    distinct = len(set(labels))
+    if guessed and fmt == "label_text" and distinct > max(MAX_GUESSED_LABELS, len(labels) // 2):
+        raise ValueError(f"{p}: read as '<label> <text>' lines (config.data.format='auto'), it has {distinct} different "
+                         f"labels in {len(labels)} examples, so the guess is likely wrong: a TSV/CSV file whose label "
+                         f"column is not named {label_field!r}? Set --config.data.format (tsv, csv, jsonl, label_text) "
+                         f"and --config.data.label_field / --config.data.text_field.")
     return Examples(texts=texts, labels=labels, lines=numbers, path=str(p), encoding=used, format=fmt,
                     skipped=problems.count)
 
