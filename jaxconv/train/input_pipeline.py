@@ -132,8 +132,8 @@ def _load(config) -> jdata.TextDataset:
     if name == "file":
         if not d.train:
             raise ValueError("config.data.name='file' reads your own files: name the training file with "
-                             "--config.data.train=PATH (and optionally --config.data.dev=PATH, --config.data.test=PATH)."
-                             )
+                             "--config.data.train=PATH (and optionally --config.data.dev=PATH, "
+                             "--config.data.test=PATH).")
         return jdata.load_files(d.train, d.dev or None, d.test or None, format=d.format, text_field=d.text_field,
                                 label_field=d.label_field, on_error=d.on_error)
     if name.startswith(("hf:", "tfds:")):
