@@ -279,7 +279,8 @@ def test_kim_files_missing_name_path_and_file(tmp_path):
 def test_cr_preset_skips_blank_lines_and_counts_them(tmp_path):
     _kim_file(tmp_path, "cr", blank=True)
     config = load_config("text_cnn:cr", {"data.path": str(tmp_path), "train.batch_size": 4})
-    assert config.data.on_error == "skip"
+    assert config.data.on_error == load_config("text_cnn:mpqa").data.on_error == "skip"
+    assert load_config("text_cnn:subj").data.on_error == load_config("text_cnn:mr").data.on_error == "raise"
     with pytest.warns(UserWarning, match=r"custrev\.all: skipped 1 malformed line\(s\); first: .*custrev\.all:4: blank"):
         data = build_data(config, min_length=5)
     assert sum(data.sizes.values()) == 40 and data.info["skipped_lines"] == {"train": 1}
