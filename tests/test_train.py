@@ -387,8 +387,12 @@ def test_kim2014_report_only_trains_nothing(tmp_path):
     d.mkdir(parents=True)
     (d / "final_metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "dev_accuracy": 0.9, "best_epoch": 3,
                                                       "step": 100, "wall_time_s": 60.0}))
+    data = tmp_path / "data"                                     # the files must exist: the script checks them first
+    data.mkdir()
+    for name in ("TREC.train.all", "TREC.test.all"):
+        (data / name).write_text("0 what ?\n")
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "kim2014.py"), "--workdir", str(tmp_path),
-                           "--datasets", "trec", "--seeds", "2", "--report_only"],
+                           "--datasets", "trec", "--seeds", "2", "--report_only", "--data_path", str(data)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in proc.stdout
