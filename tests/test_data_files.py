@@ -325,6 +325,15 @@ def test_file_source_config_errors(tmp_path):
                                          r"config.data.name='file'; got config.data.name='synthetic'\. Add "
                                          r"--config.data.name=file\."):
         build_data(load_config("text_cnn", {"data.train": "x.tsv"}), min_length=3)
+    tiny = _write(tmp_path / "tiny.tsv", "text\tlabel\na fine film\tpos\nslow\tneg\nfun\tpos\n")
+    with pytest.raises(ValueError) as e:
+        build_data(_file_config(**{"data.train": str(tiny)}), min_length=3)
+    assert str(e.value) == ("file:tiny.tsv: there is no test split, so config.data.num_folds=10-fold cross-validation "
+                            "makes one, which needs at least 10 examples of every class; the smallest class has 1. "
+                            "Give a test file (--config.data.test=PATH) or more examples.")
+    with pytest.raises(ValueError, match=r"the smallest class has 3\. Give a test file \(--config.data.test=PATH\) or "
+                                         r"fewer folds \(--config.data.num_folds=N, 2 <= N <= 3\)\.$"):
+        build_data(_file_config(**{"data.train": str(_write(tmp_path / "t3.txt", "a x\nb y\n" * 3))}), min_length=3)
     with pytest.raises(ValueError, match=r"config.data.max_length=-1 must be >= 0"):
         build_data(_file_config(**{"data.max_length": -1}), min_length=3)
 

@@ -45,16 +45,21 @@ PRESETS = {
     folds: 76.0 +- 1.0 (Kim: 76.1, the mean over 10 folds; docs/results/kim2014.md).
 """,
     "sst2": """\
-  sst2: SST-2 binary sentences (6,920 / 872 / 1,821). Kim's CNN-rand.
+  sst2: SST-2 binary, Kim's CNN-rand. When the treebank's trees are in sst-trees beside the sentence directory
+    (config.data.sst_phrases, decided as the config is built): trained on every labelled phrase of the training
+    trees, neutral dropped, each distinct (label, text) once, as Kim did (77,201 / 872 / 1,821).
       jaxconv train text_cnn:sst2 --workdir runs/sst2
-    Expected: 4-6 s per epoch, ~2.5 min for 25 epochs; seed 0: test accuracy 0.801; 3 seeds: 80.2 +- 0.5
-    (Kim: 82.7, but Kim also trained on the SST phrases, which the shared files do not include).
+    Expected: 33 s per epoch on an idle 2-core CPU (47-135 s shared), 20-40 min for 25 epochs; 3 seeds on CPU:
+    84.0 +- 0.3 (Kim: 82.7). Sentences only (--config.data.sst_phrases=False; 6,920 / 872 / 1,821): 4-6 s per
+    epoch, ~2.5 min; seed 0: 0.801; 3 seeds on GPU: 80.2 +- 0.5.
 """,
     "sst1": """\
-  sst1: SST-1 five classes (8,544 / 1,101 / 2,210). Kim's CNN-rand.
+  sst1: SST-1 five classes, Kim's CNN-rand; with the trees (see sst2), trained on every labelled phrase of the
+    training trees (157,401 / 1,101 / 2,210).
       jaxconv train text_cnn:sst1 --workdir runs/sst1
-    Expected: 5-7 s per epoch, ~3 min for 25 epochs; seed 0: test accuracy 0.411; 3 seeds: 40.3 +- 1.1
-    (Kim: 45.0, trained on phrases too; see sst2).
+    Expected: 70-146 s per epoch on 2 shared CPU cores, 35-50 min for 25 epochs; SST1_PRESET (Kim: 45.0).
+    Sentences only (--config.data.sst_phrases=False; 8,544 / 1,101 / 2,210): 5-7 s per epoch, ~3 min; seed 0:
+    0.411; 3 seeds on GPU: 40.3 +- 1.1.
 """,
     "trec": """\
   trec: TREC question type, 6 classes (5,452 train with 10% held out as dev / 500 test); case kept. Kim's CNN-rand.

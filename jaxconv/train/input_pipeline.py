@@ -156,6 +156,13 @@ def split_dataset(ds: jdata.TextDataset, config) -> tuple[jdata.TextDataset, dic
         k, fold = int(d.num_folds), int(d.fold)
         if not 0 <= fold < k:
             raise ValueError(f"config.data.fold={fold} is out of range; expected 0 <= fold < config.data.num_folds={k}.")
+        smallest = min(np.bincount(train.labels, minlength=ds.num_classes))
+        if smallest < k:
+            raise ValueError(f"{ds.name}: there is no test split, so config.data.num_folds={k}-fold cross-validation "
+                             f"makes one, which needs at least {k} examples of every class; the smallest class has "
+                             f"{smallest}. Give a test file (--config.data.test=PATH)"
+                             + (f" or fewer folds (--config.data.num_folds=N, 2 <= N <= {smallest})." if smallest >= 2
+                                else " or more examples."))
         tr_idx, te_idx = jdata.stratified_kfold(train.labels, k, seed=seed)[fold]
         info.update(cv_fold=fold, cv_folds=k)
         test = _subset(train, te_idx, f"fold{fold}/test")
