@@ -11,15 +11,15 @@ named dataset is an error. SST-1 and SST-2 train on every labelled phrase of the
 present (``config.data.sst_phrases``, decided by the presets).
 
 Each run is ``train_and_evaluate`` on ``configs/text_cnn.py:<dataset>`` (Kim's hyperparameters) with
-``config.seed = k`` (and ``config.data.fold = f`` for MR), in ``<workdir>/<dataset>/seed<k>[/fold<f>]``. Finished runs
+``config.seed = k`` (and ``config.data.fold = f`` for the CV datasets), in ``<workdir>/<dataset>/seed<k>[/fold<f>]``. Finished runs
 (those with a ``final_metrics.json``) are skipped, unfinished ones resume from their checkpoints, so re-running the
 command continues where it stopped. After every run ``<workdir>/kim2014.md`` is rewritten: mean +- std of test
 accuracy over the runs so far, next to Kim's published numbers, with the gap, the number of runs and the wall time.
 
 Expected on 2 CPU cores (seed 0): ~2.5 min per MR fold (76.3 over the 10 folds), ~1.5 min TREC (89.6); with the
-SST phrases, SST-2 and SST-1 take much longer (77,201 and 157,401 training examples; docs/results/kim2014.md).
-Measured over 3 seeds on a GPU (docs/results/kim2014.md): MR 76.0, TREC 90.4; SST-1 40.3 and SST-2 80.2 when
-trained on sentences only.
+SST phrases (77,201 and 157,401 training examples), 20-40 min per SST-2 run and 35-50 min per SST-1 run on shared
+cores. Measured (docs/results/kim2014.md): MR 76.0 and TREC 90.4 (3 seeds, GPU); SST-2 84.0 (3 seeds) and SST-1 43.8
+(seed 0), on CPU, trained on the phrases as Kim did; 80.2 and 40.3 on sentences only).
 
 Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting at run i (0-based), so n processes
 (on n machines, or n at a time on one GPU) share the work in one workdir; then ``--report_only`` writes the table::
