@@ -70,7 +70,7 @@ def test_override_errors_name_the_key_and_what_was_expected(overrides, message):
 def test_spec_errors(tmp_path):
     cases = {
         "text_cnn:bogus": "config 'text_cnn:bogus': get_config('bogus') failed: unknown preset 'bogus' of text_cnn; "
-                          "expected one of ['mr', 'sst1', 'sst2', 'synthetic', 'trec'].",
+                          "expected one of ['cr', 'file', 'mpqa', 'mr', 'sst1', 'sst2', 'subj', 'synthetic', 'trec'].",
         "nope": "config 'nope' is not a built-in config name, and no file of that name exists; expected a built-in",
         str(tmp_path / "nope.py"): f"config file {str(tmp_path / 'nope.py')!r} does not exist; expected",
         str(REPO / "README.md"): f"config file {str(REPO / 'README.md')!r} is not a Python file; expected a .py file",
@@ -146,8 +146,9 @@ def test_jaxconv_train_unknown_key_without_config_is_one_line(tmp_path):
                            "--config.data.file=x"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == ("jaxconv train: error: --config.data.file: config.data has no field 'file'; its fields are: "
-                           "bucket_lengths, dev_fraction, fold, max_buckets, max_vocab, min_count, name, num_folds, "
-                           "pad_left, pad_right, path, split_seed, synthetic, tokenizer, vocab_from\n")
+                           "bucket_lengths, dev, dev_fraction, fold, format, label_field, max_buckets, max_length, "
+                           "max_vocab, min_count, name, num_folds, on_error, pad_left, pad_right, path, split_seed, "
+                           "sst_phrases, sst_trees, synthetic, test, text_field, tokenizer, train, vocab_from\n")
     assert not (tmp_path / "w").exists()
 
 

@@ -219,7 +219,8 @@ def test_presets_and_unknown_preset():
         assert config.train.epochs >= 1 and config.train.steps == 0 and config.preset == preset
         assert preset in config_module.__doc__
     assert config_module.get_config("mr").train.batch_size == 50
-    with pytest.raises(ValueError, match=r"unknown preset 'bogus' of text_cnn; expected one of \['mr', 'sst1'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'bogus' of text_cnn; expected one of \['cr', 'file', 'mpqa', "
+                                         r"'mr', 'sst1', 'sst2', 'subj'"):
         config_module.get_config("bogus")
     with pytest.raises(ConfigError, match=r"config 'text_cnn:bogus': get_config\('bogus'\) failed: unknown preset"):
         load_config("text_cnn:bogus")
@@ -379,8 +380,12 @@ def test_kim2014_report_only_trains_nothing(tmp_path):
     d.mkdir(parents=True)
     (d / "final_metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "dev_accuracy": 0.9, "best_epoch": 3,
                                                       "step": 100, "wall_time_s": 60.0}))
+    data = tmp_path / "data"                                     # the files must exist: the script checks them first
+    data.mkdir()
+    for name in ("TREC.train.all", "TREC.test.all"):
+        (data / name).write_text("0 what ?\n")
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "kim2014.py"), "--workdir", str(tmp_path),
-                           "--datasets", "trec", "--seeds", "2", "--report_only"],
+                           "--datasets", "trec", "--seeds", "2", "--report_only", "--data_path", str(data)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| trec | 1/2 | 90.0 ± 0.0 | 91.2 | -1.2 | 3.0 | 1m00s |" in proc.stdout

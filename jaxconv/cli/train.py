@@ -41,7 +41,9 @@ def run(config, workdir: str) -> dict:
     if is_primary():
         w = result["workdir"].rstrip("/")
         print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "dev_accuracy", "best_epoch", "step",
-                                                  "wall_time_s")}))
+                                                  "wall_time_s") if k in result}))
+        if result.get("label_names"):
+            print("labels:       " + ", ".join(f"{i} = {n}" for i, n in enumerate(result["label_names"])))
         print(f"workdir:      {w}\n"
               f"checkpoints:  {w}/checkpoints (latest/, best/)\n"
               f"metrics:      {w}/metrics.jsonl  (final: {w}/final_metrics.json)\n"

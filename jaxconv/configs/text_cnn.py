@@ -45,16 +45,21 @@ PRESETS = {
     folds: 76.0 +- 1.0 (Kim: 76.1, the mean over 10 folds; docs/results/kim2014.md).
 """,
     "sst2": """\
-  sst2: SST-2 binary sentences (6,920 / 872 / 1,821). Kim's CNN-rand.
+  sst2: SST-2 binary, Kim's CNN-rand. When the treebank's trees are in sst-trees beside the sentence directory
+    (config.data.sst_phrases, decided as the config is built): trained on every labelled phrase of the training
+    trees, neutral dropped, each distinct (label, text) once, as Kim did (77,201 / 872 / 1,821).
       jaxconv train text_cnn:sst2 --workdir runs/sst2
-    Expected: 4-6 s per epoch, ~2.5 min for 25 epochs; seed 0: test accuracy 0.801; 3 seeds: 80.2 +- 0.5
-    (Kim: 82.7, but Kim also trained on the SST phrases, which the shared files do not include).
+    Expected: 33 s per epoch on an idle 2-core CPU (47-135 s shared), 20-40 min for 25 epochs; 3 seeds on CPU:
+    84.0 +- 0.3 (Kim: 82.7). Sentences only (--config.data.sst_phrases=False; 6,920 / 872 / 1,821): 4-6 s per
+    epoch, ~2.5 min; seed 0: 0.801; 3 seeds on GPU: 80.2 +- 0.5.
 """,
     "sst1": """\
-  sst1: SST-1 five classes (8,544 / 1,101 / 2,210). Kim's CNN-rand.
+  sst1: SST-1 five classes, Kim's CNN-rand; with the trees (see sst2), trained on every labelled phrase of the
+    training trees (157,401 / 1,101 / 2,210).
       jaxconv train text_cnn:sst1 --workdir runs/sst1
-    Expected: 5-7 s per epoch, ~3 min for 25 epochs; seed 0: test accuracy 0.411; 3 seeds: 40.3 +- 1.1
-    (Kim: 45.0, trained on phrases too; see sst2).
+    Expected: 70-146 s per epoch on 2 shared CPU cores, 35-50 min for 25 epochs; 2 seeds on CPU: 44.1 +- 0.5 (Kim: 45.0).
+    Sentences only (--config.data.sst_phrases=False; 8,544 / 1,101 / 2,210): 5-7 s per epoch, ~3 min; seed 0:
+    0.411; 3 seeds on GPU: 40.3 +- 1.1.
 """,
     "trec": """\
   trec: TREC question type, 6 classes (5,452 train with 10% held out as dev / 500 test); case kept. Kim's CNN-rand.
@@ -62,12 +67,40 @@ PRESETS = {
     Expected: 3-4 s per epoch, ~1.5 min for 25 epochs; seed 0: test accuracy 0.896; 3 seeds: 90.4 +- 0.3
     (Kim: 91.2).
 """,
+    "subj": """\
+  subj: subjectivity, 2 classes (subj.all, 10,000 sentences, 5,000 each, which you bring: Kim's file is public but
+    not in the shared folder; 0 = subjective, 1 = objective). 10-fold CV as for mr. Kim's CNN-rand.
+      jaxconv train text_cnn:subj --workdir runs/subj/fold0 --config.data.path=DIR_WITH_subj.all
+    Expected: accuracy not measured here; Kim: 89.6.
+""",
+    "cr": """\
+  cr: customer-review polarity, 2 classes (custrev.all, which you bring: 3,775 lines, 1 = positive). 10-fold CV as
+    for mr. Kim's CNN-rand; config.data.on_error = skip: the public file has 4 lines with a label and no text,
+    skipped and counted in the log (3,771 examples: 1,366 negative, 2,405 positive).
+      jaxconv train text_cnn:cr --workdir runs/cr/fold0 --config.data.path=DIR_WITH_custrev.all
+    Expected: accuracy not measured here; Kim: 79.8.
+""",
+    "mpqa": """\
+  mpqa: MPQA opinion polarity, 2 classes (mpqa.all, which you bring: 10,606 lines of a few words, 1 = positive).
+    10-fold CV as for mr. Kim's CNN-rand; config.data.on_error = skip: the public file has 3 lines with a label and
+    no text, skipped and counted in the log (10,603 examples: 7,292 negative, 3,311 positive).
+      jaxconv train text_cnn:mpqa --workdir runs/mpqa/fold0 --config.data.path=DIR_WITH_mpqa.all
+    Expected: accuracy not measured here; Kim: 83.4.
+""",
+    "file": """\
+  file: your own labelled file(s) with Kim's CNN-rand settings: --config.data.train=PATH, optional --config.data.dev
+    and --config.data.test (no test file: 10-fold CV, fold config.data.fold; no dev file: 10% of train held out).
+    Formats: <label> <text> lines, TSV/CSV with a header, JSON lines (config.data.format, text_field, label_field);
+    integer or string labels (string labels become ids in sorted order, their names kept in run.json and the log).
+      jaxconv train text_cnn:file --workdir runs/mine --config.data.train=train.tsv --config.data.test=test.tsv
+    Expected: depends on your data; about the cost of mr for 10,000 sentences of 20 words.
+""",
 }
 __doc__ = __doc__ % "".join(PRESETS.values())
 
 def _kim(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
     config.data.name = name
-    config.data.tokenizer = ""          # "": the dataset's own (kim for MR, sst for SST, kim_cased for TREC)
+    config.data.tokenizer = ""          # "": the dataset's own (sst for SST, kim_cased for TREC, kim for the others)
     config.data.pad_left = 4            # Kim: max(widths) - 1 zero vectors before and after each sentence
     config.data.pad_right = 4
     config.model.embed_dim = 300
@@ -81,6 +114,12 @@ def _kim(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigD
     config.model.dropout_scaling = "test-time"  # mask in training, x 0.5 at test: max-norm 3 bounds Kim's W
     config.model.classifier_init = "zeros"      # LogisticRegression starts from W = 0
     config.data.vocab_from = "all"              # vocabulary over every split's texts (test-only words: random rows)
+    if name in ("sst1", "sst2"):
+        # Kim trained on every labelled phrase of the training trees. On when the three tree files are in
+        # jaxconv.data.default_sst_root() as this config is built, so config.json records which data a run used.
+        from jaxconv.data.sst import sst_trees_present
+
+        config.data.sst_phrases = sst_trees_present()
     return config
 
 
@@ -97,8 +136,18 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.distributed = False          # True (or env JAXCONV_DISTRIBUTED=1): jax.distributed.initialize()
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "synthetic"      # synthetic | mr | sst1 | sst2 | trec | hf:<name or saved dir>
+    config.data.name = "synthetic"      # synthetic | mr | sst1 | sst2 | trec | subj | cr | mpqa | file | hf:<name>
     config.data.path = ""                # "": $JAXCONV_DATA, else <repo>/../shared/datasets/sentences
+    config.data.train = ""              # name=file: the training file (required), and the optional
+    config.data.dev = ""                #   dev file (none: dev_fraction of train held out) and
+    config.data.test = ""               #   test file (none: num_folds-fold CV, fold `fold` is the test set)
+    config.data.format = "auto"         # auto (by extension, then content) | label_text | tsv | csv | jsonl
+    config.data.text_field = ""         # tsv/csv/jsonl text column; "": `text`, else `sentence`
+    config.data.label_field = "label"   # tsv/csv/jsonl label column (integers or strings)
+    config.data.on_error = "raise"      # malformed lines: raise (file:line) | skip (counted and reported)
+    config.data.max_length = 0          # truncate each text to this many tokens (0: no limit)
+    config.data.sst_phrases = False     # sst1/sst2: train on every labelled phrase of the treebank's trees
+    config.data.sst_trees = ""          # the trees' directory; "": sst-trees beside the sentence directory
     config.data.tokenizer = "whitespace"
     config.data.min_count = 1
     config.data.max_vocab = 0           # 0: no limit
@@ -151,4 +200,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         config.data.max_buckets = 1     # one padded length (40): one train and one eval compilation
     else:
         _kim(config, preset)
+    if preset in ("cr", "mpqa"):
+        config.data.on_error = "skip"   # the public custrev.all / mpqa.all have lines with a label and no text
     return config

@@ -81,8 +81,9 @@ def default_bucket_lengths(needed: Sequence[int], *, min_length: int = 1, max_bu
     truncated). Among the sets of at most ``max_buckets`` candidates, the one returned minimises the
     total padded length ``sum_i min(b for b in buckets if b >= needed_i)`` -- the positions an epoch
     computes on -- and, at equal totals, has the fewest buckets (fewer compilations). Found exactly by
-    dynamic programming over the sorted candidates, ``O(candidates^2 x max_buckets)``. Every bucket
-    receives at least one example.
+    dynamic programming over the candidates that are the smallest holding length of some example,
+    ``O(c^2 x max_buckets)`` for ``c`` of them (at most the number of distinct needed lengths). Every
+    bucket receives at least one example.
 
     >>> default_bucket_lengths([3, 9, 20, 40, 60])
     (8, 16, 24, 40, 64)
@@ -101,6 +102,10 @@ def default_bucket_lengths(needed: Sequence[int], *, min_length: int = 1, max_bu
     cands = np.arange(_round_up(min_length, multiple), top + 1, multiple, dtype=np.int64)    # (m,), ends at top
     # count[j]: examples whose smallest holding candidate is cands[j]
     count = np.bincount(np.searchsorted(cands, np.minimum(needed, top), side="left"), minlength=len(cands))
+    # Only lengths some example needs can be in the best set (lowering a bucket to the largest such length below it
+    # pads less), so the search runs over those: a 100,000-token outlier adds one candidate, not 12,500.
+    keep = count > 0                                                                       # top is always kept
+    cands, count = cands[keep], count[keep]
     m, k_max = len(cands), min(int(max_buckets), len(cands))
     cum = np.concatenate([[0], np.cumsum(count)])                                          # examples up to cand j
     # best[k][j]: (total, buckets) for the examples with needed <= cands[j], cands[j] the k-th (largest) bucket

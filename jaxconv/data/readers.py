@@ -4,11 +4,11 @@ File format (Kim 2014 and many text-CNN projects)::
 
     <integer label> <space> <sentence>
 
-The benchmark files are not all UTF-8 (MR and TREC-train are Latin-1), so without an explicit
-``encoding`` a file is decoded as UTF-8 and, if that fails anywhere, the WHOLE file is decoded as
-Latin-1 instead; :class:`LabeledText` records which one was used. Lines are split on ``"\\n"`` only:
-Latin-1 text may contain ``"\\x85"`` (NEL), which :meth:`str.splitlines` would wrongly treat as a
-line break.
+The benchmark files are not all UTF-8 (MR and TREC-train are Latin-1): without an explicit
+``encoding`` a file is decoded as UTF-8, and lines that are not valid UTF-8 as Latin-1
+(:func:`jaxconv.data.decode_lines`); :class:`LabeledText` records which was used. Lines are split on
+``"\\n"`` only: Latin-1 text may contain ``"\\x85"`` (NEL), which :meth:`str.splitlines` would wrongly
+treat as a line break.
 
 >>> import os, tempfile
 >>> d = tempfile.mkdtemp()
@@ -24,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
+
+from jaxconv.data.lines import ON_ERROR_CHOICES, STRIP, LineProblems, check_on_error, decode_lines, snippet
 
 __all__ = [
     "LabeledText",
@@ -40,16 +41,11 @@ __all__ = [
     "default_sentence_root",
     "SENTENCE_DATASETS",
     "ON_ERROR_CHOICES",
+    "canonical_name",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: What ``on_error`` may be in :func:`read_labeled_lines`.
-ON_ERROR_CHOICES = ("raise", "skip")
-
-# Characters stripped from both ends of every line. Deliberately ASCII-only: str.strip() would also
-# remove "\x85" / "\xa0", which are text in Latin-1 files.
-_STRIP = " \t\r\n\f\v"
 _LABEL_RE = re.compile(r"[+-]?[0-9]+")
 _EXPECTED = "expected '<integer label> <sentence>'"
 
@@ -127,43 +123,19 @@ class TextDataset:
         return dataclasses.replace(self, **changes)
 
 
-def _snippet(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _decode(path: Path, encoding: str | None) -> tuple[str, str]:
-    data = path.read_bytes()
-    if encoding is not None:
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise ValueError(
-                f"{path}:{line}: cannot decode byte {data[e.start:e.start + 1]!r} as encoding={encoding!r} "
-                f"({e.reason}); pass encoding=None to try UTF-8, then Latin-1.") from e
-        except LookupError as e:
-            raise ValueError(f"encoding={encoding!r} is not a known codec ({path}).") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Latin-1 maps every byte to a code point, so this never fails.
-        return data.decode("latin-1"), "latin-1"
-    if text.startswith("\ufeff"):
-        return text[1:], "utf-8-sig"
-    return text, "utf-8"
-
-
 def read_labeled_lines(path: PathLike, *, encoding: str | None = None, on_error: str = "raise") -> LabeledText:
     """Read ``<integer label> <sentence>`` lines, one example per line.
 
     Args:
       path: the file.
-      encoding: decode with this codec; ``None`` tries UTF-8 for the whole file and falls back to
-        Latin-1 for the whole file (never mixing them line by line).
+      encoding: decode with this codec; ``None``: UTF-8, and Latin-1 for the lines that are not valid UTF-8
+        (:func:`jaxconv.data.decode_lines`: a Latin-1 file reads as Latin-1, a UTF-8 file with a few bad lines
+        keeps its UTF-8 text and warns naming them).
       on_error: ``"raise"`` (default): a blank line, a label that is not an integer, or a label with
         no sentence after it raises ``ValueError`` naming ``file:line``, the offending text and the
         expected form. ``"skip"``: such lines are skipped, counted in ``skipped`` and reported in one
-        warning. A final line break does not count as a blank line.
+        warning (the count and the first few ``file:line`` reasons). A final line break does not count as a
+        blank line.
 
     Returns:
       :class:`LabeledText` with ``N`` texts (surrounding spaces, tabs and ``\\r`` stripped) and labels.
@@ -173,45 +145,44 @@ def read_labeled_lines(path: PathLike, *, encoding: str | None = None, on_error:
       ValueError: malformed lines (``on_error="raise"``), no examples at all, undecodable bytes
         with an explicit ``encoding``, or an unknown ``on_error``.
     """
-    if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}; got on_error={on_error!r}.")
+    check_on_error(on_error)
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No such data file: {str(p)!r}.")
-    text, used = _decode(p, encoding)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final line break
+    lines, used = decode_lines(p, encoding)
     texts: list[str] = []
     labels: list[int] = []
-    problems: list[str] = []
+    problems = LineProblems(p, on_error, _EXPECTED)
     for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip(_STRIP)
-        problem = None
-        if not line:
-            problem = f"{p}:{lineno}: blank line; {_EXPECTED}."
+        parsed = split_label_text(raw)
+        if isinstance(parsed, str):
+            problems.add(lineno, parsed)
+        elif not _LABEL_RE.fullmatch(parsed[0]):
+            problems.add(lineno, f"cannot parse label {snippet(parsed[0], 20)} as an integer in line "
+                                 f"{snippet(raw.strip(STRIP))}")
         else:
-            parts = re.split(r"[ \t]+", line, maxsplit=1)
-            label_text = parts[0]
-            if not _LABEL_RE.fullmatch(label_text):
-                problem = (f"{p}:{lineno}: cannot parse label {_snippet(label_text, 20)} as an integer "
-                           f"in line {_snippet(line)}; {_EXPECTED}.")
-            elif len(parts) < 2 or not parts[1]:
-                problem = (f"{p}:{lineno}: no text after label {label_text!r} in line {_snippet(line)}; "
-                           f"{_EXPECTED}.")
-            else:
-                labels.append(int(label_text))
-                texts.append(parts[1])
-        if problem is not None:
-            if on_error == "raise":
-                raise ValueError(problem + " Pass on_error='skip' to skip such lines.")
-            problems.append(problem)
-    if problems:
-        warnings.warn(f"{p}: skipped {len(problems)} malformed line(s); first: {problems[0]}", stacklevel=2)
+            labels.append(int(parsed[0]))
+            texts.append(parsed[1])
+    problems.warn()
     if not texts:
-        raise ValueError(f"{p}: no examples found ({len(lines)} line(s), {len(problems)} skipped); {_EXPECTED} "
+        raise ValueError(f"{p}: no examples found ({len(lines)} line(s), {problems.count} skipped); {_EXPECTED} "
                          f"per line.")
-    return LabeledText(texts=texts, labels=labels, path=str(p), encoding=used, skipped=len(problems))
+    return LabeledText(texts=texts, labels=labels, path=str(p), encoding=used, skipped=problems.count)
+
+
+def split_label_text(raw: str) -> tuple[str, str] | str:
+    """``"<label> <text>"`` -> ``(label, text)`` (both stripped), or the problem with the line as a string.
+
+    >>> split_label_text("pos  a fine film \\r")
+    ('pos', 'a fine film')
+    >>> split_label_text("1")
+    "no text after label '1' in line '1'"
+    """
+    line = raw.strip(STRIP)
+    if not line:
+        return "blank line"
+    parts = re.split(r"[ \t]+", line, maxsplit=1)
+    if len(parts) < 2 or not parts[1]:
+        return f"no text after label {parts[0]!r} in line {snippet(line)}"
+    return parts[0], parts[1]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,9 +203,18 @@ SENTENCE_DATASETS: dict[str, dict[str, Any]] = {
     # The label order of TREC.*.all, checked against Li & Roth's class counts (ABBR: 86 train, 9 test).
     "trec": dict(files={"train": "TREC.train.all", "test": "TREC.test.all"}, num_classes=6,
                  label_names=["DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"], tokenizer="kim_cased"),
+    # Public, not in the shared folder (a user brings them); the file names and label order of Kim's
+    # and harvardnlp/sent-conv-torch's copies (subj.all: 0 = the subjective review snippets).
+    "subj": dict(files={"train": "subj.all"}, num_classes=2, label_names=["subjective", "objective"],
+                 tokenizer="kim"),
+    "cr": dict(files={"train": "custrev.all"}, num_classes=2, label_names=["negative", "positive"],
+               tokenizer="kim"),
+    "mpqa": dict(files={"train": "mpqa.all"}, num_classes=2, label_names=["negative", "positive"],
+                 tokenizer="kim"),
 }
 
-_ALIASES = {"sst-1": "sst1", "sst-2": "sst2", "sst_1": "sst1", "sst_2": "sst2", "rt-polarity": "mr"}
+_ALIASES = {"sst-1": "sst1", "sst-2": "sst2", "sst_1": "sst1", "sst_2": "sst2", "rt-polarity": "mr",
+            "custrev": "cr"}
 
 _PATH_HINT = ("set the data directory with --config.data.path=DIR or the JAXCONV_DATA environment "
               "variable")
@@ -250,6 +230,13 @@ def default_sentence_root() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "sentences"
+
+
+def canonical_name(name: str) -> str:
+    """A sentence benchmark's name as :data:`SENTENCE_DATASETS` spells it (``"SST-2"`` -> ``"sst2"``); other names
+    lower-cased."""
+    key = name.lower()
+    return _ALIASES.get(key, key)
 
 
 def _check_labels(name: str, splits: Mapping[str, LabeledText], num_classes: int | None) -> int:
@@ -307,7 +294,8 @@ def load_text_splits(name: str, files: Mapping[str, PathLike], *, num_classes: i
             path = Path(files[split])
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"{name}: {split} file not found: {str(path)!r}; {_PATH_HINT}.")
+                    f"{name}: {split} file not found: {str(path)!r} ({name} expects {path.name} in "
+                    f"{str(path.parent)!r}); {_PATH_HINT}.")
             splits[split] = read_labeled_lines(path, encoding=encoding, on_error=on_error)
     C = _check_labels(name, splits, num_classes)
     if label_names is not None and len(label_names) != C:
@@ -328,14 +316,18 @@ def load_sentence_dataset(name: str, root: PathLike | None = None, *, encoding: 
     ``"sst1"``   ``stsa.fine.{train,dev,test}``    5        train / dev / test
     ``"sst2"``   ``stsa.binary.{train,dev,test}``  2        train / dev / test
     ``"trec"``   ``TREC.{train,test}.all``         6        train / test (hold out dev)
+    ``"subj"``   ``subj.all``                      2        train only (use 10-fold CV)
+    ``"cr"``     ``custrev.all``                   2        train only (use 10-fold CV)
+    ``"mpqa"``   ``mpqa.all``                      2        train only (use 10-fold CV)
     ===========  ================================  =======  ===========================
 
     ``extras["tokenizer"]`` names Kim (2014)'s preprocessing for the dataset: ``"kim"`` (MR),
-    ``"sst"`` (SST, already tokenised and lower-cased), ``"kim_cased"`` (TREC keeps case).
+    ``"sst"`` (SST, already tokenised and lower-cased), ``"kim_cased"`` (TREC keeps case); ``"kim"`` for Subj,
+    CR and MPQA. Those three files are public but not in the shared folder: bring them.
 
     Args:
-      name: one of ``"mr"``, ``"sst1"``, ``"sst2"``, ``"trec"`` (case-insensitive; ``"sst-2"`` etc.
-        accepted).
+      name: one of ``"mr"``, ``"sst1"``, ``"sst2"``, ``"trec"``, ``"subj"``, ``"cr"``, ``"mpqa"``
+        (case-insensitive; ``"sst-2"`` etc. accepted).
       root: the directory holding the files; default :func:`default_sentence_root`.
       encoding, on_error: passed to :func:`read_labeled_lines`.
 
@@ -343,14 +335,14 @@ def load_sentence_dataset(name: str, root: PathLike | None = None, *, encoding: 
       ValueError: unknown name (the message lists the known ones), bad labels.
       FileNotFoundError: a missing file, naming the path.
     """
-    key = name.lower()
-    key = _ALIASES.get(key, key)
+    key = canonical_name(name)
     if key not in SENTENCE_DATASETS:
         raise ValueError(f"Unknown sentence dataset name={name!r}; known: {sorted(SENTENCE_DATASETS)}.")
     spec = SENTENCE_DATASETS[key]
     root = Path(root) if root is not None else default_sentence_root()
     if not root.is_dir():
-        raise FileNotFoundError(f"{key}: data directory not found: {str(root)!r}; {_PATH_HINT}.")
+        raise FileNotFoundError(f"{key}: data directory not found: {str(root)!r} (expected "
+                                f"{', '.join(spec['files'].values())} there); {_PATH_HINT}.")
     files = {split: root / fname for split, fname in spec["files"].items()}
     return load_text_splits(key, files, num_classes=spec["num_classes"], label_names=spec["label_names"],
                             encoding=encoding, on_error=on_error,

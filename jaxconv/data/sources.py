@@ -6,6 +6,7 @@ when asked for, and a missing one raises ``ImportError`` saying what to install.
 Spec strings for :func:`load_named_source`::
 
     "mr" | "sst1" | "sst2" | "trec"    the sentence files (jaxconv.data.load_sentence_dataset)
+    | "subj" | "cr" | "mpqa"
     "synthetic"                        the planted-motif corpus (jaxconv.data.synthetic_dataset)
     "hf:<saved dir | cached name>"     Hugging Face datasets, offline
     "tfds:<name>"                      TensorFlow Datasets, already prepared under data_dir
@@ -24,7 +25,7 @@ from jaxconv.data.readers import LabeledText, TextDataset, _check_labels
 __all__ = ["load_hf_dataset", "load_tfds_dataset", "load_named_source", "BUILTIN_SOURCES"]
 
 #: Names :func:`load_named_source` understands without a prefix.
-BUILTIN_SOURCES = ("mr", "sst1", "sst2", "trec", "synthetic")
+BUILTIN_SOURCES = ("mr", "sst1", "sst2", "trec", "subj", "cr", "mpqa", "synthetic")
 
 _TEXT_FIELDS = ("sentence", "text", "content", "review", "question", "document")
 _DEV_NAMES = ("validation", "dev", "valid", "val")

@@ -1,5 +1,17 @@
 """From ``config.data`` to fixed-shape batches: load, split, tokenize, build the vocabulary, bucket.
 
+Sources (``config.data.name``):
+
+- ``"synthetic"``, the sentence benchmarks (``mr``, ``sst1``, ``sst2``, ``trec``, ``subj``, ``cr``, ``mpqa``) read
+  from ``config.data.path``, ``"hf:..."`` / ``"tfds:..."``;
+- ``sst1`` / ``sst2`` with ``config.data.sst_phrases``: every labelled phrase of the treebank's training trees, dev
+  and test their root sentences (:func:`jaxconv.data.sst_phrase_dataset`), from ``config.data.sst_trees``;
+- ``"file"``: your own ``config.data.train`` (and optional ``dev`` / ``test``) in ``config.data.format``
+  (:func:`jaxconv.data.load_files`): string labels become ids in sorted order, their names kept.
+
+Malformed lines follow ``config.data.on_error`` (``raise``: one error naming ``file:line``; ``skip``: counted, the
+first few reported). ``config.data.max_length`` (> 0) truncates every text to that many tokens, counted in the log.
+
 Splits:
 
 - a dataset with train, dev and test (SST-1, SST-2, synthetic) is used as given;
@@ -20,14 +32,22 @@ evaluation compiles at most one program per bucket.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
+import warnings
 from typing import Any
 
 import numpy as np
 
 from jaxconv import data as jdata
 
-__all__ = ["DataPipeline", "build_data", "data_root", "load_dataset", "split_dataset"]
+__all__ = ["DataPipeline", "build_data", "data_root", "sst_trees_root", "data_files", "describe", "load_dataset",
+           "split_dataset"]
+
+logger = logging.getLogger("jaxconv.data")
+
+#: The longest bucket is "far longer than the rest" when it exceeds this multiple of the 99th-percentile length.
+LONG_BUCKET_RATIO = 4
 
 
 @dataclasses.dataclass
@@ -43,7 +63,8 @@ class DataPipeline:
       num_classes: ``K``.
       label_names: ``K`` names or ``None``.
       sizes: examples per split.
-      info: extra facts for the log (buckets, OOV rates, fold).
+      info: extra facts for the log and ``run.json`` (buckets, OOV rates, fold, skipped lines, truncated texts,
+        file formats, the SST source).
     """
 
     name: str
@@ -64,18 +85,62 @@ def data_root(config) -> pathlib.Path:
     return pathlib.Path(config.data.path) if config.data.path else jdata.default_sentence_root()
 
 
+def sst_trees_root(config) -> pathlib.Path:
+    """``config.data.sst_trees`` if set, else :func:`jaxconv.data.default_sst_root`."""
+    return pathlib.Path(config.data.sst_trees) if config.data.sst_trees else jdata.default_sst_root()
+
+
+def _sst_key(config) -> str:
+    key = jdata.canonical_name(config.data.name)
+    if key not in ("sst1", "sst2"):
+        raise ValueError(f"config.data.sst_phrases=True trains on the phrases of the sentiment treebank, for "
+                         f"config.data.name sst1 or sst2; got config.data.name={config.data.name!r}. Set "
+                         f"--config.data.sst_phrases=False.")
+    return key
+
+
+def data_files(config) -> dict[str, pathlib.Path]:
+    """The files ``config.data`` reads, ``{split: path}`` (empty for synthetic and ``hf:`` / ``tfds:`` sources).
+
+    For the sentence benchmarks, the files under :func:`data_root`; for ``sst_phrases``, the three tree files;
+    for ``"file"``, the files named. Whether they exist is not checked here.
+    """
+    d = config.data
+    if d.sst_phrases:
+        _sst_key(config)
+        return jdata.sst_tree_files(sst_trees_root(config), check=False)
+    if d.name == "file":
+        return {split: pathlib.Path(f) for split in ("train", "dev", "test") if (f := d[split])}
+    key = jdata.canonical_name(d.name)
+    if key in jdata.SENTENCE_DATASETS:
+        return {split: data_root(config) / f for split, f in jdata.SENTENCE_DATASETS[key]["files"].items()}
+    return {}
+
+
 def load_dataset(config) -> jdata.TextDataset:
     """The dataset ``config.data`` names, as read (no fold or hold-out applied yet; :func:`split_dataset` does that)."""
     d = config.data
     name = d.name
+    if d.sst_phrases:
+        return jdata.sst_phrase_dataset(sst_trees_root(config), fine=_sst_key(config) == "sst1")
+    if name != "file" and (d.train or d.dev or d.test):
+        raise ValueError(f"config.data.train/dev/test name your own files, read with config.data.name='file'; got "
+                         f"config.data.name={name!r}. Add --config.data.name=file.")
     if name == "synthetic":
         kw = d.synthetic.to_dict()
         if "length_range" in kw:
             kw["length_range"] = tuple(kw["length_range"])
         return jdata.synthetic_dataset(**kw)
+    if name == "file":
+        if not d.train:
+            raise ValueError("config.data.name='file' reads your own files: name the training file with "
+                             "--config.data.train=PATH (and optionally --config.data.dev=PATH, "
+                             "--config.data.test=PATH).")
+        return jdata.load_files(d.train, d.dev or None, d.test or None, format=d.format, text_field=d.text_field,
+                                label_field=d.label_field, on_error=d.on_error)
     if name.startswith(("hf:", "tfds:")):
         return jdata.load_named_source(name)
-    return jdata.load_named_source(name, root=data_root(config))
+    return jdata.load_named_source(name, root=data_root(config), on_error=d.on_error)
 
 
 def _subset(lt: jdata.LabeledText, idx: np.ndarray, tag: str) -> jdata.LabeledText:
@@ -93,6 +158,13 @@ def split_dataset(ds: jdata.TextDataset, config) -> tuple[jdata.TextDataset, dic
         k, fold = int(d.num_folds), int(d.fold)
         if not 0 <= fold < k:
             raise ValueError(f"config.data.fold={fold} is out of range; expected 0 <= fold < config.data.num_folds={k}.")
+        smallest = min(np.bincount(train.labels, minlength=ds.num_classes))
+        if smallest < k:
+            raise ValueError(f"{ds.name}: there is no test split, so config.data.num_folds={k}-fold cross-validation "
+                             f"makes one, which needs at least {k} examples of every class; the smallest class has "
+                             f"{smallest}. Give a test file (--config.data.test=PATH)"
+                             + (f" or fewer folds (--config.data.num_folds=N, 2 <= N <= {smallest})." if smallest >= 2
+                                else " or more examples."))
         tr_idx, te_idx = jdata.stratified_kfold(train.labels, k, seed=seed)[fold]
         info.update(cv_fold=fold, cv_folds=k)
         test = _subset(train, te_idx, f"fold{fold}/test")
@@ -117,11 +189,20 @@ def build_data(config, *, min_length: int) -> DataPipeline:
       min_length: shortest bucket length (the model's widest filter).
     """
     d, t = config.data, config.train
-    ds, info = split_dataset(load_dataset(config), config)
+    max_length = int(d.max_length)
+    if max_length < 0:
+        raise ValueError(f"config.data.max_length={max_length} must be >= 0 (tokens per text; 0: no limit).")
+    loaded = load_dataset(config)
+    ds, info = split_dataset(loaded, config)
+    info.update(_source_info(loaded))
     tok_name = d.tokenizer or ds.extras.get("tokenizer", "kim")   # "": the dataset's own preprocessing
     tokenize = jdata.get_tokenizer(tok_name)
     tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None
               for split in ("train", "dev", "test")}
+    if max_length:
+        cut = {split: sum(len(x) > max_length for x in toks) for split, toks in tokens.items() if toks is not None}
+        tokens = {split: [x[:max_length] for x in toks] if toks is not None else None for split, toks in tokens.items()}
+        info["max_length_truncated"] = cut
     vocab_from = d.vocab_from
     if vocab_from not in ("train", "all"):
         raise ValueError(f"config.data.vocab_from={vocab_from!r} is not known; expected 'train' (the training part "
@@ -140,6 +221,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
         needed = [len(x) + pad_left + pad_right for split in ids.values() if split for x in split]
         buckets = jdata.default_bucket_lengths(needed, min_length=floor,
                                                max_buckets=int(d.max_buckets))
+        _warn_long_bucket(needed, buckets, floor, int(t.batch_size))
     batch_size = int(t.batch_size)
     eval_batch_size = int(t.eval_batch_size) or batch_size
     common = dict(bucket_lengths=buckets, min_length=min_length, pad_left=pad_left, pad_right=pad_right)
@@ -151,6 +233,64 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     sizes = {split: len(getattr(ds, split)) for split in ("train", "dev", "test") if getattr(ds, split) is not None}
     info.update(buckets=list(buckets), truncated=train.truncated, vocab_size=len(vocab),
                 vocab_from=vocab_from, dev_oov=vocab.oov_rate(tokens["dev"]))
-    return DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
+    data = DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
                         train=train, dev=evals["dev"], test=evals["test"], num_classes=ds.num_classes,
                         label_names=ds.label_names, sizes=sizes, info=info)
+    if _is_primary():
+        for line in describe(data):
+            logger.info(line)
+    return data
+
+
+def _source_info(ds: jdata.TextDataset) -> dict[str, Any]:
+    """What ``run.json`` and the log record about where the examples came from."""
+    out: dict[str, Any] = {"source": ds.extras.get("source")}
+    skipped = {split: lt.skipped for split, lt in ds.splits().items() if lt.skipped}
+    if skipped:
+        out["skipped_lines"] = skipped
+    for key in ("formats", "encodings", "sst_phrases", "train_sentences", "dedupe"):
+        if key in ds.extras:
+            out[key] = ds.extras[key]
+    if "encodings" not in out:
+        out["encodings"] = {split: lt.encoding for split, lt in ds.splits().items()}
+    return out
+
+
+def _warn_long_bucket(needed: list[int], buckets: tuple[int, ...], floor: int, batch_size: int) -> None:
+    """Warn when the longest bucket is far longer than the rest of the data (a stray huge line)."""
+    p99 = max(int(np.percentile(needed, 99)), floor)
+    top = buckets[-1]
+    if top > LONG_BUCKET_RATIO * p99:
+        over = sum(n > LONG_BUCKET_RATIO * p99 for n in needed)
+        warnings.warn(
+            f"the longest bucket is {top} positions, {top / p99:.0f}x the 99th-percentile length ({p99}): {over} "
+            f"example(s) need more than {LONG_BUCKET_RATIO * p99}, and each batch of that bucket computes "
+            f"{batch_size} x {top} positions. Truncate long texts with --config.data.max_length=N (tokens).",
+            stacklevel=3)
+
+
+def _is_primary() -> bool:
+    import jax
+
+    return jax.process_index() == 0
+
+
+def describe(data: DataPipeline) -> list[str]:
+    """The log lines about a pipeline's data beyond sizes and buckets: labels, source, skipped and cut texts."""
+    info, lines = data.info, []
+    if data.label_names is not None:
+        lines.append(f"data {data.name}: labels {dict(enumerate(data.label_names))}")
+    if info.get("sst_phrases"):
+        lines.append(f"data {data.name}: training on {data.sizes['train']:,} distinct labelled phrases of "
+                     f"{info['train_sentences']:,} training trees in {info['source']} (config.data.sst_phrases); dev "
+                     f"and test are the trees' root sentences")
+    elif data.name in ("sst1", "sst2"):
+        lines.append(f"data {data.name}: training on the sentence files (config.data.sst_phrases=False)")
+    if info.get("formats"):
+        lines.append(f"data {data.name}: formats {info['formats']}, encodings {info['encodings']}")
+    if info.get("skipped_lines"):
+        lines.append(f"data {data.name}: skipped malformed lines (config.data.on_error='skip'): "
+                     f"{info['skipped_lines']}")
+    if info.get("max_length_truncated"):
+        lines.append(f"data {data.name}: texts cut to config.data.max_length tokens: {info['max_length_truncated']}")
+    return lines

@@ -308,7 +308,7 @@ class Group:
         r.metrics.write("test", rs.step, rs.epoch, loss=test["loss"], accuracy=test["accuracy"],
                         checkpoint_step=best_step, dev_accuracy=dev["accuracy"])
         result = {
-            "dataset": data.name, "seed": int(r.config.seed), "fold": data.info.get("cv_fold"),
+            "dataset": data.name, "label_names": data.label_names, "seed": int(r.config.seed), "fold": data.info.get("cv_fold"),
             "test_accuracy": test["accuracy"], "test_loss": test["loss"], "dev_accuracy": dev["accuracy"],
             "dev_loss": dev["loss"], "best_step": best_step, "best_epoch": rs.best_epoch, "step": rs.step,
             "epochs_completed": rs.epoch, "stopped_early": rs.stopped_early, "train_time_s": rs.train_time_s,

@@ -4,7 +4,8 @@ folder named ``gs:``.
 
 ``run.json`` records what is needed to rebuild the model and its input from the workdir alone
 (:func:`jaxconv.load_run`): the number of classes and their names, the tokenizer, the padding, the buckets and the
-jaxconv version.
+jaxconv version; and what the data pipeline recorded about the data (``"data"``: source, file formats and
+encodings, skipped lines, truncated texts, SST phrases, fold).
 """
 
 from __future__ import annotations
@@ -136,8 +137,9 @@ def write_run_info(workdir: epath.Path, data: Any) -> dict:
     info = {"num_classes": int(data.num_classes), "label_names": data.label_names, "tokenizer": data.tokenizer,
             "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
             "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
-            "vocab_size": len(data.vocab), "dataset": data.name, "jaxconv_version": __version__}
-    write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2) + "\n", what="the run's description")
+            "vocab_size": len(data.vocab), "dataset": data.name, "sizes": dict(data.sizes),
+            "data": dict(data.info), "jaxconv_version": __version__}
+    write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2, default=str) + "\n", what="the run's description")
     return info
 
 
