@@ -211,10 +211,14 @@ class _Recorder:
         self.by_id[id(arr)] = rf
 
     def lookup(self, arr) -> _RF | None:
-        """The rf of an array: by identity; else (it was made outside any module: relu, a mask, a residual add)
-        the rf of the most recent module output of the same shape; else, when its leading axes equal the model
-        input's batch and position axes (an embedding lookup or a channel concat done in plain jnp), the identity
-        field of the input; else None."""
+        """The rf of an array: by identity; else (it was made outside any module: relu, a mask, a residual add, a
+        gated unit that halves the channels) the rf of the most recent module output with the same shape on every
+        axis but the last (the same batch and positions, any channel count); else, when its leading axes equal the
+        model input's batch and position axes (an embedding lookup or a channel concat done in plain jnp), the
+        identity field of the input; else None.
+
+        The most recent output is the right one for residual stacks: in ``h + glu(conv(h))`` the gated term comes
+        from the conv, whose field contains its input's, so the sum's field is the conv's."""
         if arr is None:
             return None
         if id(arr) in self.by_id:
@@ -223,7 +227,7 @@ class _Recorder:
             return None
         shape = tuple(arr.shape)
         for _, s, rf in reversed(self.known):
-            if s == shape:
+            if s[:-1] == shape[:-1] and len(s) == len(shape):
                 return rf
         if self.input_rf and len(shape) > len(self.input_prefix) and shape[: len(self.input_prefix)] == self.input_prefix:
             return self.input_rf

@@ -1,0 +1,176 @@
+"""A gated, dilated, causal convolutional language model (Dauphin et al. 2017's gated linear units; the dilations of
+WaveNet and ByteNet), on :class:`jaxconv.Conv1D` with ``padding="causal"``.
+
+    tokens (B, L) --embed--> (B, L, D) --Linear--> (B, L, C)
+      --N blocks: h + GLU(Conv1D(C -> 2C, k, dilation d_i, causal))--> (B, L, C) --LayerNorm, Linear--> logits (B, L, V)
+
+``GLU(y) = a * sigmoid(b)`` with ``y = [a, b]`` split on the channel axis: filter ``j < C`` of a block's conv is the
+linear path of unit ``j``, filter ``C + j`` its gate. Dilations ``1, 2, 4, ..., 2^(n-1)`` repeated ``stacks`` times
+give a receptive field of ``1 + (k - 1) * sum(dilations)`` tokens (``jaxconv.explain`` prints it; a gradient probe
+measures it in the tests).
+
+Causality: every convolution pads ``(d*(k-1), 0)``, so the logits at position ``p`` depend on tokens ``0..p`` only
+and predict token ``p + 1``. Token id 0 is padding and embeds to zeros, the same as the convolutions' own zero
+padding: a left-padded context and a shorter one give the same logits (what :meth:`ConvLM.sample` relies on).
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> lm = ConvLM(258, embed_dim=8, channels=16, kernel_size=3, dilations=(1, 2, 4), rngs=nnx.Rngs(0))
+>>> lm(jnp.ones((2, 20), jnp.int32)).shape                 # logits (B, L, V)
+(2, 20, 258)
+>>> lm.receptive_field                                     # 1 + (3 - 1) * (1 + 2 + 4)
+15
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxconv import shapes
+from jaxconv.models.text_cnn import PAD_ID, UNK_ID
+from jaxconv.nn.conv import Conv1D
+
+__all__ = ["ConvLM", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes"]
+
+#: Byte-level vocabulary (``jaxconv.data.Vocab.from_alphabet(jaxconv.data.BYTES)``): id 0 is padding, 1 unknown
+#: (never produced by bytes), byte ``b`` is id ``b + 2``.
+BYTE_VOCAB_SIZE = 258
+_FIRST_BYTE_ID = 2
+
+
+def encode_bytes(text: str) -> np.ndarray:
+    """UTF-8 bytes of ``text`` as ids ``byte + 2`` (int32 ``(n,)``): what the byte vocabulary gives.
+
+    >>> encode_bytes("hi").tolist()
+    [106, 107]
+    """
+    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32) + _FIRST_BYTE_ID
+
+
+def decode_bytes(ids) -> str:
+    """Inverse of :func:`encode_bytes` (padding and unknown ids dropped, invalid UTF-8 replaced).
+
+    >>> decode_bytes([0, 106, 107])
+    'hi'
+    """
+    ids = np.asarray(ids, np.int64)
+    return bytes((ids[ids >= _FIRST_BYTE_ID] - _FIRST_BYTE_ID).astype(np.uint8).tolist()).decode("utf-8",
+                                                                                               errors="replace")
+
+
+class ConvLM(nnx.Module):
+    """Gated dilated causal-conv language model.
+
+    Args:
+      vocab_size: ``V`` (258 for bytes: :data:`BYTE_VOCAB_SIZE`; a word :class:`jaxconv.data.Vocab` otherwise).
+      embed_dim: token embedding size ``D``.
+      channels: residual width ``C``; each block's conv has ``2C`` filters (linear path and gate).
+      kernel_size: ``k`` of every block.
+      dilations: one block per entry, e.g. ``(1, 2, 4, 8)``; repeated ``stacks`` times.
+      stacks: how many times the dilation pattern repeats.
+      dropout: dropout rate on each block's output before the residual add.
+      rngs: ``nnx.Rngs`` for initialisation; dropout keys are passed per call.
+    """
+
+    def __init__(self, vocab_size: int, *, embed_dim: int = 64, channels: int = 128, kernel_size: int = 3,
+                 dilations: Sequence[int] = (1, 2, 4, 8, 16), stacks: int = 1, dropout: float = 0.0,
+                 rngs: nnx.Rngs):
+        for arg, val in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("channels", channels),
+                         ("kernel_size", kernel_size), ("stacks", stacks)):
+            if isinstance(val, bool) or not shapes.is_integral(val) or val < 1:
+                raise ValueError(f"ConvLM: {arg} must be an int >= 1; got {arg}={val!r}.")
+        dilations = shapes.per_axis_ints(tuple(dilations), None, name="dilations", minimum=1)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"ConvLM: dropout must be in [0, 1); got dropout={dropout!r}.")
+        self.vocab_size, self.channels, self.kernel_size = int(vocab_size), int(channels), int(kernel_size)
+        self.dilations = tuple(dilations) * int(stacks)
+        table = jax.random.normal(rngs.params(), (vocab_size, embed_dim)) * (1.0 / math.sqrt(embed_dim))
+        self.embedding = nnx.Param(table.at[PAD_ID].set(0.0))                            # (V, D)
+        self.input_proj = nnx.Linear(embed_dim, channels, rngs=rngs)                     # (D, C)
+        self.convs = nnx.List([Conv1D(channels, 2 * channels, kernel_size, dilation=d, padding="causal", rngs=rngs)
+                               for d in self.dilations])                                 # kernels (k, C, 2C)
+        self.dropout = nnx.Dropout(float(dropout))
+        self.norm = nnx.LayerNorm(channels, rngs=rngs)
+        self.head = nnx.Linear(channels, vocab_size, rngs=rngs)                          # (C, V)
+
+    @property
+    def receptive_field(self) -> int:
+        """Tokens one position's logits see: ``1 + (k - 1) * sum(dilations)``."""
+        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+
+    @property
+    def min_length(self) -> int:
+        return 1
+
+    def embed(self, tokens: jax.Array) -> jax.Array:
+        """tokens int ``(B, L)`` -> ``(B, L, D)``, zeros at padding (id 0)."""
+        x = jnp.take(self.embedding[...], tokens, axis=0)                                # (B, L, D)
+        return jnp.where((tokens != PAD_ID)[..., None], x, 0.0)
+
+    def __call__(self, tokens: jax.Array, *, deterministic: bool = True, dropout_key: jax.Array | None = None):
+        """tokens int ``(B, L)`` -> next-token logits ``(B, L, V)``: position ``p`` predicts token ``p + 1``."""
+        tokens = jnp.asarray(tokens)
+        if tokens.ndim != 2:
+            raise ValueError(f"ConvLM: tokens must have shape (batch, length); got shape {tuple(tokens.shape)}.")
+        return self.logits_from_vectors(self.embed(tokens), deterministic=deterministic, dropout_key=dropout_key)
+
+    def logits_from_vectors(self, x: jax.Array, *, deterministic: bool = True,
+                            dropout_key: jax.Array | None = None) -> jax.Array:
+        """Embedded tokens ``(B, L, D)`` (as :meth:`embed` gives them) -> logits ``(B, L, V)``."""
+        h = self.input_proj(x)                                                           # (B, L, C)
+        keys = (jax.random.split(dropout_key, len(self.convs)) if dropout_key is not None
+                else [None] * len(self.convs))
+        for conv, key in zip(self.convs, keys):
+            a, b = jnp.split(conv(h), 2, axis=-1)                                        # (B, L, C) each
+            h = h + self.dropout(a * jax.nn.sigmoid(b), deterministic=deterministic, rngs=key)   # GLU, residual
+        return self.head(self.norm(h))                                                   # (B, L, V)
+
+    def sample(self, prompt: Sequence[int], n: int, *, temperature: float = 0.0,
+               key: jax.Array | None = None) -> np.ndarray:
+        """Continue ``prompt`` (token ids ``(P,)``, P >= 1) by ``n`` tokens; returns the ``n`` new ids ``(n,)``.
+
+        ``temperature=0`` is greedy (argmax); above 0, tokens are drawn from ``softmax(logits / temperature)`` with
+        ``key`` (default ``jax.random.key(0)``). Each step looks at the last :attr:`receptive_field` tokens (all
+        the logits can see), left-padded with id 0 when the context is shorter, in one compiled ``lax.scan``.
+        """
+        prompt = np.asarray(prompt, np.int32).reshape(-1)
+        if prompt.size < 1 or not shapes.is_integral(n) or n < 1:
+            raise ValueError(f"ConvLM.sample: prompt must hold >= 1 token and n an int >= 1; got {prompt.size} "
+                             f"prompt tokens and n={n!r}.")
+        if temperature < 0:
+            raise ValueError(f"ConvLM.sample: temperature must be >= 0; got temperature={temperature!r}.")
+        W = self.receptive_field
+        window = np.zeros((W,), np.int32)
+        tail = prompt[-W:]
+        window[W - tail.size:] = tail
+        graphdef, state = nnx.split(self)
+        key = jax.random.key(0) if key is None else key
+        out = _sample_scan(graphdef, int(n), float(temperature))(state, jnp.asarray(window), key)
+        return np.asarray(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _sample_scan(graphdef, n: int, temperature: float):
+    @jax.jit
+    def run(state, window, key):
+        model = nnx.merge(graphdef, state)
+
+        def step(carry, k):
+            win = carry
+            logits = model(win[None, :])[0, -1]                                          # (V,) next-token logits
+            logits = logits.at[PAD_ID].set(-jnp.inf).at[UNK_ID].set(-jnp.inf)          # never emit pad or unknown
+            tok = (jnp.argmax(logits) if temperature == 0.0
+                   else jax.random.categorical(k, logits / temperature)).astype(jnp.int32)
+            return jnp.concatenate([win[1:], tok[None]]), tok
+
+        _, toks = jax.lax.scan(step, window, jax.random.split(key, n))
+        return toks                                                                      # (n,)
+
+    return run
