@@ -55,6 +55,26 @@ def _config_builder(module, config, example: list):
     return build
 
 
+def _fixed_vocab_size(config) -> int | None:
+    """The vocabulary size a config fixes without reading data: a named alphabet (the character CNN's) or bytes."""
+    from jaxconv.data import ALPHABETS
+
+    alphabet = _find(config, "data.alphabet") or ("bytes" if _find(config, "data.tokenizer") == "bytes" else None)
+    return len(ALPHABETS[alphabet]) + 2 if alphabet in ALPHABETS else None       # + <pad> and <unk>
+
+
+def _fixed_input_length(config) -> int | None:
+    """The input length a model fixes (the character CNN's ``model.length``), else None."""
+    from jaxconv.models import MODELS, input_length_rule
+
+    if _find(config, "model.name") not in MODELS:
+        return None
+    try:
+        return input_length_rule(config)[1]
+    except (AttributeError, KeyError, TypeError, ValueError):   # a hand-written config without every field
+        return None
+
+
 def _jaxconv_builder(config, args, example: list):
     """``jaxconv.models.build_model`` with the vocabulary, classes and input length found as EXPLAIN_CONTRACT says."""
     import jax.numpy as jnp
@@ -63,15 +83,20 @@ def _jaxconv_builder(config, args, example: list):
     from jaxconv.models import build_model
 
     synthetic = _find(config, "data.name") == "synthetic"
-    vocab = args.vocab_size or _find(config, "model.vocab_size", "data.vocab_size",
-                                     *(["data.synthetic.vocab_size"] if synthetic else []))
+    vocab = args.vocab_size or _find(config, "model.vocab_size", "data.vocab_size") or _fixed_vocab_size(config)
+    if vocab is None and synthetic:
+        vocab = _find(config, "data.synthetic.vocab_size")
     classes = args.num_classes or _find(config, "model.num_classes", "data.num_classes",
                                         *(["data.synthetic.num_classes"] if synthetic else []))
     if classes is None:  # a built-in sentence benchmark knows its class count without reading the files
         classes = SENTENCE_DATASETS.get(str(_find(config, "data.name") or ""), {}).get("num_classes")
-    length = _find(config, "data.max_length")
+    length = _fixed_input_length(config) or _find(config, "data.seq_len", "data.max_length")
     if length is None and _find(config, "data.bucket_lengths"):
         length = max(_find(config, "data.bucket_lengths"))
+    from jaxconv.models import TASKS
+
+    if TASKS.get(_find(config, "model.name")) == "next_token":
+        classes = classes or vocab                        # a language model: the next token is the class
     for what, value, default, flag in (("vocab_size", vocab, 20000, "--vocab-size"),
                                        ("num_classes", classes, 2, "--num-classes"),
                                        ("input length", length if not args.input_shape else 1, 64, "--input-shape")):

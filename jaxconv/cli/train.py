@@ -40,8 +40,8 @@ def run(config, workdir: str) -> dict:
                            f"command again to resume.") from e
     if is_primary():
         w = result["workdir"].rstrip("/")
-        print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "dev_accuracy", "best_epoch", "step",
-                                                  "wall_time_s") if k in result}))
+        print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "test_bits_per_byte", "dev_accuracy",
+                                                  "best_epoch", "step", "wall_time_s") if k in result}))
         if result.get("label_names"):
             print("labels:       " + ", ".join(f"{i} = {n}" for i, n in enumerate(result["label_names"])))
         print(f"workdir:      {w}\n"

@@ -41,7 +41,7 @@ __all__ = ["load_config", "load_config_module", "apply_overrides", "split_overri
            "check_complete", "reference_config", "validate", "ConfigError", "BUILTIN_CONFIGS"]
 
 #: Config names shipped in the package (``jaxconv.configs.<name>``).
-BUILTIN_CONFIGS = ("text_cnn",)
+BUILTIN_CONFIGS = ("text_cnn", "char_cnn", "conv_lm")
 
 SPEC_HELP = ("a built-in config name (" + ", ".join(BUILTIN_CONFIGS) + ") or a path to a .py file defining "
              "get_config(preset), optionally followed by :PRESET, e.g. text_cnn:mr or configs/text_cnn.py:mr")

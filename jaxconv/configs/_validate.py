@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["validate", "RULES"]
+__all__ = ["validate", "RULES", "MODEL_RULES"]
 
 
 def _is_int(v) -> bool:
@@ -67,10 +67,6 @@ RULES: tuple[tuple[str, tuple[Callable[[Any], bool], str], str], ...] = (
     ("data.pad_right", _int_min(0), "pad tokens after each sentence"),
     ("data.bucket_lengths", _ints_min(1, optional=True), "padded batch lengths"),
     ("data.max_buckets", _int_min(1), "the most bucket lengths chosen from the data"),
-    ("model.embed_dim", _int_min(1), "the word vector size"),
-    ("model.widths", _ints_min(1), "filter widths"),
-    ("model.filters", _int_min(1), "feature maps per width"),
-    ("model.dropout", _real(0.0, 1.0), "the dropout rate on the pooled features"),
     ("train.learning_rate", _real(0.0, lo_open=True), "the optimizer's step size"),
     ("train.rho", _real(0.0, 1.0, hi_open=False), "Adadelta's decay"),
     ("train.eps", _real(0.0, lo_open=True), "the optimizer's epsilon"),
@@ -86,6 +82,34 @@ RULES: tuple[tuple[str, tuple[Callable[[Any], bool], str], str], ...] = (
     ("train.keep", _int_min(1), "latest checkpoints kept"),
 )
 
+#: The model fields of each model (``config.model.name``), checked the same way.
+MODEL_RULES: dict[str, tuple] = {
+    "text_cnn": (
+        ("model.embed_dim", _int_min(1), "the word vector size"),
+        ("model.widths", _ints_min(1), "filter widths"),
+        ("model.filters", _int_min(1), "feature maps per width"),
+        ("model.dropout", _real(0.0, 1.0), "the dropout rate on the pooled features"),
+    ),
+    "char_cnn": (
+        ("model.length", _int_min(1), "characters per input"),
+        ("model.kernels", _ints_min(1), "kernel sizes of the convolutions"),
+        ("model.pool_size", _int_min(1), "the max-pool window"),
+        ("model.features", _int_min(1), "feature maps per convolution"),
+        ("model.hidden", _int_min(1), "units of each dense layer"),
+        ("model.dropout", _real(0.0, 1.0), "the dropout rate between the dense layers"),
+        ("model.embed_dim", _int_min(1), "the learned character vector size"),
+    ),
+    "conv_lm": (
+        ("model.embed_dim", _int_min(1), "the token vector size"),
+        ("model.channels", _int_min(1), "the residual width"),
+        ("model.kernel_size", _int_min(1), "the kernel size of every block"),
+        ("model.dilations", _ints_min(1), "one block per dilation"),
+        ("model.stacks", _int_min(1), "repeats of the dilation pattern"),
+        ("model.dropout", _real(0.0, 1.0), "the dropout rate on each block's output"),
+        ("data.seq_len", _int_min(1), "tokens per training window"),
+    ),
+}
+
 #: Embedding variants that keep a frozen table: without ``model.vectors`` it would stay random.
 FROZEN_EMBEDDINGS = ("static", "multichannel")
 
@@ -99,7 +123,7 @@ def _get(config, dotted: str):
 
 def _problems(config) -> list[str]:
     out = []
-    for key, (ok, expected), what in RULES:
+    for key, (ok, expected), what in RULES + MODEL_RULES.get(config.model.name, ()):
         value = _get(config, key)
         if not ok(value):
             out.append(f"config.{key}={value!r}: expected {expected} ({what})")
@@ -108,7 +132,7 @@ def _problems(config) -> list[str]:
         out.append(f"config.data.fold={fold!r}: expected an int with 0 <= fold < config.data.num_folds={folds} (the "
                    f"cross-validation fold used as test set)")
     m = config.model
-    if m.embedding in FROZEN_EMBEDDINGS and not m.vectors:
+    if m.name == "text_cnn" and m.embedding in FROZEN_EMBEDDINGS and not m.vectors:
         out.append(f"config.model.embedding={m.embedding!r} keeps the word vectors frozen, but config.model.vectors is "
                    f"empty, so they would stay random and never train: set config.model.vectors to a word2vec/GloVe "
                    f"text file, or use config.model.embedding='rand' (random vectors that train)")
@@ -116,7 +140,8 @@ def _problems(config) -> list[str]:
 
 
 def validate(config) -> None:
-    """Check the numeric fields of a text-model config (:mod:`jaxconv.configs.text_cnn`) before anything runs.
+    """Check the numeric fields of a config (the run's, and those of its model: :data:`MODEL_RULES`) before anything
+    runs.
 
     Raises:
       ConfigError: one line naming every bad field, its value and the range expected (``config.train.epochs=-1:

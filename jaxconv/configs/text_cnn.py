@@ -151,6 +151,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.data.tokenizer = "whitespace"
     config.data.min_count = 1
     config.data.max_vocab = 0           # 0: no limit
+    config.data.alphabet = ""           # "": the vocabulary of the texts | zhang | bytes: a fixed one (char models)
     config.data.vocab_from = "train"    # train: the training part only | all: every split's texts (Kim's code)
     config.data.fold = 0                # CV fold used as test set when the data has no test split (MR)
     config.data.num_folds = 10

@@ -54,8 +54,11 @@ from jaxconv.data.tokenize import (
     kim_tokenize,
     sst_tokenize,
     whitespace_tokenize,
+    char_tokenize,
+    byte_tokenize,
+    detokenize,
 )
-from jaxconv.data.vocab import Vocab, encode_texts
+from jaxconv.data.vocab import ALPHABETS, BYTES, ZHANG_ALPHABET, Vocab, encode_texts
 
 __all__ = [
     # readers
@@ -69,9 +72,9 @@ __all__ = [
     "sst_text",
     # tokenize
     "clean_str_kim", "clean_str_sst", "kim_tokenize", "sst_tokenize", "whitespace_tokenize", "get_tokenizer",
-    "TOKENIZERS",
+    "TOKENIZERS", "char_tokenize", "byte_tokenize", "detokenize",
     # vocab
-    "Vocab", "encode_texts",
+    "Vocab", "encode_texts", "BYTES", "ZHANG_ALPHABET", "ALPHABETS",
     # splits
     "stratified_kfold", "holdout_dev", "stratified_split",
     # batching

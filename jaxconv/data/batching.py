@@ -42,7 +42,7 @@ class Batch:
 
     Attributes:
       tokens: ``int32 (batch_size, L)`` token ids, 0 = ``<pad>``.
-      labels: ``int32 (batch_size,)``.
+      labels: ``int32 (batch_size,)``, or ``(batch_size, T)`` targets per position (language models).
       weights: ``float32 (batch_size,)``: 1 for real examples, 0 for filler rows. Filler rows repeat
         the batch's real rows (so no row is all padding) and must be ignored via ``weights`` in
         losses and metrics.
@@ -139,7 +139,8 @@ class BucketedBatches:
 
     Args:
       token_ids: ``N`` token-id lists (0 must mean ``<pad>``; see :class:`jaxconv.data.Vocab`).
-      labels: ``(N,)`` integer labels.
+      labels: ``(N,)`` integer labels, or ``(N, T)`` integer targets per position (a language model's next
+        tokens; its examples are windows of one length ``T``, padded as any other).
       batch_size: rows per batch (>= 1).
       bucket_lengths: the padded lengths; ``None`` chooses them with :func:`default_bucket_lengths`
         (at most 5 multiples of 8, the set that pads the least). Every bucket must be >= ``min_length``
@@ -172,8 +173,9 @@ class BucketedBatches:
         if n == 0:
             raise ValueError("token_ids must hold at least one example; got 0.")
         y = np.asarray(labels)
-        if y.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},) to match len(token_ids)={n}; got {y.shape}.")
+        if y.ndim not in (1, 2) or y.shape[0] != n:
+            raise ValueError(f"labels must have shape ({n},) (a class per example) or ({n}, T) (a target per "
+                             f"position) to match len(token_ids)={n}; got {y.shape}.")
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"labels must be integers; got dtype {y.dtype}.")
         self.batch_size = int(batch_size)

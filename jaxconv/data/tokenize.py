@@ -35,8 +35,12 @@ __all__ = [
     "kim_tokenize",
     "sst_tokenize",
     "whitespace_tokenize",
+    "char_tokenize",
+    "byte_tokenize",
     "get_tokenizer",
+    "detokenize",
     "TOKENIZERS",
+    "JOINERS",
 ]
 
 Tokenizer = Callable[[str], list[str]]
@@ -97,17 +101,62 @@ def _kim_cased(s: str) -> list[str]:
     return kim_tokenize(s, lower=False)
 
 
+def char_tokenize(s: str, *, lower: bool = True) -> list[str]:
+    """One token per character, lower-cased (Zhang et al. 2015 quantize lower-case characters).
+
+    >>> char_tokenize("Hi, you")
+    ['h', 'i', ',', ' ', 'y', 'o', 'u']
+    """
+    return list(s.lower() if lower else s)
+
+
+def _chars_cased(s: str) -> list[str]:
+    return char_tokenize(s, lower=False)
+
+
+def byte_tokenize(s: str) -> list[str]:
+    """One token per UTF-8 byte, each written as the Latin-1 character of that byte (so every byte is a distinct
+    one-character token and :func:`detokenize` gives the text back).
+
+    >>> byte_tokenize("é!")
+    ['Ã', '©', '!']
+    >>> detokenize("bytes", byte_tokenize("é!"))
+    'é!'
+    """
+    return list(s.encode("utf-8").decode("latin-1"))
+
+
 #: Tokenizer names accepted by :func:`get_tokenizer`.
 TOKENIZERS: dict[str, Tokenizer] = {
     "kim": kim_tokenize,              # MR, CR, SUBJ, MPQA in Kim (2014)
     "kim_cased": _kim_cased,          # TREC in Kim (2014)
     "sst": sst_tokenize,              # SST-1 / SST-2 in Kim (2014)
     "whitespace": whitespace_tokenize,
+    "chars": char_tokenize,           # Zhang et al. (2015)'s character-level models
+    "chars_cased": _chars_cased,
+    "bytes": byte_tokenize,           # byte-level language models
 }
+
+#: How the tokens of each tokenizer join back into text: words with spaces, characters and bytes as they are.
+JOINERS: dict[str, str] = {"chars": "", "chars_cased": "", "bytes": ""}
+
+
+def detokenize(name: str, tokens) -> str:
+    """The text of ``tokens`` from the tokenizer ``name``: words joined by spaces, characters joined as they are,
+    bytes decoded as UTF-8 (a span that cuts a character shows the replacement character).
+
+    >>> detokenize("kim", ["a", "good", "film"]), detokenize("chars", ["o", "k"])
+    ('a good film', 'ok')
+    """
+    text = JOINERS.get(name, " ").join(tokens)
+    if name == "bytes":
+        return text.encode("latin-1", errors="replace").decode("utf-8", errors="replace")
+    return text
 
 
 def get_tokenizer(name: str | Tokenizer) -> Tokenizer:
-    """The tokenizer called ``name``: ``"kim"``, ``"kim_cased"``, ``"sst"`` or ``"whitespace"``.
+    """The tokenizer called ``name``: ``"kim"``, ``"kim_cased"``, ``"sst"``, ``"whitespace"``, ``"chars"``,
+    ``"chars_cased"`` or ``"bytes"``.
 
     A callable is returned unchanged.
 

@@ -19,7 +19,7 @@ from typing import Union
 
 from etils import epath
 
-__all__ = ["Vocab", "encode_texts"]
+__all__ = ["Vocab", "encode_texts", "BYTES", "ZHANG_ALPHABET", "ALPHABETS"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _FORMAT = "jaxconv.vocab/1"
@@ -57,6 +57,18 @@ class Vocab:
         self.counts: dict[str, int] = dict(counts or {})
         self.min_count = min_count
         self.max_size = max_size
+
+    @classmethod
+    def from_alphabet(cls, alphabet) -> "Vocab":
+        """A fixed vocabulary: ``<pad>``, ``<unk>``, then each symbol of ``alphabet`` (a string or a sequence, no
+        repeats) in its order. :data:`BYTES` (``Vocab.from_alphabet(BYTES)``) is the byte-level one: id ``b + 2``
+        for byte ``b``.
+
+        >>> v = Vocab.from_alphabet("abc")
+        >>> len(v), v.encode(["c", "z"])
+        (5, [4, 1])
+        """
+        return cls([cls.PAD, cls.UNK, *alphabet])
 
     @classmethod
     def build(cls, token_lists: Iterable[Iterable[str]], *, min_count: int = 1,
@@ -163,6 +175,18 @@ class Vocab:
                              f"written by Vocab.save).")
         return cls(data["tokens"], counts=data.get("counts"), min_count=data.get("min_count", 1),
                    max_size=data.get("max_size"))
+
+
+#: The 256 bytes as one-character tokens (what :func:`jaxconv.data.byte_tokenize` yields), in byte order.
+BYTES = tuple(chr(b) for b in range(256))
+
+#: Zhang et al. (2015)'s alphabet: 26 letters, 10 digits, 32 other characters and the new line, 69 in all (the
+#: paper says 70: its list, and the released code's, has "-" twice). Anything else, the space included, is
+#: quantized as an all-zero vector (the vocabulary's unknown id).
+ZHANG_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789" + "-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{}" + "\n"
+
+#: Fixed vocabularies by name (``config.data.alphabet``): :meth:`Vocab.from_alphabet` of each.
+ALPHABETS = {"zhang": ZHANG_ALPHABET, "bytes": BYTES}
 
 
 def encode_texts(texts: Iterable[str], vocab: Vocab, tokenizer) -> list[list[int]]:

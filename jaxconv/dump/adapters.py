@@ -27,7 +27,7 @@ from jaxtyping import Array, Float, Int
 
 from jaxconv.inspection import conv_paths
 
-__all__ = ["DumpAdapter", "TextCNNAdapter", "ADAPTERS", "get_adapter"]
+__all__ = ["DumpAdapter", "TextCNNAdapter", "ConvLMAdapter", "ADAPTERS", "get_adapter"]
 
 
 class DumpAdapter:
@@ -68,8 +68,20 @@ class TextCNNAdapter(DumpAdapter):
         return np.asarray(model.classifier.kernel[...], np.float32)[i * f:(i + 1) * f]  # (F, K)
 
 
-#: Adapters by ``config.model.name``; other models get the default :class:`DumpAdapter`.
-ADAPTERS: dict[str, DumpAdapter] = {"text_cnn": TextCNNAdapter()}
+class ConvLMAdapter(DumpAdapter):
+    """:class:`jaxconv.models.ConvLM`: no class logits (its output is the next token's, per position); its first
+    convolution reads ``input_proj(embed(tokens))``, so those are the vectors its slot words score."""
+
+    def logits(self, model: nnx.Module, tokens: Int[Array, " batch length"]) -> None:
+        return None
+
+    def embedding_table(self, model: nnx.Module, vocab_size: int) -> Float[np.ndarray, " vocab channels"]:
+        ids = jnp.arange(vocab_size, dtype=jnp.int32)[None, :]
+        return np.asarray(model.input_proj(model.embed(ids))[0], np.float32)            # (V, C)
+
+
+#: Adapters by ``config.model.name``; other models (the character CNN) get the default :class:`DumpAdapter`.
+ADAPTERS: dict[str, DumpAdapter] = {"text_cnn": TextCNNAdapter(), "conv_lm": ConvLMAdapter()}
 
 
 def get_adapter(config) -> DumpAdapter:

@@ -21,6 +21,7 @@ import numpy as np
 import zarr
 from jaxtyping import Float, Int
 
+from jaxconv.data.tokenize import detokenize
 from jaxconv.dump import analysis
 from jaxconv.dump import store as dstore
 
@@ -38,7 +39,8 @@ class NGram:
     Attributes:
       value: the filter's pooled (max) value on the example; example: its row in the dump.
       position: the map position of that max; span: ``(start, end)``, the token positions it covers in the
-        example's row of ``tokens`` (padding cut off); words: those tokens' words; text: the words joined.
+        example's row of ``tokens`` (padding cut off); words: those tokens' words; text: the words joined
+        (:func:`jaxconv.data.detokenize`: with spaces, or as they are for characters and bytes).
       label, prediction: the example's gold label and predicted class (None when unknown).
     """
 
@@ -234,7 +236,8 @@ class Dump:
         span = (lo, hi) if hi > lo else (lo, lo)
         chosen = tuple(words[span[0] - self.pad_left:span[1] - self.pad_left])
         labels, preds = self.labels, self.predictions
-        return NGram(value=value, example=int(example), position=pos, span=span, words=chosen, text=" ".join(chosen),
+        return NGram(value=value, example=int(example), position=pos, span=span, words=chosen,
+                     text=detokenize(self.attrs["tokenizer"], chosen),
                      label=int(labels[example]) if labels is not None else None,
                      prediction=int(preds[example]) if preds is not None else None)
 

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from jaxconv.data.tokenize import JOINERS
 from jaxconv.dump import figures
 from jaxconv.dump.analysis import Threshold
 
@@ -136,7 +137,7 @@ def _sentence(dump, example: int, scores: np.ndarray | None, span: tuple[int, in
         if span is not None and span[0] <= dump.pad_left + j < span[1]:
             piece = f"<mark>{piece}</mark>"
         out.append(piece)
-    return " ".join(out)
+    return JOINERS.get(dump.attrs["tokenizer"], " ").join(out)   # words with spaces; characters and bytes as they are
 
 
 def _histogram(values: np.ndarray, threshold: Threshold | None) -> str:

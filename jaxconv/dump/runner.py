@@ -1,6 +1,7 @@
 """``dump_activations``: stream a split (or a text file) through a trained run's convolutions into a Zarr store.
 
-One padded length per dump (the longest example, rounded up to a multiple of 8), one batch shape, so the jitted
+One padded length per dump (the longest example, rounded up to a multiple of 8; a fixed-length model's own length),
+one batch shape, so the jitted
 step compiles once. Batches are sharded over every device like training (:mod:`jaxconv.train.mesh`); only
 process 0 writes. Rows go to the store in whole chunk blocks through a buffer of one block, so memory does not
 grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
@@ -92,6 +93,13 @@ def _check_args(split, input, dtype, batch_size, name):
 def _source(run, split: str, input) -> TextSource:
     if input is not None:
         return FileSource(input)
+    from jaxconv.train.tasks import task_of
+
+    if task_of(run.config).name == "next_token":   # a language model: the lines of the split it trained with
+        from jaxconv.train.lm_pipeline import split_corpus
+
+        lines = split_corpus(run.config)[split]
+        return SplitSource(split, lines, None, f"split {split} of {run.config.data.name} ({len(lines)} lines)")
     from jaxconv.train.input_pipeline import load_dataset, split_dataset
 
     ds, _ = split_dataset(load_dataset(run.config), run.config)
@@ -212,6 +220,7 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     """
     from jaxconv import __version__
     from jaxconv.train import mesh as jmesh
+    from jaxconv.models import input_length_rule
     from jaxconv.train.restore import load_run
 
     t0 = time.perf_counter()
@@ -225,7 +234,8 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     layers = resolve_layers(run.model, layers)
     source = _source(run, split, input)
     scan = source.scan(run.tokenize, run.num_classes)
-    length = -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
+    fixed = input_length_rule(run.config)[1]        # a fixed-length model (the character CNN) reads one length
+    length = fixed or -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
     mesh = jmesh.make_mesh()
     ndev = mesh.devices.size
     if batch_size is None:

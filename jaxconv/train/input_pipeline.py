@@ -208,7 +208,13 @@ def build_data(config, *, min_length: int) -> DataPipeline:
         raise ValueError(f"config.data.vocab_from={vocab_from!r} is not known; expected 'train' (the training part "
                          f"only) or 'all' (the texts of every split, as Kim's code).")
     counted = tokens["train"] if vocab_from == "train" else [t for split in tokens.values() if split for t in split]
-    vocab = jdata.Vocab.build(counted, min_count=int(d.min_count), max_size=int(d.max_vocab) or None)
+    if d.alphabet:   # a fixed vocabulary (the character CNN's alphabet): every other symbol is <unk>
+        if d.alphabet not in jdata.ALPHABETS:
+            raise ValueError(f"config.data.alphabet={d.alphabet!r} is not known; expected '' (the vocabulary of the "
+                             f"training texts) or one of {sorted(jdata.ALPHABETS)}.")
+        vocab = jdata.Vocab.from_alphabet(jdata.ALPHABETS[d.alphabet])
+    else:
+        vocab = jdata.Vocab.build(counted, min_count=int(d.min_count), max_size=int(d.max_vocab) or None)
     ids = {split: [vocab.encode(toks) for toks in toks_list] if toks_list is not None else None
            for split, toks_list in tokens.items()}
 

@@ -210,14 +210,16 @@ class Group:
             r, rs = self.runs[i], self.runs[i].rs
             epoch_done[i] = rs.step_in_epoch >= calls[i].steps
             rs.eval_time_s += eval_s
-            if rs.record_dev(dev[i]["accuracy"], dev[i]["loss"], epoch_done[i]):
+            if rs.record_dev(dev[i]["accuracy"], dev[i]["loss"], epoch_done[i], r.task.select_by):
                 improved.append(i)
             r.metrics.write("dev", rs.step, rs.epoch + 1, loss=dev[i]["loss"], accuracy=dev[i]["accuracy"],
                             best_accuracy=rs.best_dev_accuracy, compiles=train_c + eval_c, train_compiles=train_c,
                             eval_compiles=eval_c, compile_time_s=train_cs + eval_cs, epoch_time_s=time.time() - epoch_start,
                             train_time_s=train_s, eval_time_s=eval_s, checkpoint_time_s=rs.checkpoint_time_s)
-            r.info(f"epoch {rs.epoch + 1}/{r.epochs} step {rs.step}: dev loss {dev[i]['loss']:.4f} acc "
-                   f"{dev[i]['accuracy']:.4f} (best {rs.best_dev_accuracy:.4f} at epoch {rs.best_epoch}), "
+            best = (f"best {rs.best_dev_accuracy:.4f}" if r.task.select_by == "accuracy"
+                    else f"best loss {rs.best_dev_loss:.4f}")
+            r.info(f"epoch {rs.epoch + 1}/{r.epochs} step {rs.step}: dev loss {dev[i]['loss']:.4f} "
+                   f"{r.task.describe(dev[i], r.data.tokenizer)} ({best} at epoch {rs.best_epoch}), "
                    f"{time.time() - epoch_start:.1f}s (train {train_s:.1f}s, eval {eval_s:.1f}s), "
                    f"{train_c}+{eval_c} compiles", self.progress)
         self._keep_best(improved)
@@ -316,13 +318,14 @@ class Group:
             "epoch_time_s": float(np.mean(rs.epoch_times)) if rs.epoch_times else None,
             "wall_time_s": r.wall_time(), "num_params": params, "vocab_size": len(data.vocab), "sizes": data.sizes,
             "buckets": list(data.train.bucket_lengths), "steps_per_call": self.k, "runs_in_program": len(self.runs),
-            "devices": jax.device_count(), "workdir": str(r.workdir),
+            "devices": jax.device_count(), "workdir": str(r.workdir), "task": r.task.name,
+            **r.task.summary("test", test, r.data.tokenizer), **r.task.summary("dev", dev, r.data.tokenizer),
         }
         if r.primary:
             (r.workdir / "final_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         result["tensorboard"] = r.metrics.tensorboard_dir is not None
-        r.info(f"test accuracy {test['accuracy']:.4f} (model of step {best_step}, dev accuracy {dev['accuracy']:.4f}); "
-               f"outputs in {r.workdir}")
+        r.info(f"test {r.task.describe(test, r.data.tokenizer, long=True)} (model of step {best_step}, dev "
+               f"{r.task.describe(dev, r.data.tokenizer, long=True)}); outputs in {r.workdir}")
         r.metrics.close()
         r.ckpts.close()
         return result

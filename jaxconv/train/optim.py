@@ -62,12 +62,18 @@ SPARSE_EMBEDDINGS = ("rand", "non-static")
 SPARSE_STATE = ("e_g", "e_x", "last_step")
 
 
+#: Models whose trained table the row-sparse update knows (an ``embedding`` Param, ``embed``, ``ids_in_range``,
+#: ``logits_from_vectors``).
+SPARSE_MODELS = ("text_cnn",)
+
+
 def sparse_embedding_settings(config) -> tuple[float, float, float] | None:
     """``(learning_rate, rho, eps)`` when ``config`` trains its embedding table with the row-sparse Adadelta
-    (``train.optimizer == "adadelta"``, ``train.sparse_embedding`` true, ``model.embedding`` "rand" or
-    "non-static"), else None (one dense optax update of every parameter)."""
-    t = config.train
-    if t.optimizer != "adadelta" or not t.sparse_embedding or config.model.embedding not in SPARSE_EMBEDDINGS:
+    (``train.optimizer == "adadelta"``, ``train.sparse_embedding`` true, Kim's CNN with ``model.embedding`` "rand"
+    or "non-static"), else None (one dense optax update of every parameter)."""
+    t, m = config.train, config.model
+    if (t.optimizer != "adadelta" or not t.sparse_embedding or m.name not in SPARSE_MODELS
+            or m.embedding not in SPARSE_EMBEDDINGS):
         return None
     return float(t.learning_rate), float(t.rho), float(t.eps)
 

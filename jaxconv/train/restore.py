@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -73,6 +74,25 @@ class Run:
         """The words of a row of token ids (``<pad>`` for 0)."""
         return self.vocab.decode([int(i) for i in ids])
 
+    def generate(self, prompt: str, n: int, *, temperature: float = 0.0, seed: int = 0) -> str:
+        """A language model's continuation of ``prompt``: ``n`` tokens (bytes, or words with their line ends) from
+        :meth:`jaxconv.models.ConvLM.sample`, greedy at ``temperature=0``, drawn with ``seed`` above it; returns
+        the new text only (words joined by spaces, bytes decoded as UTF-8).
+
+        Raises:
+          ValueError: the run is not a language model, or the prompt has no token.
+        """
+        from jaxconv.data import detokenize
+
+        if not hasattr(self.model, "sample"):
+            raise ValueError(f"{self.workdir} holds a {type(self.model).__name__}, which classifies; generate needs "
+                             f"a language model (config.model.name='conv_lm').")
+        ids = self.vocab.encode(self.tokenize(prompt))
+        if not ids:
+            raise ValueError(f"prompt={prompt!r} has no token for the {self.tokenizer!r} tokenizer.")
+        new = self.model.sample(ids, n, temperature=temperature, key=jax.random.key(seed))
+        return detokenize(self.tokenizer, self.tokens(new))
+
 
 def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
     """Restore the config, vocabulary, tokenizer and model of a training workdir.
@@ -91,7 +111,7 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
       ValueError: an unknown ``checkpoint``.
     """
     from jaxconv.data import Vocab, get_tokenizer
-    from jaxconv.models import build_model
+    from jaxconv.models import build_model, input_length_rule
     from jaxconv.train.checkpoint import Checkpoints
 
     path = as_path(workdir)
@@ -130,4 +150,4 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
                model=model, checkpoint=checkpoint, step=int(step), num_classes=int(num_classes),
                label_names=info.get("label_names"), pad_left=int(info.get("pad_left", config.data.pad_left)),
                pad_right=int(info.get("pad_right", config.data.pad_right)),
-               min_length=int(info.get("min_length", max(config.model.widths))))
+               min_length=int(info["min_length"] if "min_length" in info else input_length_rule(config)[0]))

@@ -20,10 +20,11 @@ from jaxconv.configs import check_complete, reference_config, validate
 from jaxconv.models import load_word_vectors
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
-from jaxconv.train.input_pipeline import DataPipeline, build_data
+from jaxconv.train.input_pipeline import DataPipeline
 from jaxconv.train.metrics import MetricsWriter
 from jaxconv.train.optim import sparse_embedding_settings
 from jaxconv.train.state import RunState, TrainState, init_state, make_spec
+from jaxconv.train.tasks import Task, task_of
 from jaxconv.train.workdir import prepare_workdir, write_run_info
 
 __all__ = ["Run", "open_run", "initial_state", "resolve_steps_per_call", "RESUMABLE_CHANGES", "AUTO_STEPS_PER_CALL"]
@@ -66,6 +67,7 @@ class Run:
       rs: :class:`~jaxconv.train.state.RunState` (restored when resuming); resumed: whether it was.
       spec, params_key, dropout_key, pretrained: what :func:`initial_state` builds the model from.
       started: ``time.time()`` when this invocation opened the run; wall_before: wall seconds of earlier invocations.
+      task: :class:`~jaxconv.train.tasks.Task` (classify or next_token).
     """
 
     config: Any
@@ -82,6 +84,7 @@ class Run:
     pretrained: np.ndarray | None
     started: float
     wall_before: float
+    task: Task = dataclasses.field(default=None)
 
     @property
     def epochs(self) -> int:
@@ -131,13 +134,14 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> Run:
     if saved is not None:  # before anything is written: is this the same experiment?
         check_same_run(config, saved, workdir)
 
-    data = build_data(config, min_length=max(config.model.widths))
+    task = task_of(config)
+    data = task.build_data(config)
     if primary:
         data.vocab.save(workdir / "vocab.json")
         write_run_info(workdir, data)
     root = jax.random.key(int(config.seed))
     pretrained = None
-    if config.model.vectors:
+    if "vectors" in config.model and config.model.vectors:   # word vectors: Kim's CNN only
         pretrained, found = load_word_vectors(config.model.vectors, data.vocab, int(config.model.embed_dim),
                                               seed=int(config.seed))
     rs = RunState.from_meta(saved) if saved is not None else RunState()
@@ -148,7 +152,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> Run:
                                     tensorboard=bool(config.tensorboard)),
               rs=rs, resumed=saved is not None, spec=make_spec(config, len(data.vocab), data.num_classes),
               params_key=jax.random.fold_in(root, 0), dropout_key=jax.random.fold_in(root, 1), pretrained=pretrained,
-              started=started, wall_before=float(rs.wall_time_s))
+              started=started, wall_before=float(rs.wall_time_s), task=task)
     run.info(f"data {data.name}: {data.sizes} examples, {data.num_classes} classes, vocab {len(data.vocab)}, buckets "
              f"{data.train.bucket_lengths}, {data.train.steps_per_epoch} steps/epoch in calls of up to "
              f"{rs.steps_per_call}, {jax.device_count()} device(s) on {jax.process_count()} process(es)")

@@ -214,11 +214,15 @@ class RunState:
         """Whether training is over: stopped early, all ``epochs`` done, or the step ``cap`` (0: none) reached."""
         return bool(self.stopped_early or self.epoch >= epochs or (cap and self.step >= cap))
 
-    def record_dev(self, accuracy: float, loss: float, epoch_done: bool) -> bool:
-        """Count a dev evaluation at the current step; returns whether it is the best so far: a higher accuracy, or
-        the same accuracy with a lower loss (a saturated dev set still picks a model)."""
-        improved = (accuracy > self.best_dev_accuracy
-                    or (accuracy == self.best_dev_accuracy and loss < self.best_dev_loss))
+    def record_dev(self, accuracy: float, loss: float, epoch_done: bool, select_by: str = "accuracy") -> bool:
+        """Count a dev evaluation at the current step; returns whether it is the best so far. ``select_by``
+        ``"accuracy"`` (classifiers): a higher accuracy, or the same accuracy with a lower loss (a saturated dev set
+        still picks a model); ``"loss"`` (language models): a lower loss."""
+        if select_by == "loss":
+            improved = loss < self.best_dev_loss
+        else:
+            improved = (accuracy > self.best_dev_accuracy
+                        or (accuracy == self.best_dev_accuracy and loss < self.best_dev_loss))
         if improved:
             self.best_dev_accuracy, self.best_dev_loss = accuracy, loss
             self.best_step, self.best_epoch, self.epochs_without_improvement = self.step, self.epoch + 1, 0

@@ -57,11 +57,17 @@ TRAIN_PROGRAM, EVAL_PROGRAM = "jaxconv_train_calls", "jaxconv_eval_batch"
 # ======================================================================================================================
 
 def loss_terms(logits, labels, weights):
-    """logits ``(B, K)``, labels int ``(B,)``, weights ``(B,)`` -> per-row loss ``(B,)`` and sums over real rows
-    ``{"loss_sum", "correct", "count"}`` (float32 scalars; rows of weight 0 count for nothing)."""
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)  # (B,)
-    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)                     # (B,)
-    sums = {"loss_sum": jnp.sum(ce * weights), "correct": jnp.sum(correct * weights), "count": jnp.sum(weights)}
+    """Cross-entropy and accuracy sums over the labelled positions of a batch.
+
+    A classifier: logits ``(B, K)``, labels int ``(B,)``; a language model: logits ``(B, T, V)``, labels ``(B, T)``
+    (the next token at each position). ``weights`` is ``(B,)`` (a row's weight applies to each of its labels) or
+    ``labels``' shape. Returns the per-label loss (``labels``' shape) and ``{"loss_sum", "correct", "count"}``
+    (float32 scalars over every weighted label: rows or positions of weight 0 count for nothing), so ``loss_sum /
+    count`` is the mean loss per label either way."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)  # labels' shape
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)                     # labels' shape
+    w = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (ce.ndim - weights.ndim)), ce.shape)
+    sums = {"loss_sum": jnp.sum(ce * w), "correct": jnp.sum(correct * w), "count": jnp.sum(w)}
     return ce, sums
 
 
