@@ -15,6 +15,8 @@ import textwrap
 import pytest
 
 from jaxconv.cli import main
+from jaxconv.configs import BUILTIN_CONFIGS
+from jaxconv.configs.text_cnn import PRESETS as TEXT_CNN_PRESETS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -385,7 +387,7 @@ def test_explain_benchmark_preset_knows_its_class_count(capsys):
 # Bad input from the command line: one line on stderr, exit status 2, no traceback
 # ---------------------------------------------------------------------------------------------------------------
 
-SPEC_HELP = ("expected a built-in config name (text_cnn) or a path to a .py file defining get_config(preset), "
+SPEC_HELP = (f"expected a built-in config name ({', '.join(BUILTIN_CONFIGS)}) or a path to a .py file defining get_config(preset), "
              "optionally followed by :PRESET, e.g. text_cnn:mr or configs/text_cnn.py:mr.")
 
 
@@ -405,7 +407,7 @@ SPEC_HELP = ("expected a built-in config name (text_cnn) or a path to a .py file
                                                           f"exist; {SPEC_HELP}"),
     (["train", "--config", "configs/text_cnn.py:bogus", "--workdir", "w"],
      "jaxconv train: error: config 'configs/text_cnn.py:bogus': get_config('bogus') failed: unknown preset 'bogus' of "
-     "text_cnn; expected one of ['mr', 'sst1', 'sst2', 'synthetic', 'trec']."),
+     f"text_cnn; expected one of {sorted(TEXT_CNN_PRESETS)}."),
 ])
 def test_bad_arguments_are_one_line(argv, message, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)   # the paths as a user types them, from the repository root
@@ -420,7 +422,7 @@ def test_the_experiment_script_gives_the_same_one_line_errors(tmp_path):
     for spec, message in (("nope.py", f"config file 'nope.py' does not exist; {SPEC_HELP}"),
                           ("configs/text_cnn.py:bogus", "config 'configs/text_cnn.py:bogus': get_config('bogus') "
                                                         "failed: unknown preset 'bogus' of text_cnn; expected one of "
-                                                        "['mr', 'sst1', 'sst2', 'synthetic', 'trec'].")):
+                                                        f"{sorted(TEXT_CNN_PRESETS)}.")):
         proc = subprocess.run([sys.executable, "experiments/text_cnn.py", "--config", spec, "--workdir",
                                str(tmp_path / "w")], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"jaxconv train: error: {message}\n")

@@ -55,7 +55,7 @@ def test_overrides_are_parsed_as_the_field_type():
     (["train.learning_rate=fast"], "train.learning_rate='fast': expected a float."),
     (["progress=maybe"], "progress='maybe': expected a bool (true or false)."),
     (["model.widths=abc"], "model.widths='abc': expected a tuple literal, e.g. (3, 4, 5)."),
-    (["data=3"], "data: config.data is a group of fields (bucket_lengths, "),
+    (["data=3"], "data: config.data is a group of fields (alphabet, bucket_lengths, "),
     (["data.name.x=3"], "data.name.x: config.data.name has no field 'x'; its fields are: (none: it is a value"),
     (["epochs"], "override 'epochs': expected key=value, e.g. train.epochs=5."),
     ({"train.epochs": 2.5}, "train.epochs=2.5: expected a value of type int (the field's type; its default is 3)."),
@@ -146,7 +146,7 @@ def test_jaxconv_train_unknown_key_without_config_is_one_line(tmp_path):
                            "--config.data.file=x"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == ("jaxconv train: error: --config.data.file: config.data has no field 'file'; its fields are: "
-                           "bucket_lengths, dev, dev_fraction, fold, format, label_field, max_buckets, max_length, "
+                           "alphabet, bucket_lengths, dev, dev_fraction, fold, format, label_field, max_buckets, max_length, "
                            "max_vocab, min_count, name, num_folds, on_error, pad_left, pad_right, path, split_seed, "
                            "sst_phrases, sst_trees, synthetic, test, text_field, tokenizer, train, vocab_from\n")
     assert not (tmp_path / "w").exists()

@@ -55,8 +55,8 @@ def _cli(workdir, **overrides) -> subprocess.CompletedProcess:
 
 
 def _not_logs(stderr: str) -> list[str]:
-    """The stderr lines that are not jaxconv's INFO progress logs."""
-    return [line for line in stderr.splitlines() if not line.startswith("INFO:jaxconv.train:")]
+    """The stderr lines that are not jaxconv's INFO logs (progress, what the data holds)."""
+    return [line for line in stderr.splitlines() if not re.match(r"INFO:jaxconv\.\w+:", line)]
 
 
 def _digests(directory: pathlib.Path) -> dict[str, str]:
