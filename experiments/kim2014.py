@@ -17,9 +17,9 @@ command continues where it stopped. After every run ``<workdir>/kim2014.md`` is 
 accuracy over the runs so far, next to Kim's published numbers, with the gap, the number of runs and the wall time.
 
 Expected on 2 CPU cores (seed 0): ~2.5 min per MR fold (76.3 over the 10 folds), ~1.5 min TREC (89.6); with the
-SST phrases (77,201 and 157,401 training examples), 20-40 min per SST-2 run and 35-50 min per SST-1 run on shared
-cores. Measured (docs/results/kim2014.md): MR 76.0 and TREC 90.4 (3 seeds, GPU); SST-2 84.0 (3 seeds) and SST-1 44.1
-(2 seeds), on CPU, trained on the phrases as Kim did (80.2 and 40.3 on sentences only).
+SST phrases (77,201 and 157,401 training examples), 20-40 min per SST-2 run and 30-50 min per SST-1 run on shared
+cores. Measured (docs/results/kim2014.md): MR 76.0 and TREC 90.4 (3 seeds, GPU); SST-2 84.0 and SST-1 44.2
+(3 seeds each), on CPU, trained on the phrases as Kim did (80.2 and 40.3 on sentences only).
 
 Spreading the runs: ``--shard i/n`` takes every n-th run of the plan, starting at run i (0-based), so n processes
 (on n machines, or n at a time on one GPU) share the work in one workdir; then ``--report_only`` writes the table::

@@ -57,7 +57,7 @@ PRESETS = {
   sst1: SST-1 five classes, Kim's CNN-rand; with the trees (see sst2), trained on every labelled phrase of the
     training trees (157,401 / 1,101 / 2,210).
       jaxconv train text_cnn:sst1 --workdir runs/sst1
-    Expected: 70-146 s per epoch on 2 shared CPU cores, 35-50 min for 25 epochs; 2 seeds on CPU: 44.1 +- 0.5 (Kim: 45.0).
+    Expected: 60-146 s per epoch on 2 shared CPU cores, 30-50 min for 25 epochs; 3 seeds on CPU: 44.2 +- 0.4 (Kim: 45.0).
     Sentences only (--config.data.sst_phrases=False; 8,544 / 1,101 / 2,210): 5-7 s per epoch, ~3 min; seed 0:
     0.411; 3 seeds on GPU: 40.3 +- 1.1.
 """,
