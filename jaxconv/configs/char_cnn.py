@@ -32,6 +32,8 @@ PRESETS = {
     "mr": """\
   mr: movie-review polarity (10-fold CV, fold config.data.fold), length 256 (99% of the sentences fit).
       jaxconv train char_cnn:mr --workdir runs/char_mr/fold0
+    Measured: 4 s per epoch, 46 s in all; fold 0 stays at the majority class (test accuracy 0.50, also at learning
+    rates 3e-3 and 3e-4): 8,636 training sentences are too few for a character model, as for sst2's sentences.
 """,
     "sst2": """\
   sst2: SST-2 binary, length 256 (99% of the sentences fit). With the treebank's trees present (as for
