@@ -38,14 +38,13 @@ import csv
 import io
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 from jaxconv.data.lines import STRIP, LineProblems, check_on_error, decode_lines, snippet
-from jaxconv.data.readers import LabeledText, TextDataset, split_label_text
+from jaxconv.data.readers import INT_LABEL, LabeledText, TextDataset, split_label_text
 
 __all__ = ["FORMATS", "TEXT_FIELDS", "Examples", "read_examples", "detect_format", "load_files"]
 
@@ -56,7 +55,6 @@ FORMATS = ("auto", "label_text", "tsv", "csv", "jsonl")
 #: The text columns tried, in order, when ``text_field`` is empty.
 TEXT_FIELDS = ("text", "sentence")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-_INT = re.compile(r"[+-]?[0-9]+")
 #: With format="auto", a file read as label_text with more distinct labels than this (and than half its examples)
 #: is refused as a wrong guess rather than trained on.
 MAX_GUESSED_LABELS = 50
@@ -267,7 +265,7 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
 
 
 def _is_int(label) -> bool:
-    return isinstance(label, int) or bool(_INT.fullmatch(label))
+    return isinstance(label, int) or bool(INT_LABEL.fullmatch(label))
 
 
 def _label_ids(train: Examples) -> tuple[dict, list[str] | None]:

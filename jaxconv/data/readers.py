@@ -46,7 +46,8 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_LABEL_RE = re.compile(r"[+-]?[0-9]+")
+#: An integer label, as the ``<label> <text>`` files and the other formats write it.
+INT_LABEL = re.compile(r"[+-]?[0-9]+")
 _EXPECTED = "expected '<integer label> <sentence>'"
 
 
@@ -155,7 +156,7 @@ def read_labeled_lines(path: PathLike, *, encoding: str | None = None, on_error:
         parsed = split_label_text(raw)
         if isinstance(parsed, str):
             problems.add(lineno, parsed)
-        elif not _LABEL_RE.fullmatch(parsed[0]):
+        elif not INT_LABEL.fullmatch(parsed[0]):
             problems.add(lineno, f"cannot parse label {snippet(parsed[0], 20)} as an integer in line "
                                  f"{snippet(raw.strip(STRIP))}")
         else:

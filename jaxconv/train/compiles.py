@@ -50,10 +50,6 @@ class CompileLog:
         picked = [d for n, d in self.events[mark:] if name is None or name in n]
         return len(picked), float(sum(picked))
 
-    def names(self, mark: int) -> list[str]:
-        """The names of the functions compiled after ``mark``, in order."""
-        return [n for n, _ in self.events[mark:]]
-
 
 #: The process's compile log (one listener for every run and benchmark).
 COMPILES = CompileLog()

@@ -80,9 +80,8 @@ class Engine:
             states.append(init_state(jax.random.fold_in(root, 0), make_spec(config, len(data.vocab), data.num_classes)))
             keys.append(jax.random.fold_in(root, 1))
         state = TrainState.stack(states) if stacked else states[0]
-        state = TrainState(mesh_lib.replicate(state.model, mesh), mesh_lib.replicate(state.opt, mesh), state.defs)
-        return cls(configs[0], datas, state, keys, mesh, steps_per_call=resolve_steps_per_call(configs[0]),
-                   stacked=stacked)
+        return cls(configs[0], datas, state.replicated(mesh), keys, mesh,
+                   steps_per_call=resolve_steps_per_call(configs[0]), stacked=stacked)
 
     def epoch_calls(self, epoch: int) -> list[EpochCalls]:
         """Each run's dispatches of ``epoch`` (:func:`jaxconv.train.schedule.epoch_calls`)."""

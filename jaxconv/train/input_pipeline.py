@@ -242,7 +242,9 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     data = DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
                         train=train, dev=evals["dev"], test=evals["test"], num_classes=ds.num_classes,
                         label_names=ds.label_names, sizes=sizes, info=info)
-    if _is_primary():
+    from jaxconv.train.mesh import is_primary
+
+    if is_primary():
         for line in describe(data):
             logger.info(line)
     return data
@@ -273,12 +275,6 @@ def _warn_long_bucket(needed: list[int], buckets: tuple[int, ...], floor: int, b
             f"example(s) need more than {LONG_BUCKET_RATIO * p99}, and each batch of that bucket computes "
             f"{batch_size} x {top} positions. Truncate long texts with --config.data.max_length=N (tokens).",
             stacklevel=3)
-
-
-def _is_primary() -> bool:
-    import jax
-
-    return jax.process_index() == 0
 
 
 def describe(data: DataPipeline) -> list[str]:

@@ -27,7 +27,8 @@ import numpy as np
 
 from jaxconv import data as jdata
 from jaxconv.data.lm import split_lines
-from jaxconv.train.input_pipeline import DataPipeline, data_root
+from jaxconv.models.conv_lm import encode_bytes
+from jaxconv.train.input_pipeline import DataPipeline, data_root, load_dataset
 
 __all__ = ["build_lm_data", "corpus_lines", "split_corpus", "LM_SOURCES", "END_OF_LINE"]
 
@@ -40,19 +41,10 @@ END_OF_LINE = "\n"
 
 
 def _read_lines(path: str, what: str) -> list[str]:
-    p = pathlib.Path(path)
-    if not p.is_file():
+    if not pathlib.Path(path).is_file():
         raise FileNotFoundError(f"config.data.{what}={path!r}: no such text file.")
-    lines, latin = [], []
-    for lineno, raw in enumerate(p.read_bytes().split(b"\n"), 1):
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("latin-1").rstrip("\r"))
-            latin.append(lineno)
-    if latin:
-        logger.warning(f"{p}: {len(latin)} line(s) are not UTF-8 and were read as Latin-1 (first: {p}:{latin[0]})")
-    return lines
+    lines, _ = jdata.decode_lines(path)              # UTF-8; a line that is not is read as Latin-1 (and logged)
+    return [x.rstrip("\r") for x in lines]
 
 
 def corpus_lines(config) -> dict[str, list[str] | None]:
@@ -79,9 +71,7 @@ def corpus_lines(config) -> dict[str, list[str] | None]:
         return {"train": _read_lines(d.train, "train"), "dev": _read_lines(d.dev, "dev") if d.dev else None,
                 "test": _read_lines(d.test, "test") if d.test else None}
     if d.name == "synthetic":
-        kw = d.synthetic.to_dict()
-        kw["length_range"] = tuple(kw["length_range"])
-        ds = jdata.synthetic_dataset(**kw)
+        ds = load_dataset(config)
         return {"train": [t for split in ds.splits().values() for t in split.texts], "dev": None, "test": None}
     raise ValueError(f"config.data.name={d.name!r} is not a language-model corpus; expected one of {LM_SOURCES}.")
 
@@ -118,17 +108,20 @@ def build_lm_data(config) -> DataPipeline:
     d, t = config.data, config.train
     seq_len = int(d.seq_len)
     lines = split_corpus(config)
-    tokenize = jdata.get_tokenizer(d.tokenizer)
+    streams = {}
     if d.tokenizer == "bytes":
-        vocab, eol = jdata.Vocab.from_alphabet(jdata.BYTES), [END_OF_LINE]
+        # The byte vocabulary maps byte b to id b + 2 (encode_bytes): the whole split at once, line ends included.
+        vocab = jdata.Vocab.from_alphabet(jdata.BYTES)
+        for split in ("train", "dev", "test"):
+            streams[split] = encode_bytes("".join(x + END_OF_LINE for x in lines[split]))
     else:
-        counted = [tokenize(x) + [END_OF_LINE] for x in lines["train"]]
-        vocab, eol = jdata.Vocab.build(counted, min_count=int(d.min_count), max_size=int(d.max_vocab) or None), \
-            [END_OF_LINE]
-    streams, batches, tokens = {}, {}, {}
+        tokenize = jdata.get_tokenizer(d.tokenizer)
+        toks = {split: [tokenize(x) + [END_OF_LINE] for x in lines[split]] for split in ("train", "dev", "test")}
+        vocab = jdata.Vocab.build(toks["train"], min_count=int(d.min_count), max_size=int(d.max_vocab) or None)
+        for split, rows in toks.items():
+            streams[split] = np.asarray([i for row in rows for i in vocab.encode(row)], np.int32)
+    batches, tokens = {}, {}
     for split in ("train", "dev", "test"):
-        ids = [vocab.encode(tokenize(x) + eol) for x in lines[split]]
-        streams[split] = np.concatenate([np.asarray(x, np.int32) for x in ids])
         tokens[split] = int(streams[split].size)
         win, labels = _windows(streams[split], seq_len)
         train_split = split == "train"

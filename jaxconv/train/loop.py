@@ -270,10 +270,8 @@ class Group:
             t0 = time.time()
             state = self._state(i)
             if self.best_due[i]:
-                model = state.model_state()
-                if self.best is not None:
-                    model = state.with_states(jax.tree.unflatten(
-                        state.defs.model_tree, [x[i] if self.stacked else x for x in self.best])).model_state()
+                leaves = state.model if self.best is None else [x[i] if self.stacked else x for x in self.best]
+                model = jax.tree.unflatten(state.defs.model_tree, leaves)
                 r.ckpts.save("best", r.rs.best_step, {"model": model}, r.meta())
                 self.best_due[i] = False
             if latest:

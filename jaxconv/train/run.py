@@ -165,8 +165,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> Run:
 
 def initial_state(run: Run, mesh) -> TrainState:
     """The run's model and optimizer on the mesh (replicated): fresh from its seed, or its latest checkpoint."""
-    state = init_state(run.params_key, run.spec, run.pretrained)
-    state = TrainState(mesh_lib.replicate(state.model, mesh), mesh_lib.replicate(state.opt, mesh), state.defs)
+    state = init_state(run.params_key, run.spec, run.pretrained).replicated(mesh)
     if run.resumed:
         restored, _ = run.ckpts.restore("latest", {"model": state.model_state(), "optimizer": state.opt_state()},
                                         step=run.rs.step)          # the step open_run took the bookkeeping from

@@ -92,6 +92,12 @@ class TrainState:
         opt = self.opt if opt_state is None else jax.tree.leaves(opt_state)
         return TrainState(jax.tree.leaves(model_state), opt, self.defs)
 
+    def replicated(self, mesh) -> TrainState:
+        """The same arrays with a full copy on every device of ``mesh`` (:func:`jaxconv.train.mesh.replicate`)."""
+        from jaxconv.train.mesh import replicate
+
+        return TrainState(replicate(self.model, mesh), replicate(self.opt, mesh), self.defs)
+
     @staticmethod
     def stack(states: list[TrainState]) -> TrainState:
         """``R`` states of one :class:`StateDefs` -> one state whose arrays have a leading run axis ``(R, ...)``."""
@@ -144,16 +150,12 @@ def init_state(key, spec, pretrained=None) -> TrainState:
 
 @dataclasses.dataclass
 class Window:
-    """Train metrics summed since the last train record (saved in checkpoints, so a resumed run logs the same).
-
-    ``train_s`` (training seconds in the window, eval and checkpoint time excluded) is not saved: a resumed window
-    times only what it trains after the resume."""
+    """Train metrics summed since the last train record (saved in checkpoints, so a resumed run logs the same)."""
 
     loss_sum: float = 0.0
     correct: float = 0.0
     count: float = 0.0
     steps: int = 0
-    train_s: float = 0.0
 
     def add(self, loss_sum: float, correct: float, count: float) -> None:
         self.loss_sum += loss_sum

@@ -88,8 +88,8 @@ def train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm_
 
     if isinstance(optimizer, SparseEmbeddingAdadelta):
         # Gradients w.r.t. every Param but the table, and w.r.t. the looked-up vectors (B, L, D) for the table's rows.
+        model._check_tokens(batch["tokens"])
         tokens = model.ids_in_range(batch["tokens"])                                         # as embed reads them
-        model._check_tokens(tokens)
         x = model.embed(tokens)                                                              # (B, L, D)
         (loss, sums), (grads, grad_x) = nnx.value_and_grad(
             lambda m, x: loss_of(m.logits_from_vectors(x, deterministic=False, dropout_key=dropout_key)),

@@ -18,10 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Task", "TASKS", "task_of", "SELECT_BY"]
-
-#: How a task picks its best dev evaluation.
-SELECT_BY = ("accuracy", "loss")
+__all__ = ["Task", "TASKS", "task_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +26,12 @@ class Task:
     """Attributes:
       name: ``"classify"`` or ``"next_token"``.
       select_by: ``"accuracy"`` (higher is better; ties go to the lower loss) or ``"loss"`` (lower is better).
-      build: ``config -> DataPipeline``.
+      build_data: ``config -> DataPipeline``, the run's data.
     """
 
     name: str
     select_by: str
-    build: Callable[[Any], Any]
-
-    def build_data(self, config):
-        """The run's :class:`~jaxconv.train.input_pipeline.DataPipeline`."""
-        return self.build(config)
+    build_data: Callable[[Any], Any]
 
     def summary(self, split: str, metrics: dict, tokenizer: str) -> dict:
         """Fields a result adds for ``split``'s ``{"loss", "accuracy"}``: bits per token (per byte) for

@@ -103,8 +103,7 @@ def train_many(configs: Sequence, workdirs: Sequence[str | os.PathLike]) -> list
     for i, r in enumerate(runs[1:], 1):
         _check_same_shape(runs[0], r, i)
     state = TrainState.stack([initial_state(r, mesh) for r in runs])
-    group = Group(runs, TrainState(mesh_lib.replicate(state.model, mesh), mesh_lib.replicate(state.opt, mesh),
-                                   state.defs), mesh, stacked=True)
+    group = Group(runs, state.replicated(mesh), mesh, stacked=True)
     group.train()
     return group.finish()
 
