@@ -1,90 +1,21 @@
-"""What a dump needs to know about a model beyond its convolutions: the small interface :class:`DumpAdapter`.
+"""The dump adapter of a run's model: :func:`get_adapter` reads it from the model registry.
 
-The dump itself is model-agnostic: the layers come from :func:`jaxconv.inspection.conv_paths`, the maps from
-:func:`jaxconv.feature_maps`, the receptive spans from :func:`jaxconv.receptive_spans`. Three things depend on the
-model, and an adapter supplies them:
-
-- ``logits(model, tokens)``: the classifier's output ``(batch, classes)`` for the stored predictions and
-  probabilities (``None``: the model is not a classifier; nothing is stored for them);
-- ``embedding_table(model, vocab_size)``: the ``(vocab, channels)`` vectors the first convolutions read, for the
-  slot words of Jacovi et al. (2018) (``None``: no slot words);
-- ``embedded_layers(model)``: which conv paths read those vectors directly (their kernel rows are dotted with them);
-- ``class_weights(model, layer)``: ``(filters, classes)``, how each filter's pooled value moves each class's
-  logit, which names a filter's class for the purity threshold (``None``: the class is read from the data).
-
-:class:`DumpAdapter` (the default) works for any token-id model whose ``__call__`` returns logits: it finds the
-embedding through an ``embed(tokens)`` method (the hook :func:`jaxconv.saliency` uses too) and knows no class
-weights. :class:`TextCNNAdapter` adds Kim's CNN's classifier rows. A new model registers its adapter in
-:data:`ADAPTERS` under its ``config.model.name``.
+What an adapter supplies, and the default one, are in :mod:`jaxconv.models.adapter` (:class:`DumpAdapter`); each
+model kind names its own (:attr:`jaxconv.models.ModelKind.adapter`).
 """
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxconv.models.adapter import DumpAdapter
 
-from jaxconv.inspection import conv_paths
-
-__all__ = ["DumpAdapter", "TextCNNAdapter", "ConvLMAdapter", "ADAPTERS", "get_adapter"]
-
-
-class DumpAdapter:
-    """The default adapter: logits from ``model(tokens)``, the embedding from ``model.embed``, no class weights."""
-
-    def logits(self, model: nnx.Module, tokens: Int[Array, " batch length"]) -> Float[Array, " batch classes"] | None:
-        """The model's logits ``(batch, classes)`` (called inside ``jax.jit``); ``None`` when it has none."""
-        out = model(tokens)
-        return out if getattr(out, "ndim", 0) == 2 else None
-
-    def embedding_table(self, model: nnx.Module, vocab_size: int) -> Float[np.ndarray, " vocab channels"] | None:
-        """``model.embed`` of every token id: ``(vocab_size, channels)`` float32, or ``None`` without ``embed``."""
-        embed = getattr(model, "embed", None)
-        if not callable(embed):
-            return None
-        table = embed(jnp.arange(vocab_size, dtype=jnp.int32)[None, :])[0]          # (V, C)
-        return np.asarray(table, np.float32)
-
-    def embedded_layers(self, model: nnx.Module) -> list[str]:
-        """The conv paths whose input is the embedding: by default the first conv in graph order."""
-        return conv_paths(model)[:1]
-
-    def class_weights(self, model: nnx.Module, layer: str) -> Float[np.ndarray, " filters classes"] | None:
-        """How each filter's pooled value moves each class's logit, ``(filters, classes)``; ``None``: unknown."""
-        return None
-
-
-class TextCNNAdapter(DumpAdapter):
-    """:class:`jaxconv.models.TextCNN`: every conv reads the embedding; the classifier's kernel ``(W*F, K)`` holds
-    the pooled features of ``convs/i`` in rows ``i*F .. (i+1)*F``."""
-
-    def embedded_layers(self, model: nnx.Module) -> list[str]:
-        return [f"convs/{i}" for i in range(len(model.convs))]
-
-    def class_weights(self, model: nnx.Module, layer: str) -> Float[np.ndarray, " filters classes"] | None:
-        i = int(layer.split("/")[1])
-        f = model.filters
-        return np.asarray(model.classifier.kernel[...], np.float32)[i * f:(i + 1) * f]  # (F, K)
-
-
-class ConvLMAdapter(DumpAdapter):
-    """:class:`jaxconv.models.ConvLM`: no class logits (its output is the next token's, per position); its first
-    convolution reads ``input_proj(embed(tokens))``, so those are the vectors its slot words score."""
-
-    def logits(self, model: nnx.Module, tokens: Int[Array, " batch length"]) -> None:
-        return None
-
-    def embedding_table(self, model: nnx.Module, vocab_size: int) -> Float[np.ndarray, " vocab channels"]:
-        ids = jnp.arange(vocab_size, dtype=jnp.int32)[None, :]
-        return np.asarray(model.input_proj(model.embed(ids))[0], np.float32)            # (V, C)
-
-
-#: Adapters by ``config.model.name``; other models (the character CNN) get the default :class:`DumpAdapter`.
-ADAPTERS: dict[str, DumpAdapter] = {"text_cnn": TextCNNAdapter(), "conv_lm": ConvLMAdapter()}
+__all__ = ["DumpAdapter", "get_adapter"]
 
 
 def get_adapter(config) -> DumpAdapter:
-    """The adapter of ``config.model.name`` (a ConfigDict or dict), :class:`DumpAdapter` when none is registered."""
+    """The adapter of ``config.model.name`` (a ConfigDict or dict): its kind's, or :class:`DumpAdapter` when the
+    kind declares none or the name is not registered (an imported model's config)."""
+    from jaxconv.models import model_kinds
+
     model = config["model"] if "model" in config else {}
-    return ADAPTERS.get(model["name"] if "name" in model else "", DumpAdapter())
+    kind = model_kinds().get(model["name"] if "name" in model else "")
+    return kind.adapter if kind is not None and kind.adapter is not None else DumpAdapter()

@@ -1,102 +1,93 @@
-"""Small text models built from :mod:`jaxconv.nn`, each built by name from ``config.model.name``:
+"""Small text models built from :mod:`jaxconv.nn`, one module per model kind, each built by ``config.model.name``.
 
-- ``"text_cnn"``: :class:`TextCNN`, Kim (2014)'s word-level sentence classifier;
-- ``"char_cnn"``: :class:`CharCNN`, Zhang, Zhao and LeCun (2015)'s character-level classifier;
-- ``"conv_lm"``: :class:`ConvLM`, a gated dilated causal-conv language model (Dauphin et al. 2017; WaveNet's
-  dilations).
+Every module of this package other than ``registry``, ``adapter`` and the private ones is a model module: it is
+imported here, declares its kind once with ``register(ModelKind(...))`` (:mod:`jaxconv.models.registry`), and its
+public names (its ``__all__``) are this package's too. A new model is one new module, nothing else
+(``docs/adding_a_model.md``); :func:`model_kinds` lists them all.
 
-:func:`build_model` turns ``config.model`` into a module; :data:`TASKS` says what the trainer does with it
-(``"classify"`` or ``"next_token"``, :mod:`jaxconv.train.tasks`). Kim's CNN's fields::
-
-    config.model.name        "text_cnn"
-    config.model.embed_dim   D (Kim: 300)
-    config.model.widths      filter widths (Kim: (3, 4, 5))
-    config.model.filters     feature maps per width (Kim: 100)
-    config.model.dropout     dropout rate (Kim: 0.5)
-    config.model.embedding   "rand" | "static" | "non-static" | "multichannel"
-    config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
-    config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
-    config.model.compute_dtype     "float32" (default) | "bfloat16": activations and convolutions
-
-The other models' fields are their constructors' keyword arguments (:data:`MODEL_FIELDS`). A field the config
-leaves out keeps the module's own default (its signature); the experiment defaults live in the built-in configs
-(:mod:`jaxconv.configs`).
+:func:`build_model` turns ``config.model`` into a module; :func:`input_length_rule` says the input lengths it reads.
+A field the config leaves out keeps the module's own default (its constructor's signature); the experiment defaults
+live in each kind's ``default_config`` (the built-in configs, :mod:`jaxconv.configs`).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 import ml_collections
 from flax import nnx
 
-from jaxconv.models.char_cnn import CHAR_EMBEDDINGS, CharCNN
-from jaxconv.models.conv_lm import BYTE_VOCAB_SIZE, ConvLM, decode_bytes, encode_bytes
-from jaxconv.models.text_cnn import (CLASSIFIER_INITS, COMPUTE_DTYPES, DROPOUT_SCALINGS, EMBEDDINGS, PAD_ID,
-                                     StaticEmbedding, TextCNN, load_word_vectors, uniform_embeddings)
+from jaxconv.models.adapter import DumpAdapter
+from jaxconv.models.registry import (PAD_ID, TASK_NAMES, UNK_ID, ModelKind, model_kind, model_kinds, register,
+                                     unregister)
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "COMPUTE_DTYPES", "PAD_ID",
-           "build_model", "load_word_vectors", "uniform_embeddings", "MODELS", "MODEL_FIELDS", "TASKS",
-           "input_length_rule", "CharCNN", "CHAR_EMBEDDINGS", "ConvLM", "BYTE_VOCAB_SIZE", "encode_bytes",
-           "decode_bytes"]
+#: Modules of this package that declare no model.
+NOT_MODEL_MODULES = ("registry", "adapter")
 
-MODELS = {"text_cnn": TextCNN, "char_cnn": CharCNN, "conv_lm": ConvLM}
-#: The constructor arguments each model takes from ``config.model`` (the rest of its fields are for the trainer).
-MODEL_FIELDS = {
-    "text_cnn": ("embed_dim", "widths", "filters", "dropout", "embedding", "dropout_scaling", "classifier_init",
-                 "compute_dtype"),
-    "char_cnn": ("length", "kernels", "pool_after", "pool_size", "features", "hidden", "dropout", "embedding",
-                 "embed_dim", "init_std"),
-    "conv_lm": ("embed_dim", "channels", "kernel_size", "dilations", "stacks", "dropout"),
-}
-#: What the trainer does with each model (:mod:`jaxconv.train.tasks`): a label per example, or the next token.
-TASKS = {"text_cnn": "classify", "char_cnn": "classify", "conv_lm": "next_token"}
+
+def _import_model_modules() -> list[str]:
+    """Import every model module of this package; bind its public names here; return them."""
+    exported: dict[str, Any] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name in NOT_MODEL_MODULES:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            if name in exported and exported[name] is not value:
+                raise ImportError(f"jaxconv.models: {module.__name__} exports {name!r}, which another model module "
+                                  f"exports too; rename one of them (every model module's __all__ is this package's).")
+            exported[name] = value
+    globals().update(exported)
+    return sorted(exported)
+
+
+__all__ = ["build_model", "input_length_rule", "ModelKind", "register", "unregister", "model_kind", "model_kinds",
+           "TASK_NAMES", "PAD_ID", "UNK_ID", "DumpAdapter"]
+__all__ += [n for n in _import_model_modules() if n not in __all__]
 
 
 def input_length_rule(config: Any) -> tuple[int, int | None]:
-    """``(min_length, fixed_length or None)`` of ``config.model``'s inputs: Kim's CNN needs ``max(widths)`` tokens;
-    the character CNN reads exactly ``length`` characters; the language model reads windows of any length >= 1."""
-    m = config.model
-    if m.name == "text_cnn":
-        return max(m.widths), None
-    if m.name == "char_cnn":
-        return int(m.length), int(m.length)
-    return 1, None
+    """``(min_length, fixed_length or None)`` of ``config.model``'s inputs: its kind's ``input_length``.
+
+    Raises:
+      ValueError: ``config.model.name`` is not a registered kind.
+    """
+    return model_kind(config.model.name).input_length(config.model)
 
 
 def build_model(config: Any, vocab_size: int, num_classes: int | None = None, rngs: nnx.Rngs | None = None,
                 pretrained: Any = None) -> nnx.Module:
-    """Build ``config.model`` (or ``config`` itself when it has no ``model`` field).
+    """Build ``config.model`` (or ``config`` itself when it has no ``model`` field) as its kind says.
 
     Args:
-      config: a ConfigDict with the model fields listed in this module's docstring (``name`` required).
+      config: a ConfigDict (or dict) with ``model.name`` a registered kind and any of that kind's ``fields``.
       vocab_size: embedding rows ``V``.
-      num_classes: output classes; default ``config.model.num_classes``.
+      num_classes: output classes of a ``"classify"`` kind; default ``config.model.num_classes``. A
+        ``"next_token"`` kind's output is its vocabulary.
       rngs: initialisation randomness; default ``nnx.Rngs(params=config.seed)`` (0 without a seed field).
-      pretrained: optional ``(V, D)`` word-vector table for the embedding(s).
+      pretrained: optional ``(V, D)`` word-vector table for the embedding(s) (a ``"classify"`` kind whose
+        constructor takes ``pretrained``).
 
-    >>> import ml_collections
-    >>> cfg = ml_collections.ConfigDict({"seed": 0, "model": {"name": "text_cnn", "embed_dim": 8, "widths": (2, 3),
-    ...                                  "filters": 4, "dropout": 0.5, "embedding": "rand"}})
-    >>> build_model(cfg, vocab_size=50, num_classes=3).classifier.kernel.shape
-    (8, 3)
+    Raises:
+      ValueError: an unknown ``config.model.name``; no class count for a classifier; the constructor's own errors.
     """
     if isinstance(config, dict):
         config = ml_collections.ConfigDict(config)
     m = config.model if "model" in config else config
-    if m.name not in MODELS:
-        raise ValueError(f"config.model.name={m.name!r} is not known; expected one of {sorted(MODELS)}.")
-    if num_classes is None and TASKS[m.name] == "classify":
+    kind = model_kind(m.name)
+    if num_classes is None and kind.task == "classify":
         if "num_classes" not in m:
             raise ValueError("build_model: num_classes was not given and config.model.num_classes is not set.")
         num_classes = m.num_classes
     if rngs is None:
         rngs = nnx.Rngs(params=int(config.seed) if "seed" in config else 0)
-    cls = MODELS[m.name]
     # The fields the config has; the others keep the module's own defaults (no second copy of them here).
-    kwargs = {k: (tuple(m[k]) if isinstance(m[k], (list, tuple)) else m[k]) for k in MODEL_FIELDS[m.name] if k in m}
-    if TASKS[m.name] == "next_token":                 # the vocabulary is the output: no separate class count
-        return cls(int(vocab_size), rngs=rngs, **kwargs)
+    kwargs = {k: (tuple(m[k]) if isinstance(m[k], (list, tuple)) else m[k]) for k in kind.fields if k in m}
+    if kind.task == "next_token":                      # the vocabulary is the output: no separate class count
+        return kind.cls(int(vocab_size), rngs=rngs, **kwargs)
     if pretrained is not None:
         kwargs["pretrained"] = pretrained
-    return cls(int(vocab_size), int(num_classes), rngs=rngs, **kwargs)
+    return kind.cls(int(vocab_size), int(num_classes), rngs=rngs, **kwargs)

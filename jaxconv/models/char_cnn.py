@@ -13,7 +13,7 @@ characters outside it, and padding, are all-zero vectors), so the length chain i
 
 that is 1014 -> 336 -> 110 -> 108 -> 106 -> 104 -> 34 layer by layer (:meth:`CharCNN.length_chain`).
 
-``jaxconv explain text_cnn``-style tables show it: ``jaxconv explain char_cnn:zhang2015``.
+``jaxconv explain`` shows it layer by layer: ``jaxconv explain char_cnn:zhang2015``.
 
 >>> import jax.numpy as jnp
 >>> from flax import nnx
@@ -22,6 +22,10 @@ that is 1014 -> 336 -> 110 -> 108 -> 106 -> 104 -> 34 layer by layer (:meth:`Cha
 (3, 2)
 >>> m.length_chain()                      # after each layer: conv 7 + pool, conv 7 + pool, conv 3 x 3, conv 3 + pool
 [150, 48, 14, 12, 10, 8, 2]
+
+The model kind ``"char_cnn"`` (registered at the bottom of this module) builds it from ``config.model``: the
+fields are the constructor's keyword arguments, ``length`` to ``init_std``; every text is padded or cut to
+``config.model.length`` characters.
 """
 
 from __future__ import annotations
@@ -34,14 +38,15 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxconv import shapes
+from jaxconv.configs.char_cnn import get_config as default_config
+from jaxconv.configs.rules import int_min, ints_min, real
 from jaxconv.data.vocab import ZHANG_ALPHABET
-from jaxconv.models.text_cnn import PAD_ID
+from jaxconv.models.registry import PAD_ID, ModelKind, register
+from jaxconv.nn._validation import check_rate
 from jaxconv.nn.conv import Conv1D
 from jaxconv.nn.pool import MaxPool1D
 
 __all__ = ["CharCNN", "ZHANG_KERNELS", "ZHANG_POOL_AFTER", "CHAR_EMBEDDINGS", "ZHANG_ALPHABET"]
-
-
 
 #: Zhang et al. (2015), Table 1: kernel sizes of the six convolutions.
 ZHANG_KERNELS = (7, 7, 3, 3, 3, 3)
@@ -89,8 +94,7 @@ class CharCNN(nnx.Module):
                              f"(kernels={kernels}).")
         if embedding not in CHAR_EMBEDDINGS:
             raise ValueError(f"CharCNN: embedding={embedding!r} is not known; expected one of {CHAR_EMBEDDINGS}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"CharCNN: dropout must be in [0, 1); got dropout={dropout!r}.")
+        dropout = check_rate("CharCNN", "dropout", dropout)
         self.vocab_size, self.num_classes, self.length = int(vocab_size), int(num_classes), int(length)
         self.kernels, self.pool_after, self.embedding_kind = kernels, pool_after, embedding
         if embedding == "learned":
@@ -150,7 +154,7 @@ class CharCNN(nnx.Module):
     def features(self, tokens: jax.Array) -> jax.Array:
         """chars ``(B, L)`` -> the flattened last feature map ``(B, L'*F)`` (before the dense layers)."""
         tokens = jnp.asarray(tokens)
-        self._check_tokens(tokens)
+        self.check_tokens(tokens)
         x = self.embed(tokens)                                                         # (B, L, C)
         for conv, pool in zip(self.convs, self.pools):
             x = conv(x)                                                                # (B, L_i, F)
@@ -158,7 +162,7 @@ class CharCNN(nnx.Module):
                 x = pool(x)                                                            # (B, L_i / 3, F)
         return x.reshape(x.shape[0], -1)                                               # (B, L'*F)
 
-    def _check_tokens(self, tokens: jax.Array) -> None:
+    def check_tokens(self, tokens: jax.Array) -> None:
         if tokens.ndim != 2 or tokens.shape[1] != self.length:
             raise ValueError(f"CharCNN: tokens must have shape (batch, length={self.length}); got shape "
                              f"{tuple(tokens.shape)}. Pad or cut every text to {self.length} characters (the dense "
@@ -175,3 +179,23 @@ class CharCNN(nnx.Module):
 
     def num_params(self) -> int:
         return int(sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(self, nnx.Param))))
+
+
+register(ModelKind(
+    name="char_cnn",
+    cls=CharCNN,
+    fields=("length", "kernels", "pool_after", "pool_size", "features", "hidden", "dropout", "embedding",
+            "embed_dim", "init_std"),
+    task="classify",
+    input_length=lambda m: (int(m.length), int(m.length)),  # exactly `length` characters: the dense layer's size
+    rules=(
+        ("model.length", int_min(1), "characters per input"),
+        ("model.kernels", ints_min(1), "kernel sizes of the convolutions"),
+        ("model.pool_size", int_min(1), "the max-pool window"),
+        ("model.features", int_min(1), "feature maps per convolution"),
+        ("model.hidden", int_min(1), "units of each dense layer"),
+        ("model.dropout", real(0.0, 1.0), "the dropout rate between the dense layers"),
+        ("model.embed_dim", int_min(1), "the learned character vector size"),
+    ),
+    default_config=default_config,
+))

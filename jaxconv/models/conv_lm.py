@@ -20,6 +20,9 @@ padding: a left-padded context and a shorter one give the same logits (what :met
 (2, 20, 258)
 >>> lm.receptive_field                                     # 1 + (3 - 1) * (1 + 2 + 4)
 15
+
+The model kind ``"conv_lm"`` (registered at the bottom of this module) builds it from ``config.model`` (the fields
+are the constructor's keyword arguments) and trains it on the next token of windows of ``config.data.seq_len``.
 """
 
 from __future__ import annotations
@@ -34,35 +37,15 @@ import numpy as np
 from flax import nnx
 
 from jaxconv import shapes
-from jaxconv.models.text_cnn import PAD_ID, UNK_ID
+from jaxconv.data.vocab import BYTE_VOCAB_SIZE, decode_bytes, encode_bytes
+from jaxconv.configs.conv_lm import get_config as default_config
+from jaxconv.configs.rules import int_min, ints_min, real
+from jaxconv.models.adapter import DumpAdapter
+from jaxconv.models.registry import PAD_ID, UNK_ID, ModelKind, register
+from jaxconv.nn._validation import check_rate
 from jaxconv.nn.conv import Conv1D
 
-__all__ = ["ConvLM", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes"]
-
-#: Byte-level vocabulary (``jaxconv.data.Vocab.from_alphabet(jaxconv.data.BYTES)``): id 0 is padding, 1 unknown
-#: (never produced by bytes), byte ``b`` is id ``b + 2``.
-BYTE_VOCAB_SIZE = 258
-_FIRST_BYTE_ID = 2
-
-
-def encode_bytes(text: str) -> np.ndarray:
-    """UTF-8 bytes of ``text`` as ids ``byte + 2`` (int32 ``(n,)``): what the byte vocabulary gives.
-
-    >>> encode_bytes("hi").tolist()
-    [106, 107]
-    """
-    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32) + _FIRST_BYTE_ID
-
-
-def decode_bytes(ids) -> str:
-    """Inverse of :func:`encode_bytes` (padding and unknown ids dropped, invalid UTF-8 replaced).
-
-    >>> decode_bytes([0, 106, 107])
-    'hi'
-    """
-    ids = np.asarray(ids, np.int64)
-    return bytes((ids[ids >= _FIRST_BYTE_ID] - _FIRST_BYTE_ID).astype(np.uint8).tolist()).decode("utf-8",
-                                                                                               errors="replace")
+__all__ = ["ConvLM", "ConvLMAdapter", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes"]
 
 
 class ConvLM(nnx.Module):
@@ -87,8 +70,7 @@ class ConvLM(nnx.Module):
             if isinstance(val, bool) or not shapes.is_integral(val) or val < 1:
                 raise ValueError(f"ConvLM: {arg} must be an int >= 1; got {arg}={val!r}.")
         dilations = shapes.per_axis_ints(tuple(dilations), None, name="dilations", minimum=1)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"ConvLM: dropout must be in [0, 1); got dropout={dropout!r}.")
+        dropout = check_rate("ConvLM", "dropout", dropout)
         self.vocab_size, self.channels, self.kernel_size = int(vocab_size), int(channels), int(kernel_size)
         self.dilations = tuple(dilations) * int(stacks)
         table = jax.random.normal(rngs.params(), (vocab_size, embed_dim)) * (1.0 / math.sqrt(embed_dim))
@@ -174,3 +156,35 @@ def _sample_scan(graphdef, n: int, temperature: float):
         return toks                                                                      # (n,)
 
     return run
+
+
+class ConvLMAdapter(DumpAdapter):
+    """The dump adapter of :class:`ConvLM`: no class logits (its output is the next token's, per position); its
+    first convolution reads ``input_proj(embed(tokens))``, so those are the vectors its slot words score."""
+
+    def logits(self, model: nnx.Module, tokens: jax.Array) -> None:
+        return None
+
+    def embedding_table(self, model: nnx.Module, vocab_size: int) -> np.ndarray:
+        ids = jnp.arange(vocab_size, dtype=jnp.int32)[None, :]
+        return np.asarray(model.input_proj(model.embed(ids))[0], np.float32)            # (V, C)
+
+
+register(ModelKind(
+    name="conv_lm",
+    cls=ConvLM,
+    fields=("embed_dim", "channels", "kernel_size", "dilations", "stacks", "dropout"),
+    task="next_token",
+    input_length=lambda m: (1, None),                      # causal: windows of any length >= 1
+    rules=(
+        ("model.embed_dim", int_min(1), "the token vector size"),
+        ("model.channels", int_min(1), "the residual width"),
+        ("model.kernel_size", int_min(1), "the kernel size of every block"),
+        ("model.dilations", ints_min(1), "one block per dilation"),
+        ("model.stacks", int_min(1), "repeats of the dilation pattern"),
+        ("model.dropout", real(0.0, 1.0), "the dropout rate on each block's output"),
+        ("data.seq_len", int_min(1), "tokens per training window"),
+    ),
+    adapter=ConvLMAdapter(),
+    default_config=default_config,
+))

@@ -34,6 +34,26 @@ cannot be inspected, so an id outside the range (negative, or ``>= vocab_size``)
 (4, 24)
 >>> [c.kernel.shape for c in model.convs]                 # (width, in=D, out=F) per width
 [(3, 30, 8), (4, 30, 8), (5, 30, 8)]
+
+The model kind ``"text_cnn"`` (registered at the bottom of this module) builds it from ``config.model``::
+
+    config.model.name        "text_cnn"
+    config.model.embed_dim   D (Kim: 300)
+    config.model.widths      filter widths (Kim: (3, 4, 5))
+    config.model.filters     feature maps per width (Kim: 100)
+    config.model.dropout     dropout rate (Kim: 0.5)
+    config.model.embedding   "rand" | "static" | "non-static" | "multichannel"
+    config.model.vectors     a word2vec/GloVe text file for the embedding ("": none; the frozen variants need one)
+    config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
+    config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
+    config.model.compute_dtype     "float32" (default) | "bfloat16": activations and convolutions
+
+>>> import ml_collections
+>>> from jaxconv.models import build_model
+>>> cfg = ml_collections.ConfigDict({"seed": 0, "model": {"name": "text_cnn", "embed_dim": 8, "widths": (2, 3),
+...                                  "filters": 4, "dropout": 0.5, "embedding": "rand"}})
+>>> build_model(cfg, vocab_size=50, num_classes=3).classifier.kernel.shape
+(8, 3)
 """
 
 from __future__ import annotations
@@ -48,10 +68,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxconv.configs.rules import int_min, ints_min, real
+from jaxconv.configs.text_cnn import get_config as default_config
+from jaxconv.models.adapter import DumpAdapter
+from jaxconv.models.registry import PAD_ID, UNK_ID, ModelKind, register
+from jaxconv.nn._validation import check_rate
 from jaxconv.nn.conv import Conv1D
 
-__all__ = ["TextCNN", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS", "COMPUTE_DTYPES",
-           "PAD_ID", "UNK_ID", "load_word_vectors", "uniform_embeddings"]
+__all__ = ["TextCNN", "TextCNNAdapter", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS",
+           "COMPUTE_DTYPES", "FROZEN_EMBEDDINGS", "PAD_ID", "UNK_ID", "load_word_vectors", "uniform_embeddings"]
 
 #: Kim's four embedding variants.
 EMBEDDINGS = ("rand", "static", "non-static", "multichannel")
@@ -62,10 +87,8 @@ DROPOUT_SCALINGS = ("inverted", "test-time")
 CLASSIFIER_INITS = ("glorot", "zeros")
 #: Dtypes the activations, convolutions and classifier may compute in; parameters are always float32.
 COMPUTE_DTYPES = ("float32", "bfloat16")
-#: Token id of padding; its embedding is zero.
-PAD_ID = 0
-#: Token id of unknown words (``jaxconv.data.Vocab``'s ``"<unk>"``); ids out of range are looked up as this under jit.
-UNK_ID = 1
+#: Embedding variants that keep a frozen table: without ``config.model.vectors`` it would stay random.
+FROZEN_EMBEDDINGS = ("static", "multichannel")
 #: Kim's range for random word vectors: uniform[-0.25, 0.25] (about the variance of word2vec's vectors).
 INIT_SCALE = 0.25
 
@@ -187,8 +210,7 @@ class TextCNN(nnx.Module):
         if embedding not in EMBEDDINGS:
             raise ValueError(f"TextCNN: embedding={embedding!r} is not known; expected one of "
                              f"{', '.join(repr(e) for e in EMBEDDINGS)}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"TextCNN: dropout must be in [0, 1); got dropout={dropout!r}.")
+        dropout = check_rate("TextCNN", "dropout", dropout)
         if dropout_scaling not in DROPOUT_SCALINGS:
             raise ValueError(f"TextCNN: dropout_scaling={dropout_scaling!r} is not known; expected one of "
                              f"{', '.join(repr(e) for e in DROPOUT_SCALINGS)}.")
@@ -259,10 +281,10 @@ class TextCNN(nnx.Module):
     def features(self, tokens: jax.Array) -> jax.Array:
         """tokens int ``(B, L)`` -> max-over-time features ``(B, W*F)``, width by width (before dropout)."""
         tokens = jnp.asarray(tokens)
-        self._check_tokens(tokens)
+        self.check_tokens(tokens)
         return self._pool(self.embed(tokens))                                         # (B, W*F)
 
-    def _check_tokens(self, tokens: jax.Array) -> None:
+    def check_tokens(self, tokens: jax.Array) -> None:
         if tokens.ndim != 2:
             raise ValueError(f"TextCNN: tokens must have shape (batch, length); got shape {tokens.shape}.")
         if not jnp.issubdtype(tokens.dtype, jnp.integer):
@@ -297,7 +319,7 @@ class TextCNN(nnx.Module):
         ``fold_in(key, step)``, so a resumed run draws the same masks).
         """
         tokens = jnp.asarray(tokens)
-        self._check_tokens(tokens)
+        self.check_tokens(tokens)
         return self.logits_from_vectors(self.embed(tokens), deterministic=deterministic, dropout_key=dropout_key)
 
     def logits_from_vectors(self, x: jax.Array, *, deterministic: bool = True,
@@ -321,3 +343,46 @@ class TextCNN(nnx.Module):
         """Number of scalars in ``nnx.Param`` s (``trainable_only``) or in all variables."""
         state = nnx.state(self, nnx.Param if trainable_only else nnx.Variable)
         return int(sum(math.prod(x.shape) for x in jax.tree.leaves(state)))
+
+
+class TextCNNAdapter(DumpAdapter):
+    """The dump adapter of :class:`TextCNN`: every conv reads the embedding; the classifier's kernel ``(W*F, K)``
+    holds the pooled features of ``convs/i`` in rows ``i*F .. (i+1)*F``."""
+
+    def embedded_layers(self, model: nnx.Module) -> list[str]:
+        return [f"convs/{i}" for i in range(len(model.convs))]
+
+    def class_weights(self, model: nnx.Module, layer: str) -> np.ndarray:
+        i = int(layer.split("/")[1])
+        f = model.filters
+        return np.asarray(model.classifier.kernel[...], np.float32)[i * f:(i + 1) * f]  # (F, K)
+
+
+def _frozen_without_vectors(config) -> list[str]:
+    m = config.model
+    if m.embedding in FROZEN_EMBEDDINGS and not m.vectors:
+        return [f"config.model.embedding={m.embedding!r} keeps the word vectors frozen, but config.model.vectors is "
+                f"empty, so they would stay random and never train: set config.model.vectors to a word2vec/GloVe "
+                f"text file, or use config.model.embedding='rand' (random vectors that train)"]
+    return []
+
+
+register(ModelKind(
+    name="text_cnn",
+    cls=TextCNN,
+    fields=("embed_dim", "widths", "filters", "dropout", "embedding", "dropout_scaling", "classifier_init",
+            "compute_dtype"),
+    task="classify",
+    input_length=lambda m: (max(m.widths), None),          # one full window of the widest filter; any length above
+    rules=(
+        ("model.embed_dim", int_min(1), "the word vector size"),
+        ("model.widths", ints_min(1), "filter widths"),
+        ("model.filters", int_min(1), "feature maps per width"),
+        ("model.dropout", real(0.0, 1.0), "the dropout rate on the pooled features"),
+    ),
+    check=_frozen_without_vectors,
+    adapter=TextCNNAdapter(),
+    # The row-sparse Adadelta trains the `embedding` Param; "static" has none, "multichannel" keeps the dense path.
+    sparse_embedding=lambda m: m.embedding in ("rand", "non-static"),
+    default_config=default_config,
+))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_rngs", "check_float_dtype", "check_numeric_input"]
+__all__ = ["check_rngs", "check_float_dtype", "check_numeric_input", "check_rate"]
 
 #: numpy dtype kinds that are not numbers: object, bytes, str, void (records), datetime, timedelta.
 _NON_NUMERIC_KINDS = {"O": "objects", "S": "bytes", "U": "strings", "V": "records", "M": "datetimes", "m": "timedeltas"}
@@ -34,6 +34,23 @@ def check_float_dtype(owner: str, name: str, value: Any, *, optional: bool) -> N
         raise TypeError(f"{owner}: {name}={value!r} is not a dtype; expected {expected}.") from None
     if not jnp.issubdtype(dtype, jnp.inexact):
         raise TypeError(f"{owner}: {name}={value!r} is not a floating dtype; expected {expected}.")
+
+
+def check_rate(owner: str, name: str, value: Any) -> float:
+    """``value`` as a float when it is a rate in ``[0, 1)`` (a dropout rate); ValueError naming it otherwise.
+
+    >>> check_rate("TextCNN", "dropout", 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: TextCNN: dropout must be a float in [0, 1); got dropout=1.0.
+    """
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if isinstance(value, bool) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{owner}: {name} must be a float in [0, 1); got {name}={value!r}.")
+    return rate
 
 
 def _what(x: Any) -> str:
