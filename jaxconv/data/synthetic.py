@@ -83,28 +83,10 @@ def _check(name, value, lo):
         raise ValueError(f"{name} must be an int >= {lo}; got {name}={value!r}.")
 
 
-def make_planted_motif_corpus(num_examples: int = 2000, *, num_classes: int = 2, vocab_size: int = 500,
-                              length_range: tuple[int, int] = (8, 40), motifs_per_class: int = 3,
-                              motif_length: int = 3, motifs_per_example: int = 1,
-                              noise_motif_rate: float = 0.0, seed: int = 0) -> SyntheticCorpus:
-    """Make a planted-motif corpus (see the module docstring for the design).
-
-    Args:
-      num_examples: ``N`` (>= ``num_classes``).
-      num_classes: ``C`` (>= 2, <= ``motif_length!``; ``<`` when ``noise_motif_rate > 0``).
-      vocab_size: number of background words ``V`` (>= 1).
-      length_range: ``(lo, hi)``: sentence lengths in tokens, uniform in ``lo..hi`` inclusive;
-        ``lo`` must fit the planted blocks: ``lo >= K*motif_length + (K-1)`` where ``K`` is
-        ``motifs_per_example`` (+1 with decoys).
-      motifs_per_class: motif groups (each class has one motif per group).
-      motif_length: words per motif (>= 2).
-      motifs_per_example: class motifs planted per example (>= 1).
-      noise_motif_rate: probability that an example also carries one decoy, in ``[0, 1]``.
-      seed: everything is drawn from ``np.random.default_rng(seed)``.
-
-    Returns:
-      :class:`SyntheticCorpus`.
-    """
+def _check_corpus_args(num_examples, num_classes, vocab_size, length_range, motifs_per_class, motif_length,
+                       motifs_per_example, noise_motif_rate) -> tuple[int, int, int, int]:
+    """The arguments of :func:`make_planted_motif_corpus` checked: ``(lo, hi, word orders of a motif, orders
+    needed)``."""
     _check("num_examples", num_examples, 1)
     _check("num_classes", num_classes, 2)
     _check("vocab_size", vocab_size, 1)
@@ -130,8 +112,13 @@ def make_planted_motif_corpus(num_examples: int = 2000, *, num_classes: int = 2,
         raise ValueError(f"length_range must be (lo, hi) with {min_len} <= lo <= hi "
                          f"({max_blocks} block(s) of {motif_length} words + gaps); got length_range={length_range!r}.")
 
-    rng = np.random.default_rng(seed)
-    # Motifs: group j's words in a per-class order; decoy orders are the unused permutations.
+    return lo, hi, n_orders, need_orders
+
+
+def _draw_motifs(rng, num_classes: int, motifs_per_class: int, motif_length: int, n_orders: int,
+                 need_orders: int) -> tuple[dict[int, list[Motif]], list[list[Motif]]]:
+    """Each class's motifs (group ``j``'s words in a per-class order) and each group's decoy orders (the unused
+    permutations)."""
     motifs: dict[int, list[Motif]] = {c: [] for c in range(num_classes)}
     decoy_orders: list[list[Motif]] = []
     for j in range(motifs_per_class):
@@ -151,6 +138,36 @@ def make_planted_motif_corpus(num_examples: int = 2000, *, num_classes: int = 2,
             motifs[c].append(tuple(words[i] for i in chosen[c]))
         decoy_orders.append([tuple(words[i] for i in p) for p in chosen[num_classes:]])
 
+    return motifs, decoy_orders
+
+
+def make_planted_motif_corpus(num_examples: int = 2000, *, num_classes: int = 2, vocab_size: int = 500,
+                              length_range: tuple[int, int] = (8, 40), motifs_per_class: int = 3,
+                              motif_length: int = 3, motifs_per_example: int = 1,
+                              noise_motif_rate: float = 0.0, seed: int = 0) -> SyntheticCorpus:
+    """Make a planted-motif corpus (see the module docstring for the design).
+
+    Args:
+      num_examples: ``N`` (>= ``num_classes``).
+      num_classes: ``C`` (>= 2, <= ``motif_length!``; ``<`` when ``noise_motif_rate > 0``).
+      vocab_size: number of background words ``V`` (>= 1).
+      length_range: ``(lo, hi)``: sentence lengths in tokens, uniform in ``lo..hi`` inclusive;
+        ``lo`` must fit the planted blocks: ``lo >= K*motif_length + (K-1)`` where ``K`` is
+        ``motifs_per_example`` (+1 with decoys).
+      motifs_per_class: motif groups (each class has one motif per group).
+      motif_length: words per motif (>= 2).
+      motifs_per_example: class motifs planted per example (>= 1).
+      noise_motif_rate: probability that an example also carries one decoy, in ``[0, 1]``.
+      seed: everything is drawn from ``np.random.default_rng(seed)``.
+
+    Returns:
+      :class:`SyntheticCorpus`.
+    """
+    lo, hi, n_orders, need_orders = _check_corpus_args(num_examples, num_classes, vocab_size, length_range,
+                                                       motifs_per_class, motif_length, motifs_per_example,
+                                                       noise_motif_rate)
+    rng = np.random.default_rng(seed)
+    motifs, decoy_orders = _draw_motifs(rng, num_classes, motifs_per_class, motif_length, n_orders, need_orders)
     background = np.array([f"w{i:04d}" for i in range(vocab_size)])
     zipf = 1.0 / np.arange(1, vocab_size + 1)
     zipf /= zipf.sum()

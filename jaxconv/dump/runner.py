@@ -96,11 +96,11 @@ def _source(run, split: str, input) -> TextSource:
     from jaxconv.train.tasks import task_of
 
     if task_of(run.config).name == "next_token":   # a language model: the lines of the split it trained with
-        from jaxconv.train.lm_pipeline import split_corpus
+        from jaxconv.data.lm import split_corpus
 
         lines = split_corpus(run.config)[split]
         return SplitSource(split, lines, None, f"split {split} of {run.config.data.name} ({len(lines)} lines)")
-    from jaxconv.train.input_pipeline import load_dataset, split_dataset
+    from jaxconv.data.pipeline import load_dataset, split_dataset
 
     ds, _ = split_dataset(load_dataset(run.config), run.config)
     part = getattr(ds, split)
@@ -191,6 +191,48 @@ def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[s
         yield batch
 
 
+def _array_specs(n: int, length: int, rows: int, layers: list[str], facts: dict, dtype: str,
+                 has_labels: bool) -> dict[str, dstore.ArraySpec]:
+    """The per-example arrays of a dump of ``n`` examples padded to ``length``, in chunks of ``rows`` examples (a
+    map's chunk holds one filter)."""
+    specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
+             "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
+             "texts": dstore.ArraySpec((n,), str, (rows,), ("example",)),
+             "words": dstore.ArraySpec((n,), str, (rows,), ("example",))}
+    if has_labels:
+        specs["labels"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
+    for layer in layers:
+        P, F = facts[layer]["positions"], facts[layer]["filters"]
+        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (rows, P, 1),
+                                                  ("example", f"position[{layer}]", f"filter[{layer}]"))
+        specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
+        specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
+    return specs
+
+
+def _constants(run, adapter, layers: list[str], spans: dict) -> tuple[dict, list[str]]:
+    """The arrays a dump holds once (vocabulary, spans, kernels, biases, class weights, the embedding table) as
+    ``{name: (array, dims)}``, and the dumped layers that read the stored embedding (none without a table)."""
+    constants = {"vocab": (np.array(run.vocab.tokens, dtype=object), ("vocab",))}
+    by_path = {"/".join(str(p) for p in k): m for k, m in nnx.iter_modules(run.model)}
+    for layer in layers:
+        conv = by_path[layer]
+        constants[f"spans/{layer}"] = (spans[layer], (f"position[{layer}]", "bound"))
+        constants[f"kernels/{layer}"] = (np.asarray(conv.kernel[...], np.float32),
+                                         (f"width[{layer}]", f"in[{layer}]", f"filter[{layer}]"))
+        if conv.bias is not None:
+            constants[f"biases/{layer}"] = (np.asarray(conv.bias[...], np.float32), (f"filter[{layer}]",))
+        weights = adapter.class_weights(run.model, layer)
+        if weights is not None:
+            constants[f"class_weights/{layer}"] = (weights, (f"filter[{layer}]", "class"))
+    embedded = [layer for layer in adapter.embedded_layers(run.model) if layer in layers]
+    table = adapter.embedding_table(run.model, len(run.vocab)) if embedded else None
+    if table is None:
+        return constants, []
+    constants["embedding"] = (table, ("vocab", "channel"))
+    return constants, embedded
+
+
 def dump_activations(workdir, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
                      name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None) -> DumpResult:
@@ -221,7 +263,7 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     from jaxconv import __version__
     from jaxconv.train import mesh as jmesh
     from jaxconv.models import input_length_rule
-    from jaxconv.train.restore import load_run
+    from jaxconv.runs import load_run
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
@@ -246,18 +288,7 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     adapter = get_adapter(run.config)
     n, K = scan.num_examples, run.num_classes
 
-    specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
-             "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
-             "texts": dstore.ArraySpec((n,), str, (rows,), ("example",)),
-             "words": dstore.ArraySpec((n,), str, (rows,), ("example",))}
-    if scan.has_labels:
-        specs["labels"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
-    for layer in layers:
-        P, F = facts[layer]["positions"], facts[layer]["filters"]
-        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (rows, P, 1),
-                                                  ("example", f"position[{layer}]", f"filter[{layer}]"))
-        specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
-        specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
+    specs = _array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
     step, state = _make_step(run.model, adapter, layers, spans, run.pad_left, dtype, mesh)
     sharded = jmesh.data_sharding(mesh)
     step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded),
@@ -267,26 +298,10 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
         specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
         specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
 
-    constants = {"vocab": (np.array(run.vocab.tokens, dtype=object), ("vocab",))}
-    convs = dict(nnx.iter_modules(run.model))
-    by_path = {"/".join(str(p) for p in k): m for k, m in convs.items()}
-    for layer in layers:
-        conv = by_path[layer]
-        constants[f"spans/{layer}"] = (spans[layer], (f"position[{layer}]", "bound"))
-        constants[f"kernels/{layer}"] = (np.asarray(conv.kernel[...], np.float32),
-                                         (f"width[{layer}]", f"in[{layer}]", f"filter[{layer}]"))
-        if conv.bias is not None:
-            constants[f"biases/{layer}"] = (np.asarray(conv.bias[...], np.float32), (f"filter[{layer}]",))
-        weights = adapter.class_weights(run.model, layer)
-        if weights is not None:
-            constants[f"class_weights/{layer}"] = (weights, (f"filter[{layer}]", "class"))
-    embedded = [layer for layer in adapter.embedded_layers(run.model) if layer in layers]
-    table = adapter.embedding_table(run.model, len(run.vocab)) if embedded else None
-    if table is not None:
-        constants["embedding"] = (table, ("vocab", "channel"))
+    constants, embedded = _constants(run, adapter, layers, spans)
 
     attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
-                 embedded_layers=embedded if table is not None else [], vocabulary=str(run.workdir / "vocab.json"),
+                 embedded_layers=embedded, vocabulary=str(run.workdir / "vocab.json"),
                  workdir=str(run.workdir), config=json.loads(run.config.to_json_best_effort()),
                  checkpoint=str(run.checkpoint), checkpoint_step=run.step, dtype=dtype, jaxconv_version=__version__,
                  num_examples=n, padded_length=length, pad_left=run.pad_left, pad_right=run.pad_right,
@@ -327,7 +342,11 @@ def _host_rows(run, batch, length):
 
 
 def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, writer):
-    """Run the batches from row ``start`` and write them in blocks of ``rows`` rows (process 0)."""
+    """Run the batches from row ``start`` and write them in blocks of ``rows`` rows (process 0).
+
+    A resumed dump restarts at the batch boundary at or before ``start`` and drops the rows before ``start``: every
+    row is computed in the same batch, at the same position, as in an uninterrupted dump (XLA on CPU may round a
+    row's convolution differently at another position in its batch), so the two stores are bit for bit equal."""
     from jaxconv.train import mesh as jmesh
 
     length = specs["tokens"].shape[1]
@@ -336,11 +355,11 @@ def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, w
     pending = None
     last_log = time.perf_counter()
 
-    def drain(out, host, real):
+    def drain(out, host, real, skip):
         nonlocal filled, block_start
         out = _to_host(out)
         merged = {**host, **{k: v[:real] for k, v in out.items()}}
-        done = 0
+        done = skip                                                  # rows before the resume point: written before
         while done < real:
             take = min(real - done, rows - filled)
             for k in buffer:
@@ -351,7 +370,9 @@ def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, w
                     writer.write(block_start, {k: v[:filled] for k, v in buffer.items()})
                 block_start, filled = block_start + filled, 0
 
-    for batch in _batches(source, start, batch_size):
+    aligned = start - start % batch_size
+    skip = start - aligned
+    for batch in _batches(source, aligned, batch_size):
         real = len(batch)
         host = _host_rows(run, batch, length)
         tokens, lengths = host["tokens"], host["lengths"]
@@ -362,7 +383,7 @@ def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, w
         out = step(state, arrays["tokens"], arrays["lengths"])       # dispatched; runs while the last block is written
         if pending is not None:
             drain(*pending)
-        pending = (out, host, real)
+        pending, skip = (out, host, real, skip), 0
         if time.perf_counter() - last_log > 10:
             log.info("dump: %d / %d examples", block_start + filled, n)
             last_log = time.perf_counter()
