@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates .venv, installs jaxconv, runs the main job on its built-in default
 #   make test   creates .venv, installs the test extras, lints, runs the whole suite
+#   (make test-fast: the same without the tests marked slow)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 STAMP_RUN  := $(VENV)/.installed-run-$(HASH)
 STAMP_TEST := $(VENV)/.installed-test-$(HASH)
 
-.PHONY: demo test venv venv-test lint bench install-check clean
+.PHONY: demo test test-fast venv venv-test lint bench install-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ lint: venv-test
 # pytest's exit code 5 ("no tests ran") is a failure here like any other non-zero code.
 test: lint
 	$(BIN)/python -m pytest
+
+# The suite without the tests marked slow (end-to-end training, dumps, reports, notebooks): for iteration.
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/conv_layer.py

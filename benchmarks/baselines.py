@@ -59,7 +59,7 @@ class PlainKimCNN(nnx.Module):
 
     def __init__(self, vocab_size, num_classes, *, embed_dim=300, widths=(3, 4, 5), filters=100, dropout=0.5,
                  rngs: nnx.Rngs):
-        uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -0.25, 0.25)  # noqa: E731
+        uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -0.25, 0.25)
         self.embed = nnx.Embed(vocab_size, embed_dim, embedding_init=uniform, rngs=rngs)
         self.embed.embedding[...] = self.embed.embedding[...].at[0].set(0.0)           # pad row zero
         init = nnx.initializers.glorot_uniform()

@@ -89,7 +89,7 @@ def build(k: int):
     programs = {}
 
     def jax_pair(name, fwd, args, diff_argnums):
-        loss = lambda *a: jnp.sum(fwd(*a))  # noqa: E731
+        loss = lambda *a: jnp.sum(fwd(*a))
         fwd_j = jax.jit(fwd)
         fb_j = jax.jit(jax.value_and_grad(loss, argnums=diff_argnums))
         impls[name] = (_jax_timer(fwd_j, *args), _jax_timer(fb_j, *args), np.asarray(fwd_j(*args)))

@@ -58,8 +58,8 @@ def profile(args) -> dict:
     config = load_config("text_cnn:mr", {**overrides, "train.steps_per_call": 1})
     data = build_data(config, min_length=max(config.model.widths))
     mesh = mesh_lib.make_mesh()
-    engine = Engine.fresh([config], [data], mesh)
-    calls = engine.epoch_calls(1)[0]
+    engine = Engine.fresh(config, data, mesh)
+    calls = engine.epoch_calls(1)
     n = min(args.steps, len(calls.bucket))
 
     # ------------------------------------------------------------------ the earlier path: nnx.jit on modules
@@ -99,7 +99,7 @@ def profile(args) -> dict:
     earlier = {p: 1e3 * statistics.median(v) for p, v in parts.items()}
 
     # ------------------------------------------------------------------ now: the engine
-    plans, t_plan = _timed(lambda: engine.plans([calls]))
+    plans, t_plan = _timed(lambda: engine.plans(calls))
     engine.compile(plans)
     for b in sorted(set(int(x) for x in calls.bucket)):
         i = int(np.flatnonzero(calls.bucket == b)[0])

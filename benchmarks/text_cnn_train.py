@@ -20,7 +20,7 @@ Rows:
 - ``jaxconv, K=<k> steps per call``: the same with another ``K`` (``--k``).
 - ``jaxconv, R=<r> runs per program``: ``r`` seeds stacked and trained by one ``vmap`` ped program
   (``jaxconv.train.train_many``'s path), each run on its own batch order; a dispatch steps the runs waiting for its
-  bucket (``jaxconv.train.schedule.Dispatches``). examples/s: real examples of all runs per second.
+  bucket (``jaxconv.train.stacked_engine.Dispatches``). examples/s: real examples of all runs per second.
 - ``plain flax.nnx, fixed max length`` / ``per-batch length``: the textbook nnx Kim CNN with an ``nnx.jit`` step,
   padded to the longest sentence of the dataset + 8 (one compile), or to each batch's longest + 8.
 - ``PyTorch eager``: the textbook loop, on CUDA when PyTorch sees a GPU, else on all CPU cores; ``PyTorch eager, 1
@@ -61,8 +61,9 @@ from jaxconv.configs import load_config
 from jaxconv.train import build_data
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.engine import Engine
-from jaxconv.train.schedule import Dispatches
+from jaxconv.train.stacked_engine import Dispatches, StackedEngine
 from jaxconv.train.steps import EVAL_PROGRAM, TRAIN_PROGRAM
+from jaxconv.train.tasks import SUMS
 
 
 def _load(name: str) -> types.SimpleNamespace:
@@ -171,7 +172,8 @@ class EngineRow:
         self.engine, self.chunks = engine, chunks
         calls = engine.epoch_calls(1)
         self.plans = engine.plans(calls)
-        if engine.stacked:
+        self.runs = engine.runs if engine.vmapped else 1
+        if engine.vmapped:
             dispatches = list(Dispatches(calls, [0] * engine.runs, [0] * engine.runs, [0] * engine.runs))
             work, total = [], 0
             for bucket, call, moved in dispatches:
@@ -180,13 +182,13 @@ class EngineRow:
                 if total >= steps * engine.runs:
                     break
         else:
-            c = calls[0]
+            c, calls = calls, [calls]
             work = [(int(c.bucket[i]), engine.call(c, i), int(c.length[i]))
                     for i in evenly_spaced(len(c.bucket), max(1, -(-steps // engine.k)))]
         self.work = work
         self.examples = self._examples(calls, work)
         self.steps = sum(n for _, _, n in work)
-        self.active = self.steps / max(len(work) * engine.k * engine.runs, 1)
+        self.active = self.steps / max(len(work) * engine.k * self.runs, 1)
         lengths = engine.train_data.bucket_lengths
         self.mean_length = float(np.average([lengths[b] for b, _, _ in work], weights=[n for _, _, n in work]))
         per_chunk = max(1, len(work) // chunks)
@@ -217,8 +219,8 @@ class EngineRow:
         for bucket, call, _ in self.pieces[k]:
             sums = self.engine.dispatch(bucket, self.plans[bucket], call)
         if sums is not None:
-            s = np.asarray(jax.device_get(sums))
-            s = s.reshape(-1, 3)
+            sums = jax.device_get(sums)
+            s = np.stack([np.asarray(sums[k]) for k in SUMS], axis=-1).reshape(-1, len(SUMS))
             s = s[s[:, 2] > 0]
             if len(s):
                 self.loss = float(s[-1, 0] / s[-1, 2])
@@ -233,17 +235,17 @@ def _engine(args, k: int | None = None, runs: int = 1, **overrides) -> Engine:
     over = {**overrides, **({} if k is None else {"train.steps_per_call": k})}
     if runs == 1:
         config, data = load_data(args.data, max_buckets=args.max_buckets, **over)[:2]
-        return Engine.fresh([config], [data], mesh_lib.make_mesh())
+        return Engine.fresh(config, data, mesh_lib.make_mesh())
     loaded = [load_data(args.data, seed=s, max_buckets=args.max_buckets, **over)[:2] for s in range(runs)]
-    return Engine.fresh([c for c, _ in loaded], [d for _, d in loaded], mesh_lib.make_mesh(), stacked=True)
+    return StackedEngine.fresh([c for c, _ in loaded], [d for _, d in loaded], mesh_lib.make_mesh())
 
 
 def _epoch_compiles(engine: Engine, quick: bool) -> dict:
     """Compile and run jaxconv's first epoch (``--quick``: two calls per bucket) and a dev evaluation, counting
     the compilations by program."""
     mark = harness.COMPILES.mark()
-    calls = engine.epoch_calls(0)[0]
-    plans = engine.plans([calls])
+    calls = engine.epoch_calls(0)
+    plans = engine.plans(calls)
     t0 = time.perf_counter()
     engine.compile(plans)
     seen = collections.Counter()
@@ -371,8 +373,8 @@ def breakdown(args, main: Engine) -> dict:
     frozen = _engine(args, k=main.k, **{"model.embedding": "static"})
     timers, steps = {}, {}
     for name, engine in (("trained", main), ("frozen", frozen)):
-        calls = engine.epoch_calls(0)[0]
-        plans = engine.plans([calls])
+        calls = engine.epoch_calls(0)
+        plans = engine.plans(calls)
         engine.compile(plans)
         for i in range(len(calls.bucket)):
             b = int(calls.bucket[i])

@@ -145,7 +145,7 @@ def available(args, overrides) -> tuple[list[str], dict[str, str]]:
     Raises:
       FileNotFoundError: a dataset named with ``--datasets`` lacks a file (the message names the path).
     """
-    from jaxconv.train.input_pipeline import data_files
+    from jaxconv.data.pipeline import data_files
 
     present, skipped = [], {}
     for ds in args.datasets:

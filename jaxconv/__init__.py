@@ -17,8 +17,8 @@ __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]
 __all__ += ["explain", "Explanation", "feature_maps", "feature_map", "receptive_spans", "saliency"]
 __all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump", "Dump"]
 
-_LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.train.restore",
-         "Run": "jaxconv.train.restore", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader"}
+_LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.runs",
+         "Run": "jaxconv.runs", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader"}
 
 
 def __getattr__(name):

@@ -12,6 +12,10 @@ A full disk gave 437 lines and 29 tracebacks that way, and never the words "No s
 :func:`orbax_call` holds the absl records back while a call runs (logged after all when it succeeds) and, when it
 fails, waits for the orbax threads it started; :func:`drop_orbax_echoes` drops the other echoes, and only those;
 :func:`error_reason` says in one line why a call failed (``No space left on device (ENOSPC)``).
+
+:func:`drop_orbax_echoes` changes the process (``sys.unraisablehook``, a filter on the ``asyncio`` logger): the
+``jaxconv`` command installs it (:func:`jaxconv.cli.main`); importing or calling the library never does, so a
+notebook or another program keeps its own hooks.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from jaxconv.train.workdir import os_error_text
+from jaxconv.paths import os_error_text
 
 __all__ = ["orbax_call", "drop_orbax_echoes", "error_reason", "os_errno"]
 
@@ -124,7 +128,7 @@ def _settle(threads_before: set) -> None:
         if type(thread).__module__.startswith("orbax") and thread is not threading.current_thread():
             try:
                 thread.join(timeout=60.0)
-            except Exception:  # noqa: BLE001, S110 - orbax's threads re-raise their error on join: already raised
+            except Exception:
                 pass
     gc.collect()
 

@@ -1,25 +1,19 @@
-"""Workdirs, local or remote: every path of a run goes through ``etils.epath``, so ``gs://bucket/run`` works wherever
-orbax and epath reach (``pip install gcsfs`` for Google Cloud Storage), and a remote path never turns into a local
+"""Run folders and other paths, local or remote: every path of a run goes through ``etils.epath``, so
+``gs://bucket/run`` works wherever orbax and epath reach (``pip install gcsfs`` for Google Cloud Storage), and a remote path never turns into a local
 folder named ``gs:``.
 
-``run.json`` records what is needed to rebuild the model and its input from the workdir alone
-(:func:`jaxconv.load_run`): the number of classes and their names, the tokenizer, the padding, the buckets and the
-jaxconv version; and what the data pipeline recorded about the data (``"data"``: source, file formats and
-encodings, skipped lines, truncated texts, SST phrases, fold).
+Writes never leave a torn file: :func:`write_text` replaces a file whole, :func:`append_bytes` cuts a failed
+append back; a failure is one :class:`WorkdirError` line naming the file and the cause (``ENOSPC``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno as errno_lib
-import json
 import os
-from typing import Any
-
 from etils import epath
 
-__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "write_run_info", "read_run_info",
-           "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error"]
+__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error"]
 
 #: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
 REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
@@ -128,22 +122,3 @@ def append_bytes(path: str | os.PathLike, data: bytes, *, what: str = "the file"
             os.close(fd)
     except OSError as e:
         raise write_error(path, e, what) from e
-
-
-def write_run_info(workdir: epath.Path, data: Any) -> dict:
-    """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote."""
-    from jaxconv import __version__
-
-    info = {"num_classes": int(data.num_classes), "label_names": data.label_names, "tokenizer": data.tokenizer,
-            "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
-            "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
-            "vocab_size": len(data.vocab), "dataset": data.name, "sizes": dict(data.sizes),
-            "data": dict(data.info), "jaxconv_version": __version__}
-    write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2, default=str) + "\n", what="the run's description")
-    return info
-
-
-def read_run_info(workdir: str | os.PathLike) -> dict | None:
-    """``workdir/run.json`` as a dict, or None when the run predates it."""
-    path = as_path(workdir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else None

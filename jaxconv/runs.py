@@ -1,8 +1,12 @@
-"""Get a trained model back from a workdir: ``jaxconv.load_run(workdir)``::
+"""Run folders: what a trained run holds, and getting it back with ``jaxconv.load_run(workdir)``::
 
     run = jaxconv.load_run("runs/demo")                       # the best dev epoch's model
     tokens = run.encode(["a sentence to look at"])            # (1, L) int32, padded as in training
     jaxconv.feature_map(run.model, tokens, "convs/2", 7)      # filter 7 of the width-5 conv: (1, L - 4)
+
+``run.json`` records what is needed to rebuild the model and its input from the workdir alone: the number of classes
+and their names, the tokenizer, the padding, the buckets and the jaxconv version; and what the data pipeline recorded
+about the data (``"data"``: source, file formats and encodings, skipped lines, truncated texts, SST phrases, fold).
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from jaxconv.train.workdir import as_path, read_run_info
+from jaxconv.paths import as_path, write_text
 
-__all__ = ["Run", "load_run", "CHECKPOINTS"]
+__all__ = ["Run", "load_run", "CHECKPOINTS", "write_run_info", "read_run_info"]
 
 #: What ``checkpoint=`` may name besides a step number.
 CHECKPOINTS = ("best", "latest")
@@ -86,7 +90,7 @@ class Run:
 
         if not hasattr(self.model, "sample"):
             raise ValueError(f"{self.workdir} holds a {type(self.model).__name__}, which classifies; generate needs "
-                             f"a language model (config.model.name='conv_lm').")
+                             f"a language model (a model kind whose task is 'next_token').")
         ids = self.vocab.encode(self.tokenize(prompt))
         if not ids:
             raise ValueError(f"prompt={prompt!r} has no token for the {self.tokenizer!r} tokenizer.")
@@ -151,3 +155,22 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
                label_names=info.get("label_names"), pad_left=int(info.get("pad_left", config.data.pad_left)),
                pad_right=int(info.get("pad_right", config.data.pad_right)),
                min_length=int(info["min_length"] if "min_length" in info else input_length_rule(config)[0]))
+
+
+def write_run_info(workdir, data: Any) -> dict:
+    """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote."""
+    from jaxconv import __version__
+
+    info = {"num_classes": int(data.num_classes), "label_names": data.label_names, "tokenizer": data.tokenizer,
+            "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
+            "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
+            "vocab_size": len(data.vocab), "dataset": data.name, "sizes": dict(data.sizes),
+            "data": dict(data.info), "jaxconv_version": __version__}
+    write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2, default=str) + "\n", what="the run's description")
+    return info
+
+
+def read_run_info(workdir: str | os.PathLike) -> dict | None:
+    """``workdir/run.json`` as a dict, or None when the run predates it."""
+    path = as_path(workdir) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -20,8 +20,8 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 # 32-bit by default everywhere; tests that need float64 use `with jax.enable_x64(True)` locally.
 jax.config.update("jax_enable_x64", False)

@@ -30,7 +30,7 @@ from jaxconv.configs import load_config
 from jaxconv.train import MetricsWriter, load_params, read_metrics, train_and_evaluate
 from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.train.metrics import TIMING_FIELDS
-from jaxconv.train.workdir import WorkdirError, append_bytes, write_text
+from jaxconv.paths import WorkdirError, append_bytes, write_text
 
 #: 400 sentences: 320 train (20 steps of 16 per epoch), 40 dev, 40 test; one bucket.
 TINY = {"data.synthetic.num_examples": 400, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
@@ -157,7 +157,7 @@ def test_a_failed_restore_drops_tensorstore_futures_nobody_reads_and_nothing_els
     import asyncio
     import gc
 
-    from jaxconv.train import _orbax_calls
+    from jaxconv import _orbax_calls
 
     _orbax_calls.drop_orbax_echoes()
 

@@ -79,7 +79,8 @@ def test_metrics_and_tensorboard_on_s3(s3_bucket):
 
 def test_vocab_run_info_and_workdir_on_s3(s3_bucket):
     from jaxconv.data import Vocab
-    from jaxconv.train.workdir import as_path, prepare_workdir, read_run_info
+    from jaxconv.paths import as_path, prepare_workdir
+    from jaxconv.runs import read_run_info
 
     workdir = prepare_workdir(f"{s3_bucket}/run-files")
     assert str(workdir) == f"{s3_bucket}/run-files"                   # a URI stays a URI, never made "absolute"

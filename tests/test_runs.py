@@ -17,8 +17,8 @@ import jaxconv
 from jaxconv import data as jdata
 from jaxconv.configs import load_config
 from jaxconv.train import read_metrics
-from jaxconv.train.input_pipeline import build_data, split_dataset
-from jaxconv.train.workdir import WorkdirError, prepare_workdir
+from jaxconv.data.pipeline import build_data, split_dataset
+from jaxconv.paths import WorkdirError, prepare_workdir
 
 TINY = {"data.synthetic.num_examples": 300, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "progress": False}
@@ -76,7 +76,7 @@ def test_load_run_other_checkpoints_and_errors(trained, tmp_path):
     latest = jaxconv.load_run(workdir, checkpoint="latest")
     assert latest.step == result["step"]
     by_step = jaxconv.load_run(workdir, checkpoint=result["step"])
-    leaves = lambda run: [np.asarray(x) for x in __import__("jax").tree.leaves(__import__("flax").nnx.state(run.model))]  # noqa: E731
+    leaves = lambda run: [np.asarray(x) for x in __import__("jax").tree.leaves(__import__("flax").nnx.state(run.model))]
     assert all(np.array_equal(a, b) for a, b in zip(leaves(latest), leaves(by_step)))
     with pytest.raises(FileNotFoundError, match=r"no step 7 in .*checkpoints/latest \(saved steps: \["):
         jaxconv.load_run(workdir, checkpoint=7)

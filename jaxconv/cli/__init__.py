@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from jaxconv._orbax_calls import drop_orbax_echoes
 from jaxconv.cli import dump, explain, report, shape, train
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxconv`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
+    # A failed checkpoint read or write is one line here: orbax's echoes of it are not printed. This process-wide
+    # hook is the command's to install; importing the library installs nothing.
+    drop_orbax_echoes()
     prog = f"jaxconv {command}" if command else "jaxconv"
     try:
         argv, overrides = split_override_args(argv)

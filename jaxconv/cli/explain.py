@@ -6,13 +6,13 @@ import argparse
 import sys
 
 from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes, positive_int
-from jaxconv.configs import load_config, load_config_module
+from jaxconv.configs import BUILTIN_CONFIGS, DEFAULT_CONFIG, load_config, load_config_module
 
 __all__ = ["add_parser", "EXPLAIN_CONTRACT"]
 
-EXPLAIN_CONTRACT = """\
-CONFIG is a built-in config name (text_cnn) or a Python file defining get_config(preset) ->
-ml_collections.ConfigDict (PRESET is passed as a string, or None when omitted), as configs/text_cnn.py.
+EXPLAIN_CONTRACT = f"""\
+CONFIG is a built-in config name ({', '.join(BUILTIN_CONFIGS)}) or a Python file defining get_config(preset) ->
+ml_collections.ConfigDict (PRESET is passed as a string, or None when omitted), as configs/{DEFAULT_CONFIG}.py.
 Fields can be overridden with --config.KEY=VALUE, as for jaxconv train.
 
 The model is built by, in order of preference:
@@ -65,9 +65,9 @@ def _fixed_vocab_size(config) -> int | None:
 
 def _fixed_input_length(config) -> int | None:
     """The input length a model fixes (the character CNN's ``model.length``), else None."""
-    from jaxconv.models import MODELS, input_length_rule
+    from jaxconv.models import input_length_rule, model_kinds
 
-    if _find(config, "model.name") not in MODELS:
+    if _find(config, "model.name") not in model_kinds():
         return None
     try:
         return input_length_rule(config)[1]
@@ -93,9 +93,10 @@ def _jaxconv_builder(config, args, example: list):
     length = _fixed_input_length(config) or _find(config, "data.seq_len", "data.max_length")
     if length is None and _find(config, "data.bucket_lengths"):
         length = max(_find(config, "data.bucket_lengths"))
-    from jaxconv.models import TASKS
+    from jaxconv.models import model_kinds
 
-    if TASKS.get(_find(config, "model.name")) == "next_token":
+    kind = model_kinds().get(_find(config, "model.name"))
+    if kind is not None and kind.task == "next_token":
         classes = classes or vocab                        # a language model: the next token is the class
     for what, value, default, flag in (("vocab_size", vocab, 20000, "--vocab-size"),
                                        ("num_classes", classes, 2, "--num-classes"),
@@ -143,12 +144,12 @@ def _build(module, config, args):
             model = nnx.eval_shape(build)
         except CliError:
             raise
-        except Exception:  # noqa: BLE001 - some builders need concrete arrays; build for real then
+        except Exception:
             example.clear()
             model = build()
     except CliError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise CliError(f"building the model failed: {type(e).__name__}: {e}") from None
     if not isinstance(model, nnx.Module):
         raise CliError(f"build_model returned {type(model).__name__}, not an nnx.Module.")
@@ -190,7 +191,7 @@ def add_parser(sub) -> None:
     q = sub.add_parser("explain", help="build a config's model and print its explain table",
                        description="Print jaxconv.explain's table for the model of a config.",
                        epilog=EXPLAIN_CONTRACT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("config", metavar="CONFIG[:PRESET]", help="e.g. text_cnn:mr or configs/text_cnn.py:mr")
+    q.add_argument("config", metavar="CONFIG[:PRESET]", help=f"e.g. {DEFAULT_CONFIG}:mr or configs/{DEFAULT_CONFIG}.py:mr")
     q.add_argument("--input-shape", metavar="SIZES", help="example input shape, e.g. 1x64")
     q.add_argument("--dtype", help="example input dtype (default: int32 with --input-shape)")
     q.add_argument("--vocab-size", type=positive_int, help="vocabulary size for jaxconv.models.build_model")

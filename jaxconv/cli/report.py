@@ -13,7 +13,7 @@ def make_report(workdir, dump: str | None = None, out=None, *, examples: int = 3
     from jaxconv.dump import load_dump
     from jaxconv.dump.report import write_report
     from jaxconv.dump.store import dump_dir
-    from jaxconv.train.workdir import as_path
+    from jaxconv.paths import as_path
 
     path = as_path(workdir)
     if dump is None and dump_dir(path, "test").exists():

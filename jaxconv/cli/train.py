@@ -1,7 +1,7 @@
 """``jaxconv train CONFIG[:PRESET] --workdir DIR [--config.KEY=VALUE ...]``: train and evaluate one config.
 
-``CONFIG`` is a built-in name (``text_cnn``, shipped in the package) or a config file; ``--config CONFIG`` is the
-same (the form ``experiments/text_cnn.py`` takes). Re-running the command resumes from the workdir's latest
+``CONFIG`` is a built-in name (:data:`jaxconv.configs.BUILTIN_CONFIGS`, shipped in the package) or a config file;
+``--config CONFIG`` is the same (the form the scripts in ``experiments/`` take). Re-running the command resumes from the workdir's latest
 checkpoint. What the run leaves in the workdir: see :mod:`jaxconv.train.trainer`.
 """
 
@@ -13,17 +13,16 @@ import logging
 
 from jaxconv.cli._common import CliError
 
-__all__ = ["add_parser", "run", "DEFAULT_CONFIG"]
+from jaxconv.configs import DEFAULT_CONFIG
 
-#: The config ``jaxconv train`` runs when none is named: Kim's CNN on the built-in synthetic corpus.
-DEFAULT_CONFIG = "text_cnn"
+__all__ = ["add_parser", "run", "DEFAULT_CONFIG"]
 
 
 def run(config, workdir: str) -> dict:
     """Train ``config`` into ``workdir`` as the command does; process 0 prints the summary. Returns the result."""
     from jaxconv.train import train_and_evaluate
     from jaxconv.train.mesh import is_primary, maybe_initialize_distributed
-    from jaxconv.train.workdir import WorkdirError, os_error_text
+    from jaxconv.paths import WorkdirError, os_error_text
 
     maybe_initialize_distributed(config)  # before anything touches the devices
     # jaxconv's progress lines at INFO; the libraries' (orbax logs every checkpoint step in detail) at WARNING.
@@ -69,8 +68,8 @@ def add_parser(sub) -> None:
         "train", help="train and evaluate a config (a built-in name or a config file)",
         description="Train a config's model, keep the best dev epoch, score it on test. Re-running the same command "
                     "resumes from the workdir's latest checkpoint.",
-        epilog="examples:\n  jaxconv train text_cnn --workdir runs/demo                 # synthetic corpus, ~10 s\n"
-               "  jaxconv train text_cnn:mr --workdir runs/mr --config.data.fold=3\n"
+        epilog=f"examples:\n  jaxconv train {DEFAULT_CONFIG} --workdir runs/demo                 # synthetic corpus, ~10 s\n"
+               f"  jaxconv train {DEFAULT_CONFIG}:mr --workdir runs/mr --config.data.fold=3\n"
                "  jaxconv train my_config.py:small --workdir runs/x --config.train.epochs=5\n"
                "Override any field with --config.KEY=VALUE (an unknown key is an error naming the fields there).",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import inspect
 import pathlib
+import pkgutil
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,13 +36,27 @@ from typing import Any
 
 import ml_collections
 
-from jaxconv.configs._validate import validate
+from jaxconv.configs._validate import LR_SCHEDULES, validate
 
 __all__ = ["load_config", "load_config_module", "apply_overrides", "split_override_args", "parse_override_items",
-           "check_complete", "reference_config", "validate", "ConfigError", "BUILTIN_CONFIGS"]
+           "check_complete", "reference_config", "validate", "ConfigError", "BUILTIN_CONFIGS", "DEFAULT_CONFIG",
+           "LR_SCHEDULES"]
 
-#: Config names shipped in the package (``jaxconv.configs.<name>``).
-BUILTIN_CONFIGS = ("text_cnn", "char_cnn", "conv_lm")
+
+def _builtin_configs() -> tuple[str, ...]:
+    """The modules of this package that define ``get_config`` (the private ones and ``rules`` do not)."""
+    names = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.name.startswith("_") and callable(getattr(importlib.import_module(f"{__name__}.{info.name}"),
+                                                              "get_config", None)):
+            names.append(info.name)
+    return tuple(names)
+
+
+#: Config names shipped in the package (``jaxconv.configs.<name>``): every module here with a ``get_config``.
+BUILTIN_CONFIGS = _builtin_configs()
+#: The config ``jaxconv train`` runs when none is named, and the examples use: Kim's CNN on the synthetic corpus.
+DEFAULT_CONFIG = "text_cnn"
 
 SPEC_HELP = ("a built-in config name (" + ", ".join(BUILTIN_CONFIGS) + ") or a path to a .py file defining "
              "get_config(preset), optionally followed by :PRESET, e.g. text_cnn:mr or configs/text_cnn.py:mr")
@@ -75,7 +90,7 @@ def _load_file(path: str, mtime_ns: int) -> types.ModuleType:
     sys.modules[name] = module          # dataclasses and pickling look modules up by name
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - reported as one line
+    except Exception as e:
         del sys.modules[name]
         raise ConfigError(f"could not load config file {path!r}: {type(e).__name__}: {e}") from None
     return module
@@ -93,6 +108,8 @@ def load_config_module(spec: str) -> tuple[types.ModuleType, str | None]:
     name, preset = _split_spec(spec)
     if name in BUILTIN_CONFIGS and not pathlib.Path(name).exists():
         module = importlib.import_module(f"jaxconv.configs.{name}")
+    elif not _looks_like_path(name) and not pathlib.Path(name).exists() and _kind_config(name) is not None:
+        module = _kind_config(name)
     else:
         file = pathlib.Path(name).expanduser()
         if file.is_dir():
@@ -109,6 +126,19 @@ def load_config_module(spec: str) -> tuple[types.ModuleType, str | None]:
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"config file {name!r} defines no get_config(preset) function.")
     return module, preset
+
+
+def _kind_config(name: str) -> types.ModuleType | None:
+    """A registered model kind's ``default_config`` as a config module (``get_config``), or None: how
+    ``load_config("my_model")`` loads a model declared outside this package."""
+    from jaxconv.models import model_kinds
+
+    kind = model_kinds().get(name)
+    if kind is None or kind.default_config is None:
+        return None
+    module = types.ModuleType(f"{kind.cls.__module__}:{name}", f"The default config of model kind {name!r}.")
+    module.get_config = kind.default_config
+    return module
 
 
 def _call_get_config(module: types.ModuleType, spec: str, preset: str | None):
@@ -262,11 +292,22 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
 
 
 def reference_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The built-in config of ``config.model.name`` (its default preset): where every field's default lives."""
+    """The ``default_config`` of ``config.model.name``'s model kind (its default preset): where every field's
+    default lives.
+
+    Raises:
+      ConfigError: the name is not a registered model kind, or the kind declares no ``default_config``.
+    """
+    from jaxconv.models import model_kinds
+
     name = config.model.name
-    if name not in BUILTIN_CONFIGS:
-        raise ConfigError(f"config.model.name={name!r} has no built-in config; expected one of {BUILTIN_CONFIGS}.")
-    return _call_get_config(importlib.import_module(f"jaxconv.configs.{name}"), name, None)
+    kind = model_kinds().get(name)
+    if kind is None:
+        raise ConfigError(f"config.model.name={name!r} is not known; expected one of {sorted(model_kinds())}.")
+    if kind.default_config is None:
+        raise ConfigError(f"config.model.name={name!r}: its model kind declares no default_config, so the config's "
+                          f"fields have no defaults to check; give ModelKind(..., default_config=get_config).")
+    return _call_get_config(_kind_config(name), name, None)
 
 
 def check_complete(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict, what: str) -> None:

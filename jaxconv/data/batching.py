@@ -221,7 +221,6 @@ class BucketedBatches:
         self._row_of = np.empty(n, dtype=np.int64)  # example -> row within its bucket matrix
         for members in self._members:
             self._row_of[members] = np.arange(len(members))
-        self._bucket_of = which.astype(np.int64)
         self.num_examples = n
 
     # ------------------------------------------------------------------------------------------

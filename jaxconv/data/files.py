@@ -286,7 +286,7 @@ def load_files(train: PathLike, dev: PathLike | None = None, test: PathLike | No
 
     Args:
       train, dev, test: the files (``None`` or ``""``: absent). Without a test file, train with cross-validation;
-        without a dev file, hold out part of train (what ``jaxconv train`` does: :mod:`jaxconv.train.input_pipeline`).
+        without a dev file, hold out part of train (what ``jaxconv train`` does: :mod:`jaxconv.data.pipeline`).
       format, text_field, label_field, encoding, on_error: as in :func:`read_examples`, for every file.
       tokenizer: stored as ``extras["tokenizer"]``, the preprocessing a pipeline applies by default.
       name: the dataset's name; default ``"file:<train file name>"``.

@@ -17,9 +17,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Union
 
+import numpy as np
 from etils import epath
 
-__all__ = ["Vocab", "encode_texts", "BYTES", "ZHANG_ALPHABET", "ALPHABETS"]
+__all__ = ["Vocab", "encode_texts", "BYTES", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes", "ZHANG_ALPHABET",
+           "ALPHABETS"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _FORMAT = "jaxconv.vocab/1"
@@ -179,6 +181,32 @@ class Vocab:
 
 #: The 256 bytes as one-character tokens (what :func:`jaxconv.data.byte_tokenize` yields), in byte order.
 BYTES = tuple(chr(b) for b in range(256))
+
+#: Byte-level vocabulary (``Vocab.from_alphabet(BYTES)``): id 0 is padding, 1 unknown
+#: (never produced by bytes), byte ``b`` is id ``b + 2``.
+BYTE_VOCAB_SIZE = 258
+_FIRST_BYTE_ID = 2
+
+
+def encode_bytes(text: str) -> np.ndarray:
+    """UTF-8 bytes of ``text`` as ids ``byte + 2`` (int32 ``(n,)``): what the byte vocabulary gives.
+
+    >>> encode_bytes("hi").tolist()
+    [106, 107]
+    """
+    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32) + _FIRST_BYTE_ID
+
+
+def decode_bytes(ids) -> str:
+    """Inverse of :func:`encode_bytes` (padding and unknown ids dropped, invalid UTF-8 replaced).
+
+    >>> decode_bytes([0, 106, 107])
+    'hi'
+    """
+    ids = np.asarray(ids, np.int64)
+    return bytes((ids[ids >= _FIRST_BYTE_ID] - _FIRST_BYTE_ID).astype(np.uint8).tolist()).decode("utf-8",
+                                                                                               errors="replace")
+
 
 #: Zhang et al. (2015)'s alphabet: 26 letters, 10 digits, 32 other characters and the new line, 69 in all (the
 #: paper says 70: its list, and the released code's, has "-" twice). Anything else, the space included, is

@@ -106,7 +106,7 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
     Raises:
       DumpError: nothing complete there (an interrupted dump, a missing name: the message lists the dumps).
     """
-    from jaxconv.train.workdir import as_path
+    from jaxconv.paths import as_path
 
     base = as_path(path_or_workdir)
     if name is None and (base.name == dstore.STORE_NAME or (base / "zarr.json").exists()):

@@ -27,7 +27,7 @@ import numpy as np
 import zarr
 from etils import epath
 
-from jaxconv.train.workdir import as_path, is_remote
+from jaxconv.paths import as_path, is_remote
 
 __all__ = ["STORE_NAME", "FORMAT", "ArraySpec", "StoreWriter", "DumpExistsError", "dump_dir", "open_store",
            "open_group", "is_complete", "refuse_complete", "fingerprint"]

@@ -23,7 +23,7 @@ Faults:
   directory and raises :class:`CheckpointError` naming the step directory and the error (``ENOSPC``); the
   complete steps written before are untouched, so running the command again resumes from the newest of them.
   Orbax's own copies of a failed call's error (logs, tracebacks from its threads) are not shown: see
-  :mod:`jaxconv.train._orbax_calls`.
+  :mod:`jaxconv._orbax_calls`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxconv.train._orbax_calls import drop_orbax_echoes, error_reason, orbax_call, os_errno
-from jaxconv.train.workdir import WorkdirError, as_path
+from jaxconv._orbax_calls import error_reason, orbax_call, os_errno
+from jaxconv.paths import WorkdirError, as_path
 
 __all__ = ["Checkpoints", "CheckpointError", "load_params", "abstract_like"]
 
@@ -55,7 +55,7 @@ def _read_step(read: Callable[[int], Any], step: int) -> tuple[Any, str | None]:
     try:
         with orbax_call():
             return read(step), None
-    except Exception as e:  # noqa: BLE001 - a step that does not read back, whatever the reader raised
+    except Exception as e:
         return None, error_reason(e)
 
 
@@ -75,7 +75,6 @@ class Checkpoints:
     KINDS = ("latest", "best")
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
-        drop_orbax_echoes()
         self.directory = as_path(directory)
         if keep < 1:
             raise ValueError(f"config.train.keep must be >= 1 (checkpoints to keep); got keep={keep}.")

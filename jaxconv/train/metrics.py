@@ -17,6 +17,7 @@ place (rich's own notebook display when ``ipywidgets`` is installed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from typing import Any
 from etils import epath
 
 from jaxconv.train.tensorboard import ScalarWriter
-from jaxconv.train.workdir import append_bytes, is_remote, write_text
+from jaxconv.paths import append_bytes, is_remote, write_text
 
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
@@ -172,12 +173,10 @@ class ProgressBar:
         if enabled:
             self.mode = "terminal" if sys.stderr.isatty() else "notebook" if in_notebook() else None
         self._progress = self._line = None
-        if self.mode == "notebook":
-            try:
-                import ipywidgets  # noqa: F401 - rich draws its notebook bar with it
-            except ImportError:
-                self._line = _NotebookLine(total_steps, start, description)
-                return
+        if self.mode == "notebook" and importlib.util.find_spec("ipywidgets") is None:
+            # rich draws its notebook bar with ipywidgets; without it, one line of text updated in place
+            self._line = _NotebookLine(total_steps, start, description)
+            return
         if self.mode is None:
             return
         from rich.console import Console

@@ -1,103 +1,114 @@
-"""The training loop of one run, or of a stack of runs of one model shape trained by one program.
+"""``train_many(configs, workdirs)``: ``R`` runs of one model shape trained by one program, their arrays stacked on
+a leading axis and every step ``jax.vmap`` ped over it.
 
-:class:`Group` drives ``R`` runs (``R = 1`` unstacked for ``train_and_evaluate``; any ``R`` stacked on a leading axis
-and ``jax.vmap`` ped for ``train_many``). Each run keeps its own schedule (:mod:`jaxconv.train.schedule`), dropout
-keys, metrics, early stopping and checkpoints, exactly as if it ran alone:
+Each run keeps its own data order, dropout keys, metrics, early stopping and checkpoints, exactly as if it ran alone
+(:func:`jaxconv.train.trainer.train_and_evaluate`, up to float rounding), and writes the same records through the
+same :class:`~jaxconv.train.run.TrainingRun`:
 
 - Epochs are in step: a run that finishes an epoch waits for the others before the dev evaluation (one stacked
   program evaluates all), so every run is evaluated after each of its epochs.
 - Inside an epoch each dispatch runs one bucket's program; the runs whose next call is in that bucket step, the
-  others are masked (their arrays are left bit for bit as they were). The bucket picked is the one most runs are
-  waiting for (ties: the shorter bucket). A stopped or finished run stays masked.
-- Per-step sums come back per run; the host adds them into each run's window in step order and writes a train
-  record at every multiple of ``log_every_steps``, checks every loss before a checkpoint is saved, and names the
-  first non-finite step.
-
-Times are kept apart: ``examples_per_sec`` of a train record counts only training seconds (dispatch to the last
-step's metrics); the dev evaluation and the checkpoint saves are timed on their own (``eval_time_s``,
-``checkpoint_time_s`` in the dev records and the final metrics).
-
-Checkpoints: ``latest`` every ``config.train.checkpoint_every_steps`` (mid-epoch, at the first call boundary after
-each multiple), and at the end of every ``config.train.checkpoint_every_epochs``-th epoch (0: only at the end of
-training) and of training; ``best`` when dev improves, written at the next ``latest`` save (right away with
-``checkpoint_every_epochs = 1``; until then the best model is kept on the device).
+  others are masked (their arrays are left bit for bit as they were): :class:`~jaxconv.train.stacked_engine.Dispatches`.
+  A stopped or finished run stays masked.
+- Per-step sums come back per run; the host adds them into each run's window in step order.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxconv._logging import show_info_logs
+from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.compiles import COMPILES
+from jaxconv.train.dispatch import EpochCalls, epoch_calls
 from jaxconv.train.metrics import ProgressBar
-from jaxconv.train.run import Run
-from jaxconv.train.engine import Engine
-from jaxconv.train.schedule import Dispatches, EpochCalls, epoch_calls
-from jaxconv.train.state import TrainState, Window, num_params
+from jaxconv.train.run import TrainingRun, initial_state, open_run
+from jaxconv.train.stacked_engine import Dispatches, StackedEngine
+from jaxconv.train.state import TrainState, num_params
 from jaxconv.train.steps import EVAL_PROGRAM, TRAIN_PROGRAM
+from jaxconv.train.trainer import Clock
 
-__all__ = ["Group", "NonFiniteLossError"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became nan or inf. Attributes: ``step`` (1-based update number), ``epoch`` (1-based),
-    ``value``, ``checkpoint_step`` (the last good saved step, or None) and ``checkpoint_dir``."""
-
-    def __init__(self, value: float, step: int, epoch: int, checkpoint_step: int | None, checkpoint_dir) -> None:
-        self.value, self.step, self.epoch = value, step, epoch
-        self.checkpoint_step, self.checkpoint_dir = checkpoint_step, checkpoint_dir
-        where = (f"the last good checkpoint is step {checkpoint_step} in {checkpoint_dir}" if checkpoint_step is not None
-                 else f"no checkpoint had been saved yet in {checkpoint_dir}")
-        super().__init__(f"loss is {value} at step {step} (epoch {epoch}); {where}. Lower the learning rate "
-                         f"(config.train.learning_rate) or check the data; nothing after step {step - 1} was saved.")
+__all__ = ["train_many", "StackedTrainer"]
 
 
-class _Clock:
-    """Seconds of training: runs only between :meth:`start` and :meth:`stop`."""
+def train_many(configs: Sequence, workdirs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Train ``R = len(configs)`` runs of one model shape as one program (module docstring); runs whose datasets
+    differ in size (CV folds) are aligned by bucket (:mod:`jaxconv.train.stacked_engine`).
 
-    def __init__(self):
-        self.total, self._since = 0.0, None
+    The runs may differ in seed, fold, data split, epochs, patience, step cap and logging; they must share the model
+    config, vocabulary size, classes, optimizer, batch size, bucket lengths and ``steps_per_call``.
 
-    def start(self):
-        self._since = time.perf_counter()
+    Returns:
+      one result per run, in order (what :func:`jaxconv.train.trainer.train_and_evaluate` returns).
 
-    def stop(self):
-        self.total, self._since = self.now(), None
+    Raises:
+      ValueError: the runs do not share a model shape (the message names the run and the field), or no runs.
+    """
+    if not configs or len(configs) != len(workdirs):
+        raise ValueError(f"train_many: expected as many workdirs as configs (at least one); got {len(configs)} configs "
+                         f"and {len(workdirs)} workdirs.")
+    if len({os.fspath(w) for w in workdirs}) != len(workdirs):
+        raise ValueError(f"train_many: workdirs must differ (each run writes its own); got {list(map(str, workdirs))}.")
+    show_info_logs()
+    mesh_lib.maybe_initialize_distributed(configs[0])
+    mesh = mesh_lib.make_mesh()
+    runs = [open_run(c, w, mesh) for c, w in zip(configs, workdirs)]
+    for i, r in enumerate(runs[1:], 1):
+        _check_same_shape(runs[0], r, i)
+    k = runs[0].rs.steps_per_call
+    for i, r in enumerate(runs):
+        if r.rs.steps_per_call != k:
+            raise ValueError(f"runs 0 and {i} cannot be stacked: they step {k} and {r.rs.steps_per_call} batches per "
+                             f"call (config.train.steps_per_call, or the value they were started with).")
+    state = TrainState.stack([initial_state(r, mesh) for r in runs]).replicated(mesh)
+    engine = StackedEngine(runs[0].config, [r.data for r in runs], state, [r.dropout_key for r in runs], mesh,
+                           steps_per_call=k)
+    trainer = StackedTrainer(runs, engine)
+    trainer.train()
+    return trainer.finish()
 
-    def now(self) -> float:
-        return self.total + (time.perf_counter() - self._since if self._since is not None else 0.0)
+
+def _check_same_shape(first: TrainingRun, other: TrainingRun, i: int) -> None:
+    for name, a, b in zip(("model config", "vocabulary size", "number of classes", "optimizer",
+                           "row-sparse embedding settings"), first.spec, other.spec):
+        if a != b:
+            detail = ""
+            if name == "model config":
+                da, db = dict(a), dict(b)
+                detail = ": " + "; ".join(f"model.{k}: {da.get(k)!r} vs {db.get(k)!r}" for k in sorted(set(da) | set(db))
+                                          if da.get(k) != db.get(k))
+            elif name != "optimizer":
+                detail = f": {a!r} vs {b!r}"
+            raise ValueError(f"train_many: run {i} ({other.workdir}) cannot share a program with run 0 "
+                             f"({first.workdir}): their {name} differs{detail}.")
+    for key in ("train.batch_size", "train.max_norm", "train.max_norm_params"):
+        section, field = key.split(".")
+        a, b = first.config[section][field], other.config[section][field]
+        if a != b:
+            raise ValueError(f"train_many: run {i} ({other.workdir}) cannot share a program with run 0 "
+                             f"({first.workdir}): config.{key} is {b!r}, run 0's is {a!r}.")
 
 
-class Group:
-    """``runs`` (opened by :func:`jaxconv.train.run.open_run`) trained from ``state`` (one run's, or their stack
-    when ``stacked``) on ``mesh``."""
+class StackedTrainer:
+    """The epochs of ``runs`` on one :class:`~jaxconv.train.stacked_engine.StackedEngine`."""
 
-    def __init__(self, runs: list[Run], state: TrainState, mesh, *, stacked: bool):
-        self.runs, self.stacked = runs, stacked
-        first = runs[0]
-        self.k = first.rs.steps_per_call
-        for i, r in enumerate(runs):
-            if r.rs.steps_per_call != self.k:
-                raise ValueError(f"runs 0 and {i} cannot be stacked: they step {self.k} and {r.rs.steps_per_call} "
-                                 f"batches per call (config.train.steps_per_call, or the value they were started with).")
-        self.engine = Engine(first.config, [r.data for r in runs], state, [r.dropout_key for r in runs], mesh,
-                             steps_per_call=self.k, stacked=stacked)
-        self.clock = _Clock()
-        self.window_clock = [0.0] * len(runs)
+    def __init__(self, runs: list[TrainingRun], engine: StackedEngine):
+        self.runs, self.engine, self.k = runs, engine, engine.k
+        self.clock = Clock()
         self.pending: list = []             # (device sums, [(run index, step before, steps, first j)]) not yet read
-        self.best: list | None = None       # the best model of each run so far, when its checkpoint waits
+        self.best: list | None = None       # the best model of each run so far, stacked, when its checkpoint waits
         self.best_due = [False] * len(runs)
         self.best_kept = [False] * len(runs)  # run i's best model is in self.best (it improved in this invocation)
         self.progress = ProgressBar(sum(r.total_steps for r in runs),
-                                    enabled=bool(first.config.progress) and first.primary,
+                                    enabled=bool(runs[0].config.progress) and runs[0].primary,
                                     start=sum(r.rs.step for r in runs))
-
-    # ------------------------------------------------------------------------------------------------- training
 
     def train(self) -> None:
         """Train every run until it is finished (epochs done, step cap, early stop)."""
@@ -126,7 +137,7 @@ class Group:
         self.clock.start()
         try:
             for bucket, call, moved in dispatches:
-                sums = self.engine.dispatch(bucket, plans[bucket], call if self.stacked else call[0])
+                sums = self.engine.dispatch(bucket, plans[bucket], call)
                 for i, _, n, _ in moved:
                     self.runs[i].rs.step += n
                     self.runs[i].rs.step_in_epoch += n
@@ -143,7 +154,7 @@ class Group:
     def _after_call(self, moved: list, calls: dict[int, EpochCalls]) -> None:
         """Read the metrics when a run passed a multiple of log_every_steps; save mid-epoch checkpoints."""
         log_due, saves = False, []
-        for i, before, n, _ in moved:
+        for i, before, _, _ in moved:
             r = self.runs[i]
             after = r.rs.step
             log_every = max(int(r.config.train.log_every_steps), 0)
@@ -161,45 +172,21 @@ class Group:
             self.clock.start()
 
     def _drain(self) -> None:
-        """Read the pending per-step sums: stop on a non-finite loss, add them to the windows, write train records."""
+        """Read the pending per-step sums: stop on a non-finite loss, add them up, write the train records due."""
         if not self.pending:
             return
         pending, self.pending = self.pending, []
         fetched = jax.device_get([sums for sums, _ in pending])
         for sums, (_, moved) in zip(fetched, pending):
             for i, before, n, lo in moved:
-                r = self.runs[i]
-                mine = np.asarray(sums[i] if self.stacked else sums, np.float64)          # (K, 3)
-                log_every = max(int(r.config.train.log_every_steps), 0)
                 for j in range(n):
-                    loss_sum, correct, count = (float(x) for x in mine[lo + j])
-                    step = before + j + 1
-                    loss = loss_sum / max(count, 1.0)
-                    if not math.isfinite(loss):
-                        raise NonFiniteLossError(loss, step, r.rs.epoch + 1, r.ckpts.latest_step(),
-                                                 r.ckpts.path("latest"))
-                    r.rs.window.add(loss_sum, correct, count)
-                    if log_every and step % log_every == 0:
-                        self._log_train(i, step)
+                    if self.runs[i].add_step({k: v[i, lo + j] for k, v in sums.items()}, before + j + 1):
+                        self.runs[i].log_train(before + j + 1, self.clock.now())
 
-    def _log_train(self, i: int, step: int) -> None:
-        r, w = self.runs[i], self.runs[i].rs.window
-        if w.steps == 0:
-            return
-        now = self.clock.now()
-        rate = w.count / max(now - self.window_clock[i], 1e-9)
-        rec = r.metrics.write("train", step, r.rs.epoch + 1, loss=w.loss_sum / max(w.count, 1.0),
-                              accuracy=w.correct / max(w.count, 1.0), examples_per_sec=rate, steps=w.steps)
-        if not self.stacked:
-            self.progress.update(sum(x.rs.step for x in self.runs), loss=rec["loss"], rate=rate)
-        r.rs.window, self.window_clock[i] = Window(), now
-
-    # ------------------------------------------------------------------------------------------------- epoch end
-
-    def _end_epoch(self, members: list[int], calls: dict[int, EpochCalls], mark: int, epoch_start: float,
+    def _end_epoch(self, members: list[int], calls: dict[int, EpochCalls], mark: dict, epoch_start: float,
                    train_s: float) -> None:
         for i in members:
-            self._log_train(i, self.runs[i].rs.step)
+            self.runs[i].log_train(self.runs[i].rs.step, self.clock.now())
         t0 = time.time()
         dev = self.engine.evaluate("dev")
         eval_s = time.time() - t0
@@ -207,35 +194,17 @@ class Group:
         eval_c, eval_cs = COMPILES.since(mark, EVAL_PROGRAM)
         improved, epoch_done = [], {}
         for i in members:
-            r, rs = self.runs[i], self.runs[i].rs
-            epoch_done[i] = rs.step_in_epoch >= calls[i].steps
-            rs.eval_time_s += eval_s
-            if rs.record_dev(dev[i]["accuracy"], dev[i]["loss"], epoch_done[i], r.task.select_by):
+            r = self.runs[i]
+            epoch_done[i] = r.rs.step_in_epoch >= calls[i].steps
+            r.rs.eval_time_s += eval_s
+            if r.record_dev(dev[i], epoch_done[i], self.progress, compiles=train_c + eval_c, train_compiles=train_c,
+                            eval_compiles=eval_c, compile_time_s=train_cs + eval_cs,
+                            epoch_time_s=time.time() - epoch_start, train_time_s=train_s, eval_time_s=eval_s):
                 improved.append(i)
-            r.metrics.write("dev", rs.step, rs.epoch + 1, loss=dev[i]["loss"], accuracy=dev[i]["accuracy"],
-                            best_accuracy=rs.best_dev_accuracy, compiles=train_c + eval_c, train_compiles=train_c,
-                            eval_compiles=eval_c, compile_time_s=train_cs + eval_cs, epoch_time_s=time.time() - epoch_start,
-                            train_time_s=train_s, eval_time_s=eval_s, checkpoint_time_s=rs.checkpoint_time_s)
-            best = (f"best {rs.best_dev_accuracy:.4f}" if r.task.select_by == "accuracy"
-                    else f"best loss {rs.best_dev_loss:.4f}")
-            r.info(f"epoch {rs.epoch + 1}/{r.epochs} step {rs.step}: dev loss {dev[i]['loss']:.4f} "
-                   f"{r.task.describe(dev[i], r.data.tokenizer)} ({best} at epoch {rs.best_epoch}), "
-                   f"{time.time() - epoch_start:.1f}s (train {train_s:.1f}s, eval {eval_s:.1f}s), "
-                   f"{train_c}+{eval_c} compiles", self.progress)
         self._keep_best(improved)
         for i in members:
-            r, rs = self.runs[i], self.runs[i].rs
-            if epoch_done[i]:
-                rs.epoch_times = rs.epoch_times + [time.time() - epoch_start]
-                rs.epoch, rs.step_in_epoch = rs.epoch + 1, 0
-            patience = int(r.config.train.patience)
-            if patience and rs.epochs_without_improvement >= patience:
-                rs.stopped_early = True
-                r.info(f"early stop: no dev improvement for {patience} epochs (best epoch {rs.best_epoch})",
-                       self.progress)
-        every = int(self.runs[members[0]].config.train.checkpoint_every_epochs)
-        due = [i for i in members if self.runs[i].finished or (every and epoch_done[i] and self.runs[i].rs.epoch % every == 0)]
-        self._save(due)
+            self.runs[i].end_epoch(epoch_done[i], time.time() - epoch_start, self.progress)
+        self._save([i for i in members if self.runs[i].checkpoint_due(epoch_done[i])])
 
     def _keep_best(self, improved: list[int]) -> None:
         """Remember which runs improved; when the best is not saved at once, keep a device copy of their model."""
@@ -249,18 +218,11 @@ class Group:
         model = self.engine.state.model
         for i in improved:
             self.best_kept[i] = True
-        if not self.stacked:
-            self.best = [jnp.copy(x) for x in model]
-            return
         mask = np.zeros(len(self.runs), bool)
         mask[improved] = True
         mask = self.engine.put(mask)
         best = self.best if self.best is not None else model
         self.best = [jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, b) for x, b in zip(model, best)]
-
-    def _state(self, i: int) -> TrainState:
-        """Run ``i``'s arrays (a view of the stack, or the one run's)."""
-        return self.engine.state.unstack(i) if self.stacked else self.engine.state
 
     def _save(self, which: list[int], *, latest: bool = True) -> None:
         """Save the pending ``best`` and (``latest``) the ``latest`` checkpoint of the runs ``which``, timed per run.
@@ -268,9 +230,9 @@ class Group:
         for i in which:
             r = self.runs[i]
             t0 = time.time()
-            state = self._state(i)
+            state = self.engine.state.unstack(i)
             if self.best_due[i]:
-                leaves = state.model if self.best is None else [x[i] if self.stacked else x for x in self.best]
+                leaves = state.model if self.best is None else [x[i] for x in self.best]
                 model = jax.tree.unflatten(state.defs.model_tree, leaves)
                 r.ckpts.save("best", r.rs.best_step, {"model": model}, r.meta())
                 self.best_due[i] = False
@@ -279,51 +241,23 @@ class Group:
                              r.meta())
             r.rs.checkpoint_time_s += time.time() - t0
 
-    # ------------------------------------------------------------------------------------------------- evaluation
-
     def finish(self) -> list[dict]:
         """Score each run's best model (its ``best`` checkpoint, or the same model still on the device) on test and
         dev; write ``final_metrics.json``."""
         models, best_steps = [], []
         for i, r in enumerate(self.runs):
-            state = self._state(i)
+            state = self.engine.state.unstack(i)
             step = r.ckpts.latest_step("best")
             if self.best_kept[i]:           # the best model is still on the device: no need to read it back
-                state = TrainState([x[i] if self.stacked else x for x in self.best], state.opt, state.defs)
+                state = TrainState([x[i] for x in self.best], state.opt, state.defs)
             elif step is not None:
                 restored, _ = r.ckpts.restore("best", {"model": state.model_state()})
                 state = state.with_states(restored["model"])
             models.append(state.model)
             best_steps.append(step)
-        final = [jnp.stack(xs) for xs in zip(*models)] if self.stacked else models[0]
-        final = self.engine.put(final)
-        nan = {"loss": float("nan"), "accuracy": float("nan")}
-        test = self.engine.evaluate("test", final) if "test" in self.engine.eval_data else [nan] * len(self.runs)
+        final = self.engine.put([jnp.stack(xs) for xs in zip(*models)])
+        test = self.engine.evaluate("test", final) if "test" in self.engine.eval_data else [None] * len(self.runs)
         dev = self.engine.evaluate("dev", final)
-        params = num_params(self._state(0))
-        return [self._result(r, test[i], dev[i], best_steps[i], params) for i, r in enumerate(self.runs)]
-
-    def _result(self, r: Run, test: dict, dev: dict, best_step: int | None, params: int) -> dict:
-        rs, data = r.rs, r.data
-        r.metrics.write("test", rs.step, rs.epoch, loss=test["loss"], accuracy=test["accuracy"],
-                        checkpoint_step=best_step, dev_accuracy=dev["accuracy"])
-        result = {
-            "dataset": data.name, "label_names": data.label_names, "seed": int(r.config.seed), "fold": data.info.get("cv_fold"),
-            "test_accuracy": test["accuracy"], "test_loss": test["loss"], "dev_accuracy": dev["accuracy"],
-            "dev_loss": dev["loss"], "best_step": best_step, "best_epoch": rs.best_epoch, "step": rs.step,
-            "epochs_completed": rs.epoch, "stopped_early": rs.stopped_early, "train_time_s": rs.train_time_s,
-            "eval_time_s": rs.eval_time_s, "checkpoint_time_s": rs.checkpoint_time_s,
-            "epoch_time_s": float(np.mean(rs.epoch_times)) if rs.epoch_times else None,
-            "wall_time_s": r.wall_time(), "num_params": params, "vocab_size": len(data.vocab), "sizes": data.sizes,
-            "buckets": list(data.train.bucket_lengths), "steps_per_call": self.k, "runs_in_program": len(self.runs),
-            "devices": jax.device_count(), "workdir": str(r.workdir), "task": r.task.name,
-            **r.task.summary("test", test, r.data.tokenizer), **r.task.summary("dev", dev, r.data.tokenizer),
-        }
-        if r.primary:
-            (r.workdir / "final_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        result["tensorboard"] = r.metrics.tensorboard_dir is not None
-        r.info(f"test {r.task.describe(test, r.data.tokenizer, long=True)} (model of step {best_step}, dev "
-               f"{r.task.describe(dev, r.data.tokenizer, long=True)}); outputs in {r.workdir}")
-        r.metrics.close()
-        r.ckpts.close()
-        return result
+        params = num_params(self.engine.state.unstack(0))
+        return [r.result(test[i], dev[i], best_steps[i], params, steps_per_call=self.k, runs_in_program=len(self.runs))
+                for i, r in enumerate(self.runs)]

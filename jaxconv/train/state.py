@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +22,9 @@ from flax import nnx
 
 from jaxconv.models import build_model
 from jaxconv.train.optim import SPARSE_STATE, SparseEmbeddingAdadelta, make_optimizer, sparse_embedding_settings
+from jaxconv.train.tasks import SUMS
 
-__all__ = ["StateDefs", "TrainState", "RunState", "Window", "make_spec", "create_modules", "init_state"]
+__all__ = ["StateDefs", "TrainState", "RunState", "Window", "StateSpec", "make_spec", "create_modules", "init_state"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,23 +115,40 @@ class TrainState:
         return TrainState([x[r] for x in self.model], [x[r] for x in self.opt], self.defs)
 
 
-def make_spec(config, vocab_size: int, num_classes: int) -> tuple:
-    """The hashable ``spec`` of :func:`create_modules`: ``(model config items, vocab_size, num_classes, optax
-    transformation, sparse embedding settings or None)``."""
-    return (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.model.items())),
-            int(vocab_size), int(num_classes), make_optimizer(config.train), sparse_embedding_settings(config))
+class StateSpec(NamedTuple):
+    """What a model and its optimizer are built from (hashable: runs with equal specs share compiled programs).
+
+    Attributes:
+      model: ``config.model`` as sorted ``(field, value)`` items.
+      vocab_size, num_classes: the embedding rows and the classes (a language model: the vocabulary size).
+      optimizer: the optax transformation (:func:`jaxconv.train.optim.make_optimizer`).
+      sparse: the row-sparse embedding Adadelta's ``(rate or schedule, rho, eps)``, or None (dense updates only).
+    """
+
+    model: tuple
+    vocab_size: int
+    num_classes: int
+    optimizer: Any
+    sparse: tuple | None
 
 
-def create_modules(key, spec, pretrained=None) -> tuple[nnx.Module, nnx.Module]:
+def make_spec(config, vocab_size: int, num_classes: int, total_steps: int = 1) -> StateSpec:
+    """The :class:`StateSpec` of ``config`` for a run of ``total_steps`` updates (the span of its learning-rate
+    schedule, :func:`jaxconv.train.optim.schedule_steps`)."""
+    return StateSpec(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.model.items())),
+                     int(vocab_size), int(num_classes), make_optimizer(config.train, total_steps),
+                     sparse_embedding_settings(config, total_steps))
+
+
+def create_modules(key, spec: StateSpec, pretrained=None) -> tuple[nnx.Module, nnx.Module]:
     """Model and optimizer from ``spec`` (:func:`make_spec`): an ``nnx.Optimizer`` over every Param, or a
     :class:`~jaxconv.train.optim.SparseEmbeddingAdadelta` when the spec's sparse settings are not None."""
-    model_items, vocab_size, num_classes, tx, sparse = spec
-    model = build_model({"model": dict(model_items)}, vocab_size, num_classes, rngs=nnx.Rngs(params=key),
+    model = build_model({"model": dict(spec.model)}, spec.vocab_size, spec.num_classes, rngs=nnx.Rngs(params=key),
                         pretrained=pretrained)
-    if sparse is not None:
-        lr, rho, eps = sparse
-        return model, SparseEmbeddingAdadelta(model, tx, learning_rate=lr, rho=rho, eps=eps)
-    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+    if spec.sparse is not None:
+        lr, rho, eps = spec.sparse
+        return model, SparseEmbeddingAdadelta(model, spec.optimizer, learning_rate=lr, rho=rho, eps=eps)
+    return model, nnx.Optimizer(model, spec.optimizer, wrt=nnx.Param)
 
 
 # One compiled program (cached per spec) instead of one per initialiser op.
@@ -150,21 +168,24 @@ def init_state(key, spec, pretrained=None) -> TrainState:
 
 @dataclasses.dataclass
 class Window:
-    """Train metrics summed since the last train record (saved in checkpoints, so a resumed run logs the same)."""
+    """Train sums (:data:`jaxconv.train.tasks.SUMS`, by name) since the last train record, and the steps they
+    cover (saved in checkpoints, so a resumed run logs the same)."""
 
-    loss_sum: float = 0.0
-    correct: float = 0.0
-    count: float = 0.0
+    sums: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(SUMS, 0.0))
     steps: int = 0
 
-    def add(self, loss_sum: float, correct: float, count: float) -> None:
-        self.loss_sum += loss_sum
-        self.correct += correct
-        self.count += count
+    def add(self, sums: dict) -> None:
+        for k in SUMS:
+            self.sums[k] += float(sums[k])
         self.steps += 1
 
     def state(self) -> dict:
-        return {"loss_sum": self.loss_sum, "correct": self.correct, "count": self.count, "steps": self.steps}
+        return dict(self.sums, steps=self.steps)
+
+    @classmethod
+    def from_state(cls, state: dict | None) -> Window:
+        state = state or {}
+        return cls({k: float(state.get(k, 0.0)) for k in SUMS}, int(state.get("steps", 0)))
 
 
 @dataclasses.dataclass
@@ -209,24 +230,19 @@ class RunState:
         """From a checkpoint's meta (fields it lacks keep their defaults: checkpoints of older versions resume)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"window"}
         state = cls(**{k: v for k, v in meta.items() if k in names})
-        state.window = Window(**(meta.get("window") or {}))
+        state.window = Window.from_state(meta.get("window"))
         return state
 
     def finished(self, epochs: int, cap: int) -> bool:
         """Whether training is over: stopped early, all ``epochs`` done, or the step ``cap`` (0: none) reached."""
         return bool(self.stopped_early or self.epoch >= epochs or (cap and self.step >= cap))
 
-    def record_dev(self, accuracy: float, loss: float, epoch_done: bool, select_by: str = "accuracy") -> bool:
-        """Count a dev evaluation at the current step; returns whether it is the best so far. ``select_by``
-        ``"accuracy"`` (classifiers): a higher accuracy, or the same accuracy with a lower loss (a saturated dev set
-        still picks a model); ``"loss"`` (language models): a lower loss."""
-        if select_by == "loss":
-            improved = loss < self.best_dev_loss
-        else:
-            improved = (accuracy > self.best_dev_accuracy
-                        or (accuracy == self.best_dev_accuracy and loss < self.best_dev_loss))
+    def record_dev(self, metrics: dict, epoch_done: bool, task) -> bool:
+        """Count a dev evaluation (``{"loss", "accuracy", ...}``) at the current step; returns whether it is the best
+        so far by ``task``'s rule (:meth:`jaxconv.train.tasks.Task.improved`)."""
+        improved = task.improved(metrics, self.best_dev_accuracy, self.best_dev_loss)
         if improved:
-            self.best_dev_accuracy, self.best_dev_loss = accuracy, loss
+            self.best_dev_accuracy, self.best_dev_loss = metrics["accuracy"], metrics["loss"]
             self.best_step, self.best_epoch, self.epochs_without_improvement = self.step, self.epoch + 1, 0
         elif epoch_done:
             self.epochs_without_improvement += 1

@@ -11,13 +11,14 @@ never calls it on modules at dispatch time; it runs it inside compiled programs 
   numbers (which call of the bucket, the step number of its first batch, and the range ``[lo, hi)`` of its
   steps that are applied). A step outside ``[lo, hi)`` is masked: it leaves every array bit for bit as it was (the
   dense leaves are selected, the row-sparse update writes no row), so a bucket's last, shorter run, a resume in
-  the middle of a run and a step cap all use the same program. It returns the per-step sums ``(K, 3)``
-  (``loss_sum``, ``correct``, ``count``; zeros for masked steps), which stay on the device until the trainer
-  reads them (every ``log_every_steps``, before a checkpoint, at the end of an epoch).
+  the middle of a run and a step cap all use the same program. It returns the per-step sums by name
+  (:data:`jaxconv.train.tasks.SUMS`: ``loss_sum``, ``correct``, ``count``, each ``(K,)``; zeros for masked steps),
+  which stay on the device until the trainer reads them (every ``log_every_steps``, before a checkpoint, at the
+  end of an epoch).
 - :func:`eval_batch`: the sums of one evaluation batch.
-- :class:`Programs` jits both (``jax.vmap`` ped over a leading run axis for a stack of runs), compiles them ahead
-  of time per bucket shape, several compilations in parallel threads, and keeps the executables for every run of
-  the process with the same :class:`StepSettings`.
+- :class:`Programs` jits both (``jax.vmap`` ped over a leading run axis for a stack of runs,
+  :mod:`jaxconv.train.stacked`), compiles them ahead of time per bucket shape, several compilations in parallel
+  threads, and keeps the executables for every run of the process with the same :class:`StepSettings`.
 
 Compilations are counted by :mod:`jaxconv.train.compiles` (``jax.monitoring``): the programs are named
 :data:`TRAIN_PROGRAM` and :data:`EVAL_PROGRAM`.
@@ -30,10 +31,11 @@ import dataclasses
 import functools
 import os
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding
@@ -42,12 +44,11 @@ from jax.sharding import PartitionSpec as P
 from jaxconv.nn.constraints import apply_max_norm
 from jaxconv.train.optim import NOT_EMBEDDING, SparseEmbeddingAdadelta
 from jaxconv.train.state import StateDefs
+from jaxconv.train.tasks import SUMS
 
 __all__ = ["loss_terms", "train_step", "eval_step", "make_steps", "StepSettings", "step_settings", "train_calls",
-           "eval_batch", "Programs", "programs_for", "METRICS", "TRAIN_PROGRAM", "EVAL_PROGRAM"]
+           "eval_batch", "Programs", "programs_for", "Call", "TRAIN_PROGRAM", "EVAL_PROGRAM"]
 
-#: The per-step sums a train program returns, in this order (axis -1 of its output).
-METRICS = ("loss_sum", "correct", "count")
 #: Names of the compiled programs (``fun_name`` of their ``jax.monitoring`` compile events).
 TRAIN_PROGRAM, EVAL_PROGRAM = "jaxconv_train_calls", "jaxconv_eval_batch"
 
@@ -61,9 +62,10 @@ def loss_terms(logits, labels, weights):
 
     A classifier: logits ``(B, K)``, labels int ``(B,)``; a language model: logits ``(B, T, V)``, labels ``(B, T)``
     (the next token at each position). ``weights`` is ``(B,)`` (a row's weight applies to each of its labels) or
-    ``labels``' shape. Returns the per-label loss (``labels``' shape) and ``{"loss_sum", "correct", "count"}``
-    (float32 scalars over every weighted label: rows or positions of weight 0 count for nothing), so ``loss_sum /
-    count`` is the mean loss per label either way."""
+    ``labels``' shape. Returns the per-label loss (``labels``' shape) and the sums of
+    :data:`jaxconv.train.tasks.SUMS` ``{"loss_sum", "correct", "count"}`` (float32 scalars over every weighted
+    label: rows or positions of weight 0 count for nothing), so ``loss_sum / count`` is the mean loss per label
+    either way."""
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)  # labels' shape
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)                     # labels' shape
     w = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (ce.ndim - weights.ndim)), ce.shape)
@@ -88,7 +90,7 @@ def train_step(model, optimizer, batch, key, step, *, max_norm: float, max_norm_
 
     if isinstance(optimizer, SparseEmbeddingAdadelta):
         # Gradients w.r.t. every Param but the table, and w.r.t. the looked-up vectors (B, L, D) for the table's rows.
-        model._check_tokens(batch["tokens"])
+        model.check_tokens(batch["tokens"])
         tokens = model.ids_in_range(batch["tokens"])                                         # as embed reads them
         x = model.embed(tokens)                                                              # (B, L, D)
         (loss, sums), (grads, grad_x) = nnx.value_and_grad(
@@ -173,8 +175,8 @@ def _constrain(settings: StepSettings, batch: dict) -> dict:
 
 
 def _step_arrays(settings: StepSettings, model, opt, batch, key, step, active):
-    """:func:`train_step` on flat arrays: ``(model leaves, opt leaves, sums (3,))``; a masked step (``active``
-    false) returns the arrays it was given."""
+    """:func:`train_step` on flat arrays: ``(model leaves, opt leaves, {sum name: scalar})``; a masked step
+    (``active`` false) returns the arrays it was given."""
     d = settings.defs
     model_m = nnx.merge(d.model_def, jax.tree.unflatten(d.model_tree, model))
     opt_m = nnx.merge(d.opt_def, jax.tree.unflatten(d.opt_tree, opt))
@@ -183,10 +185,24 @@ def _step_arrays(settings: StepSettings, model, opt, batch, key, step, active):
     new_model = jax.tree.leaves(nnx.state(model_m))
     new_opt = jax.tree.leaves(nnx.state(opt_m))
     # The row-sparse update masked its own writes; every other array is selected.
-    keep = lambda new, old, sparse: new if sparse else jnp.where(active, new, old)  # noqa: E731
+    keep = lambda new, old, sparse: new if sparse else jnp.where(active, new, old)
     new_model = [keep(n, o, s) for n, o, s in zip(new_model, model, d.model_sparse)]
     new_opt = [keep(n, o, s) for n, o, s in zip(new_opt, opt, d.opt_sparse)]
-    return new_model, new_opt, jnp.stack([sums[k] for k in METRICS])
+    return new_model, new_opt, {k: sums[k] for k in SUMS}
+
+
+class Call(NamedTuple):
+    """One dispatch of :func:`train_calls`, on the host: run call ``slot`` of the bucket's plan, its batch ``j``
+    being update ``base + j``, applied when ``lo <= j < hi``. The device gets it packed (:meth:`array`)."""
+
+    slot: int
+    base: int
+    lo: int
+    hi: int
+
+    def array(self) -> np.ndarray:
+        """int32 ``(4,)``: ``[slot, base, lo, hi]``."""
+        return np.asarray(self, np.int32)
 
 
 def train_calls(settings: StepSettings, model: list, opt: list, data: dict, plan: dict, call, key):
@@ -198,16 +214,17 @@ def train_calls(settings: StepSettings, model: list, opt: list, data: dict, plan
       data: the bucket's resident examples ``{"tokens": int32 (N, L), "labels": int32 (N,)}``.
       plan: the epoch's calls of this bucket ``{"rows": int32 (C, K, B), "weights": float32 (C, K, B)}``: rows of
         ``data`` per batch, weight 0 for filler rows.
-      call: int32 ``(4,)``: ``[c, base, lo, hi]``: run call ``c`` of ``plan``; batch ``j`` is update number
-        ``base + j`` (its dropout masks come from ``fold_in(key, base + j)``), applied when ``lo <= j < hi``.
+      call: int32 ``(4,)``, a :class:`Call` packed: ``[slot, base, lo, hi]``: run call ``slot`` of ``plan``;
+        batch ``j`` is update number ``base + j`` (its dropout masks come from ``fold_in(key, base + j)``),
+        applied when ``lo <= j < hi``.
       key: the run's dropout key.
 
     Returns:
-      ``(model, opt, sums)``: the new arrays and float32 ``(K, 3)`` per-step ``loss_sum``, ``correct``, ``count``
-      (zeros for masked steps).
+      ``(model, opt, sums)``: the new arrays and the per-step sums by name, float32 ``(K,)`` each (zeros for
+      masked steps).
     """
-    c, base, lo, hi = call[0], call[1], call[2], call[3]
-    rows_c, weights_c = plan["rows"][c], plan["weights"][c]                                 # (K, B) each
+    slot, base, lo, hi = (call[i] for i in range(len(Call._fields)))
+    rows_c, weights_c = plan["rows"][slot], plan["weights"][slot]                           # (K, B) each
 
     def body(carry, j):
         model, opt = carry
@@ -216,22 +233,21 @@ def train_calls(settings: StepSettings, model: list, opt: list, data: dict, plan
                                       "weights": weights_c[j]})                             # (B, L), (B,), (B,)
         active = (j >= lo) & (j < hi)
         model, opt, sums = _step_arrays(settings, model, opt, batch, key, (base + j).astype(jnp.uint32), active)
-        return (model, opt), jnp.where(active, sums, 0.0)
+        return (model, opt), {k: jnp.where(active, v, 0.0) for k, v in sums.items()}
 
     if rows_c.shape[0] == 1:  # one step: no loop (XLA compiles the straight-line step several times faster)
         (model, opt), sums = body((model, opt), jnp.int32(0))
-        return model, opt, sums[None]
+        return model, opt, {k: v[None] for k, v in sums.items()}
     (model, opt), sums = jax.lax.scan(body, (model, opt), jnp.arange(rows_c.shape[0]), unroll=settings.unroll)
-    return model, opt, sums                                                                  # ..., (K, 3)
+    return model, opt, sums                                                                  # ..., {name: (K,)}
 
 
-def eval_batch(settings: StepSettings, model: list, batch: dict):
-    """float32 ``(3,)``: ``loss_sum``, ``correct``, ``count`` of ``batch`` (tokens ``(B, L)``, labels, weights
-    ``(B,)``) under the model arrays ``model`` (dropout off)."""
+def eval_batch(settings: StepSettings, model: list, batch: dict) -> dict:
+    """The sums of ``batch`` (tokens ``(B, L)``, labels, weights ``(B,)``) under the model arrays ``model`` (dropout
+    off), by name: float32 scalars."""
     d = settings.defs
     model_m = nnx.merge(d.model_def, jax.tree.unflatten(d.model_tree, model))
-    sums = eval_step(model_m, _constrain(settings, batch))
-    return jnp.stack([sums[k] for k in METRICS])
+    return eval_step(model_m, _constrain(settings, batch))
 
 
 def _named(fn, name: str):
@@ -245,8 +261,8 @@ def _named(fn, name: str):
 class Programs:
     """The jitted train and eval programs of one :class:`StepSettings`, for one run or a stack of runs.
 
-    ``stacked``: every argument has a leading run axis ``R`` (``jax.vmap``): ``call`` is ``(R, 4)``, the sums
-    ``(R, K, 3)``. Executables are compiled ahead of time per argument signature (:meth:`executable`); use
+    ``stacked``: every argument has a leading run axis ``R`` (``jax.vmap``): ``call`` is ``(R, 4)``, each sum
+    ``(R, K)``. Executables are compiled ahead of time per argument signature (:meth:`executable`); use
     :func:`programs_for` to share them between the runs of a process.
     """
 

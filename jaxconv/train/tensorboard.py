@@ -22,7 +22,7 @@ import time
 
 from etils import epath
 
-from jaxconv.train.workdir import append_bytes, is_remote
+from jaxconv.paths import append_bytes, is_remote
 
 __all__ = ["ScalarWriter", "crc32c", "read_records"]
 

@@ -18,7 +18,7 @@ from jaxconv.cli import main
 from jaxconv.configs import BUILTIN_CONFIGS
 from jaxconv.configs.text_cnn import PRESETS as TEXT_CNN_PRESETS
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run_main(capsys, *argv):

@@ -10,7 +10,7 @@ import pathlib
 import subprocess
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 TEXT_CNN = REPO / "experiments" / "text_cnn.py"
 KIM = REPO / "experiments" / "kim2014.py"
 SMALL = ["--config.model.embed_dim=8", "--config.model.filters=4", "--config.train.batch_size=4",

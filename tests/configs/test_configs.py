@@ -17,7 +17,7 @@ from jaxconv.configs import (BUILTIN_CONFIGS, ConfigError, apply_overrides, chec
                              load_config_module, split_override_args, validate)
 from jaxconv.configs import text_cnn as builtin_text_cnn
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_builtin_name_and_repository_file_are_one_source():

@@ -12,7 +12,7 @@ import pytest
 
 from jaxconv.configs import load_config
 from jaxconv.data import decode_lines, detect_format, load_files, load_sentence_dataset, read_examples, read_labeled_lines
-from jaxconv.train.input_pipeline import build_data, data_files
+from jaxconv.data.pipeline import build_data, data_files
 
 SKIP_HINT = "Skip such lines with --config.data.on_error=skip (Python: on_error='skip')."
 

@@ -12,7 +12,7 @@ from conftest import shared_datasets_dir
 from jaxconv import data as jdata
 from jaxconv.configs import load_config
 from jaxconv.data import read_sst_trees, sst_phrase_dataset, sst_text
-from jaxconv.train.input_pipeline import build_data, data_files, describe
+from jaxconv.data.pipeline import build_data, data_files, describe
 
 
 def require_trees() -> pathlib.Path:

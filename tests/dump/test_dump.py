@@ -20,7 +20,7 @@ import jaxconv
 from jaxconv.cli import main
 from jaxconv.dump import DumpError, dump_activations, dump_path, load_dump
 from jaxconv.dump.loader import FilterMap
-from jaxconv.train.input_pipeline import load_dataset, split_dataset
+from jaxconv.data.pipeline import load_dataset, split_dataset
 
 LAYERS = ["convs/0", "convs/1", "convs/2"]
 
@@ -93,7 +93,8 @@ def test_store_holds_what_the_model_computes(demo_dump):
 def test_pooling_skips_windows_of_padding_alone(demo_dump):
     """A filter that fires most on padding (all-positive word vectors, all-negative kernel, bias 1: a window of
     padding gives relu(1) = 1, any window with a word less): pooled/argmax still come from windows with words."""
-    from jaxconv.dump import TextCNNAdapter, runner
+    from jaxconv.dump import runner
+    from jaxconv.models import TextCNNAdapter
     from jaxconv.train import mesh as jmesh
 
     run = jaxconv.load_run(demo_dump)

@@ -115,13 +115,14 @@ def test_byte_codec_round_trip():
 
 # ------------------------------------------------------------------------------------------------- in the trainer
 
-import json  # noqa: E402
+import json
 
-from jaxconv.cli import main  # noqa: E402
-from jaxconv.configs import load_config  # noqa: E402
-from jaxconv.train import train_and_evaluate  # noqa: E402
-from jaxconv.train.state import RunState  # noqa: E402
-from jaxconv.train.steps import loss_terms  # noqa: E402
+from jaxconv.cli import main
+from jaxconv.configs import load_config
+from jaxconv.train import train_and_evaluate
+from jaxconv.train.state import RunState
+from jaxconv.train.tasks import TASKS
+from jaxconv.train.steps import loss_terms
 
 LM_TINY = {"data.synthetic.num_examples": 300, "train.epochs": 2, "progress": False, "tensorboard": False}
 CHAR_TINY = {"data.synthetic.num_examples": 200, "model.features": 8, "model.hidden": 16, "train.epochs": 1,
@@ -150,11 +151,16 @@ def test_loss_terms_per_position_and_per_row_weights():
 
 
 def test_best_dev_by_loss_for_language_models():
+    lm, classify = TASKS["next_token"], TASKS["classify"]
     rs = RunState()
-    assert rs.record_dev(0.5, 2.0, True, "loss") and not rs.record_dev(0.9, 2.1, True, "loss")
-    assert rs.record_dev(0.1, 1.5, True, "loss") and rs.best_dev_loss == 1.5
+    assert rs.record_dev(_dev(0.5, 2.0), True, lm) and not rs.record_dev(_dev(0.9, 2.1), True, lm)
+    assert rs.record_dev(_dev(0.1, 1.5), True, lm) and rs.best_dev_loss == 1.5
     acc = RunState()
-    assert acc.record_dev(0.5, 2.0, True) and acc.record_dev(0.9, 2.1, True)    # classifiers: accuracy first
+    assert acc.record_dev(_dev(0.5, 2.0), True, classify) and acc.record_dev(_dev(0.9, 2.1), True, classify)  # accuracy first
+
+
+def _dev(accuracy: float, loss: float) -> dict:
+    return {"accuracy": accuracy, "loss": loss}
 
 
 def test_conv_lm_trains_and_reports_bits_per_byte(lm_run):
@@ -165,13 +171,19 @@ def test_conv_lm_trains_and_reports_bits_per_byte(lm_run):
            if json.loads(line)["split"] == "dev"]
     best = min(dev, key=lambda r: r["loss"])                                # the best epoch is the lowest dev loss
     assert result["best_epoch"] == best["epoch"] and result["best_step"] == best["step"]
+    for r in dev:                       # every dev record carries bits per byte, and the best loss so far
+        assert r["bits_per_byte"] == pytest.approx(r["loss"] / np.log(2)) and r["best_loss"] <= r["loss"]
+    assert dev[-1]["best_loss"] == best["loss"]
+    train = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "train"]
+    assert train and all(r["bits_per_byte"] == pytest.approx(r["loss"] / np.log(2)) for r in train)
 
 
 def test_conv_lm_load_run_scores_and_samples(lm_run):
     workdir, result = lm_run
     run = jaxconv.load_run(workdir)
     assert isinstance(run.model, ConvLM) and run.tokenizer == "bytes" and len(run.vocab) == BYTE_VOCAB_SIZE
-    from jaxconv.train.lm_pipeline import build_lm_data
+    from jaxconv.data.lm import build_lm_data
 
     data = build_lm_data(run.config)
     nats = count = 0.0
@@ -256,7 +268,7 @@ def test_conv_lm_experiment_trains_then_samples(tmp_path, capsys):
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).parent.parent / "experiments" / "conv_lm.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "conv_lm.py"
     spec = importlib.util.spec_from_file_location("conv_lm_experiment", path)
     experiment = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(experiment)

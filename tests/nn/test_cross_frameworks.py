@@ -14,12 +14,12 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import keras  # noqa: E402
-from flax import nnx  # noqa: E402
+import keras
+from flax import nnx
 
-from conftest import require_torch  # noqa: E402
-from jaxconv import Conv1D, Conv2D  # noqa: E402
-from jaxconv.compat import keras as compat_keras  # noqa: E402
+from conftest import require_torch
+from jaxconv import Conv1D, Conv2D
+from jaxconv.compat import keras as compat_keras
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -100,12 +100,13 @@ def test_folds_of_different_sizes_and_their_own_early_stopping(tmp_path):
 def test_fold_data_alignment_by_bucket(tmp_path):
     """... and per bucket, so their stacked data, plans and dev batches carry weight-0 fillers."""
     from jaxconv.train import build_data
-    from jaxconv.train.schedule import EvalData, TrainData, epoch_calls
+    from jaxconv.train.dispatch import epoch_calls
+    from jaxconv.train.stacked_engine import StackedEvalData, StackedTrainData
 
     root = _mr_like(tmp_path / "data")
     datas = [build_data(load_config("text_cnn:mr", {"data.path": str(root), "data.fold": f, "train.batch_size": 8,
                                                     "data.max_buckets": 2}), min_length=5) for f in (0, 2)]
-    train = TrainData([d.train for d in datas], 2, lambda x: x, stacked=True)
+    train = StackedTrainData([d.train for d in datas], 2, lambda x: x)
     for b, bucket in enumerate(train.buckets):
         sizes = [d.train.bucket_sizes[b] for d in datas]
         assert bucket["tokens"].shape[:2] == (2, max(sizes))
@@ -114,7 +115,7 @@ def test_fold_data_alignment_by_bucket(tmp_path):
             np.testing.assert_array_equal(bucket["tokens"][r, :n], datas[r].train.bucket_arrays(b)[0])
     plans = train.plans([epoch_calls(d.train, 0, 2) for d in datas])
     assert [p["rows"].shape[1] for p in plans] == train.slots
-    dev = EvalData([d.dev for d in datas], lambda x: x, stacked=True)
+    dev = StackedEvalData([d.dev for d in datas], lambda x: x)
     weights = np.stack([b["weights"] for b in dev.batches])   # (positions, R, B)
     assert weights.sum(axis=(0, 2)).tolist() == [len(d.dev.lengths) for d in datas]
     assert (weights.sum(axis=2) == 0).any()                  # a weight-0 filler batch where a run has fewer

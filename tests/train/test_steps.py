@@ -1,4 +1,4 @@
-"""The compiled steps and the schedule: K steps per dispatch against K single steps on the same batches (losses and
+"""The compiled steps and the dispatches: K steps per dispatch against K single steps on the same batches (losses and
 every array to 1e-6), masked steps that change nothing, the epoch as runs of K same-bucket batches, a run with
 K > 1 that stops mid-call and resumes exactly, times reported apart, bfloat16 compute."""
 
@@ -15,7 +15,9 @@ from jaxconv.train import build_data, load_params, read_metrics, train_and_evalu
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.engine import Engine
 from jaxconv.train.run import resolve_steps_per_call
-from jaxconv.train.schedule import Dispatches, epoch_calls
+from jaxconv.train.dispatch import epoch_calls
+from jaxconv.train.stacked_engine import Dispatches
+from jaxconv.train.tasks import SUMS
 
 TINY = {"data.synthetic.num_examples": 400, "data.max_buckets": 2, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "train.checkpoint_every_steps": 0,
@@ -36,6 +38,11 @@ def _leaves(engine: Engine) -> list[np.ndarray]:
     return [np.asarray(x) for x in engine.state.model + engine.state.opt]
 
 
+def _sums(sums: dict) -> np.ndarray:
+    """A dispatch's named per-step sums as one ``(K, 3)`` array: loss_sum, correct, count."""
+    return np.stack([np.asarray(sums[k]) for k in SUMS], axis=-1)
+
+
 def _plan(engine: Engine, rows: np.ndarray, weights: np.ndarray) -> dict:
     return engine.put({"rows": rows.astype(np.int32), "weights": weights.astype(np.float32)})
 
@@ -44,18 +51,18 @@ def _plan(engine: Engine, rows: np.ndarray, weights: np.ndarray) -> dict:
 def test_k_steps_in_one_call_equal_k_single_calls(data, optimizer):
     """Feeding the same 8 batches: one call of K=8 steps and 8 calls of K=1 give the same losses and arrays."""
     mesh = mesh_lib.make_mesh()
-    one = Engine.fresh([tiny(**{"train.steps_per_call": 1, "train.optimizer": optimizer})], [data], mesh)
-    eight = Engine.fresh([tiny(**{"train.steps_per_call": 8, "train.optimizer": optimizer})], [data], mesh)
-    calls = eight.epoch_calls(0)[0]
+    one = Engine.fresh(tiny(**{"train.steps_per_call": 1, "train.optimizer": optimizer}), data, mesh)
+    eight = Engine.fresh(tiny(**{"train.steps_per_call": 8, "train.optimizer": optimizer}), data, mesh)
+    calls = eight.epoch_calls(0)
     c = int(np.flatnonzero(calls.length == 8)[0])
     bucket, slot = int(calls.bucket[c]), int(calls.slot[c])
     rows, weights = calls.rows[bucket][slot], calls.weights[bucket][slot]                   # (8, B) each
     assert (weights[:, -1] == 0).any() or (weights == 1).all()
 
-    big = eight.dispatch(bucket, eight.plans([calls])[bucket], np.asarray([slot, 0, 0, 8], np.int32))
+    big = eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 0, 0, 8], np.int32))
     plan_one = _plan(one, rows[:, None], weights[:, None])                                  # 8 calls of 1 step
     small = [one.dispatch(bucket, plan_one, np.asarray([j, j, 0, 1], np.int32)) for j in range(8)]
-    big, small = np.asarray(big), np.concatenate([np.asarray(s) for s in small])           # (8, 3) each
+    big, small = _sums(big), np.concatenate([_sums(s) for s in small])                     # (8, 3) each
     assert np.all(big[:, 2] > 0)
     np.testing.assert_allclose(big[:, 0] / big[:, 2], small[:, 0] / small[:, 2], rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(big[:, 1:], small[:, 1:])
@@ -66,21 +73,21 @@ def test_k_steps_in_one_call_equal_k_single_calls(data, optimizer):
 def test_masked_steps_leave_every_array_as_it_was(data):
     """Steps outside [lo, hi) change nothing: a call applying steps 2..5 of 8 equals single steps 2..5."""
     mesh = mesh_lib.make_mesh()
-    eight = Engine.fresh([tiny(**{"train.steps_per_call": 8})], [data], mesh)
-    one = Engine.fresh([tiny(**{"train.steps_per_call": 1})], [data], mesh)
-    calls = eight.epoch_calls(0)[0]
+    eight = Engine.fresh(tiny(**{"train.steps_per_call": 8}), data, mesh)
+    one = Engine.fresh(tiny(**{"train.steps_per_call": 1}), data, mesh)
+    calls = eight.epoch_calls(0)
     c = int(np.flatnonzero(calls.length == 8)[0])
     bucket, slot = int(calls.bucket[c]), int(calls.slot[c])
     rows, weights = calls.rows[bucket][slot], calls.weights[bucket][slot]
     before = _leaves(eight)
-    none = np.asarray(eight.dispatch(bucket, eight.plans([calls])[bucket], np.asarray([slot, 0, 3, 3], np.int32)))
+    none = _sums(eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 0, 3, 3], np.int32)))
     assert (none == 0).all()
     for a, b in zip(_leaves(eight), before):
         np.testing.assert_array_equal(a, b)
-    sums = np.asarray(eight.dispatch(bucket, eight.plans([calls])[bucket], np.asarray([slot, 10, 2, 6], np.int32)))
+    sums = _sums(eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 10, 2, 6], np.int32)))
     assert (sums[[0, 1, 6, 7]] == 0).all() and (sums[2:6, 2] > 0).all()
     plan_one = _plan(one, rows[:, None], weights[:, None])
-    small = np.concatenate([np.asarray(one.dispatch(bucket, plan_one, np.asarray([j, 10 + j, 0, 1], np.int32)))
+    small = np.concatenate([_sums(one.dispatch(bucket, plan_one, np.asarray([j, 10 + j, 0, 1], np.int32)))
                             for j in range(2, 6)])
     np.testing.assert_allclose(sums[2:6], small, rtol=1e-6)
     for a, b in zip(_leaves(eight), _leaves(one)):
@@ -151,11 +158,11 @@ def test_k4_run_stopped_mid_call_resumes_exactly(tmp_path):
         ours, theirs = load_params(tmp_path / "resumed", what=what), load_params(tmp_path / "full", what=what)
         for k in ours:
             assert np.array_equal(ours[k], theirs[k]), f"{what}/{k} differs after resume"
-    strip = lambda recs: [{k: v for k, v in r.items() if not k.endswith(("_s", "time", "_sec")) and "compile" not in k}  # noqa: E731
+    strip = lambda recs: [{k: v for k, v in r.items() if not k.endswith(("_s", "time", "_sec")) and "compile" not in k}
                           for r in recs]
     # The capped run logged and evaluated at its cap (step 7), as any capped run does; from the first full window
     # after it on, the records are the uninterrupted run's.
-    after = lambda d: strip(r for r in read_metrics(d) if r["step"] > 10)  # noqa: E731
+    after = lambda d: strip(r for r in read_metrics(d) if r["step"] > 10)
     assert after(tmp_path / "resumed") == after(tmp_path / "full") and len(after(tmp_path / "full")) >= 6
 
 
@@ -218,8 +225,9 @@ def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
 
 
 def test_engine_evaluate_matches_the_sums_of_its_batches(data):
-    engine = Engine.fresh([tiny()], [data], mesh_lib.make_mesh())
-    result = engine.evaluate("dev")[0]
+    engine = Engine.fresh(tiny(), data, mesh_lib.make_mesh())
+    sums = engine.evaluate("dev")
+    result = {"examples": sums["count"], "accuracy": sums["correct"] / sums["count"]}
     model, _ = engine.state.modules()
     correct = count = 0.0
     for b in data.dev.epoch(0):

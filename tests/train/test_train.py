@@ -28,7 +28,7 @@ from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.metrics import TIMING_FIELDS
 from jaxconv.train.trainer import make_optimizer, make_steps
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "text_cnn.py"
 CONFIG = REPO / "configs" / "text_cnn.py"
 
@@ -290,7 +290,7 @@ def test_trec_tiny_run_on_real_files(shared_datasets, tmp_path):
 
 def test_mr_folds_and_dev_holdout_on_real_files(shared_datasets):
     from jaxconv import data as jdata
-    from jaxconv.train.input_pipeline import split_dataset
+    from jaxconv.data.pipeline import split_dataset
 
     config = config_module.get_config("mr")
     ds = jdata.load_sentence_dataset("mr", shared_datasets)
@@ -312,7 +312,7 @@ def test_mr_folds_and_dev_holdout_on_real_files(shared_datasets):
 
 def test_vocab_from_train_or_all_splits(tmp_path):
     """vocab_from="train" maps test-only words to <unk>; "all" gives them rows (Kim's code); labels never count."""
-    from jaxconv.train.input_pipeline import build_data
+    from jaxconv.data.pipeline import build_data
 
     words = ["cat", "bob", "dog", "ann", "tea", "eve", "pen", "max", "ink", "sam", "sun", "sky"]
     train = [f"{i % 6} what is a {w} ?" for i, w in enumerate(words)]       # TREC's 6 labels, 2 lines each
