@@ -10,6 +10,8 @@ import types
 import pytest
 from conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # each runs a benchmark script end to end
+
 
 def _load(name: str):
     path = REPO_ROOT / "benchmarks" / f"{name}.py"

@@ -32,6 +32,8 @@ from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.train.metrics import TIMING_FIELDS
 from jaxconv.paths import WorkdirError, append_bytes, write_text
 
+pytestmark = pytest.mark.slow  # training, checkpoint and full-disk faults, end to end
+
 #: 400 sentences: 320 train (20 steps of 16 per epoch), 40 dev, 40 test; one bucket.
 TINY = {"data.synthetic.num_examples": 400, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 10, "progress": False}

@@ -8,6 +8,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from jaxconv.train.compiles import CompileLog
 
@@ -28,6 +29,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_the_library_installs_no_process_hook_and_the_command_does():
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

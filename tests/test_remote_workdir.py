@@ -17,6 +17,8 @@ import pytest
 
 from conftest import in_ci
 
+pytestmark = pytest.mark.slow  # runs on an in-process S3 server
+
 if in_ci():   # CI must run these (moto, s3fs and boto3 are test extras): a missing package fails here
     import moto.server as moto_server
 else:

@@ -20,6 +20,8 @@ from jaxconv.train import read_metrics
 from jaxconv.data.pipeline import build_data, split_dataset
 from jaxconv.paths import WorkdirError, prepare_workdir
 
+pytestmark = pytest.mark.slow  # training commands, notebooks and subprocesses
+
 TINY = {"data.synthetic.num_examples": 300, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "progress": False}
 

@@ -11,6 +11,8 @@ import pytest
 from jaxconv import Conv1D, layouts
 from jaxconv.compat.keras1 import Convolution1D
 
+pytestmark = pytest.mark.slow  # the seed example script in a subprocess
+
 B, L, C, F, K = 2, 20, 300, 111, 5
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -224,6 +224,7 @@ layer = st.tuples(st.integers(1, 5), st.integers(1, 2), st.integers(1, 3),
                   st.sampled_from(["valid", "same", "causal", "full", 0, 1, 2]))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(stack=st.lists(layer, min_size=1, max_size=3), length=st.integers(4, 24))
 def test_input_span_matches_probe(stack, length):

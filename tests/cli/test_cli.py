@@ -256,6 +256,7 @@ def test_help_mentions_the_explain_contract(capsys):
     assert "build_model(config) defined in the config file" in out and "jaxconv.models.build_model" in out
 
 
+@pytest.mark.slow
 def test_subprocess_golden_and_error():
     rc, out, err = run_subprocess("shape", "--input", "50x300", "--filters", "111", "--kernel-size", "5")
     assert (rc, out, err) == (0, seed_expected(), "")
@@ -263,6 +264,7 @@ def test_subprocess_golden_and_error():
     assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_script_when_installed():
     script = pathlib.Path(sys.executable).with_name("jaxconv")
     script = script if script.exists() else shutil.which("jaxconv")
@@ -416,6 +418,7 @@ def test_bad_arguments_are_one_line(argv, message, capsys, monkeypatch, tmp_path
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_the_experiment_script_gives_the_same_one_line_errors(tmp_path):
     """experiments/text_cnn.py is `jaxconv train`: a missing config and a bad preset are one line (no chained
     ml_collections traceback, no traceback inside the message)."""

@@ -10,6 +10,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # training commands on data files
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TEXT_CNN = REPO / "experiments" / "text_cnn.py"
 KIM = REPO / "experiments" / "kim2014.py"

@@ -22,6 +22,8 @@ from jaxconv.dump import DumpError, dump_activations, dump_path, load_dump
 from jaxconv.dump.loader import FilterMap
 from jaxconv.data.pipeline import load_dataset, split_dataset
 
+pytestmark = pytest.mark.slow  # trained runs dumped end to end
+
 LAYERS = ["convs/0", "convs/1", "convs/2"]
 
 

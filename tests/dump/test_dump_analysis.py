@@ -15,6 +15,8 @@ from jaxconv.dump import DumpAdapter, dump_activations, dump_path, load_dump
 from jaxconv.dump.analysis import class_association, purity_threshold
 from jaxconv.dump.motifs import planted_motifs, recover_motifs
 
+pytestmark = pytest.mark.slow  # a trained run's dump analysed, the example notebook
+
 
 @pytest.fixture(scope="module")
 def dump(demo_dump):

@@ -15,6 +15,8 @@ from conftest import in_ci
 from jaxconv.cli import main
 from jaxconv.dump import dump_activations, load_dump
 
+pytestmark = pytest.mark.slow  # reports of a trained run's dump, in a browser
+
 MARKUP = [
     "1 <script>document.title='x'</script> m00b m00a m00c w0001 w0002",
     '0 a <b>bold</b> & "quoted" <img src=x onerror=alert(1)> m01c m01a m01b w0003',

@@ -107,6 +107,7 @@ def test_unknown_after_unregister():
         model_kind(NAME)
 
 
+@pytest.mark.slow
 def test_train_load_explain_dump_report(tiny_kind, tmp_path):
     workdir = tmp_path / "run"
     result = jaxconv.train_and_evaluate(get_config(), workdir)

@@ -119,6 +119,7 @@ def test_dropout_needs_a_key_and_is_deterministic_given_one():
     assert not np.array_equal(np.asarray(a), np.asarray(m(tokens)))
 
 
+@pytest.mark.slow
 def test_test_time_dropout_masks_without_scaling_and_scales_at_eval():
     m = _model(dropout_scaling="test-time")
     tokens = _tokens(b=6)

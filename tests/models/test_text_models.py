@@ -13,6 +13,8 @@ import jaxconv
 from jaxconv.models.char_cnn import ZHANG_ALPHABET, CharCNN
 from jaxconv.models.conv_lm import BYTE_VOCAB_SIZE, ConvLM, decode_bytes, encode_bytes
 
+pytestmark = pytest.mark.slow  # the character CNN and language model trained end to end
+
 
 # ------------------------------------------------------------------------------------------------- char CNN
 

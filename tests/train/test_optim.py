@@ -66,6 +66,7 @@ def test_a_bad_schedule_is_one_config_error_before_anything_runs(tmp_path):
         validate(load_config("text_cnn", {"train.lr_schedule": "cosin"}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cosine", "step"])
 def test_the_row_sparse_update_follows_the_schedule_as_the_dense_one_does(name):
     """10 Adadelta updates of Kim's CNN with a falling rate: the row-sparse table equals the dense optax one."""

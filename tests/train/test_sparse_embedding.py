@@ -6,12 +6,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from jaxconv.configs import load_config
 from jaxconv.models import build_model
 from jaxconv.train import load_params, read_metrics, train_and_evaluate
 from jaxconv.train.trainer import SparseEmbeddingAdadelta, make_optimizer, make_steps, sparse_embedding_settings
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the row-sparse update
+
 
 def _config(**overrides):
     values = {"data.synthetic.num_examples": 400, "data.max_buckets": 1, "model.embed_dim": 16, "model.filters": 8,

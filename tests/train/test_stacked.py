@@ -13,6 +13,8 @@ from jaxconv.configs import load_config
 from jaxconv.data import synthetic_dataset
 from jaxconv.train import load_params, read_metrics, train_and_evaluate, train_many
 
+pytestmark = pytest.mark.slow  # stacked runs trained end to end
+
 TINY = {"data.synthetic.num_examples": 300, "data.max_buckets": 2, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "train.optimizer": "adadelta",
         "train.learning_rate": 1.0, "progress": False, "tensorboard": False}

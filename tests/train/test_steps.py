@@ -19,6 +19,8 @@ from jaxconv.train.dispatch import epoch_calls
 from jaxconv.train.stacked_engine import Dispatches
 from jaxconv.train.tasks import SUMS
 
+pytestmark = pytest.mark.slow  # compiled K-step programs and end-to-end runs
+
 TINY = {"data.synthetic.num_examples": 400, "data.max_buckets": 2, "model.embed_dim": 16, "model.filters": 8,
         "train.batch_size": 16, "train.epochs": 2, "train.log_every_steps": 5, "train.checkpoint_every_steps": 0,
         "train.optimizer": "adadelta", "train.learning_rate": 1.0, "progress": False, "tensorboard": False}

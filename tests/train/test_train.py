@@ -28,6 +28,8 @@ from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.metrics import TIMING_FIELDS
 from jaxconv.train.trainer import make_optimizer, make_steps
 
+pytestmark = pytest.mark.slow  # end-to-end training runs
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "text_cnn.py"
 CONFIG = REPO / "configs" / "text_cnn.py"
