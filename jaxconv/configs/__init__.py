@@ -53,10 +53,11 @@ def _builtin_configs() -> tuple[str, ...]:
     return tuple(names)
 
 
-#: Config names shipped in the package (``jaxconv.configs.<name>``): every module here with a ``get_config``.
-BUILTIN_CONFIGS = _builtin_configs()
 #: The config ``jaxconv train`` runs when none is named, and the examples use: Kim's CNN on the synthetic corpus.
 DEFAULT_CONFIG = "text_cnn"
+#: Config names shipped in the package (``jaxconv.configs.<name>``): every module here with a ``get_config``, the
+#: default first.
+BUILTIN_CONFIGS = tuple(sorted(_builtin_configs(), key=lambda name: (name != DEFAULT_CONFIG, name)))
 
 SPEC_HELP = ("a built-in config name (" + ", ".join(BUILTIN_CONFIGS) + ") or a path to a .py file defining "
              "get_config(preset), optionally followed by :PRESET, e.g. text_cnn:mr or configs/text_cnn.py:mr")
