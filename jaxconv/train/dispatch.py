@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from jaxconv.data import BucketedBatches
+from jaxconv.train.steps import Call
 
 __all__ = ["EpochCalls", "epoch_calls", "calls_per_bucket", "TrainData", "EvalData", "eval_batches_by_bucket"]
 
@@ -49,6 +50,18 @@ class EpochCalls:
     @property
     def steps(self) -> int:
         return int(self.length.sum())
+
+    def next_call(self, cursor: tuple[int, int], step: int, cap: int):
+        """The dispatch at ``cursor`` (``(call index, steps of it already done)``) for a run at update ``step``
+        with step cap ``cap`` (0: none): ``(bucket, Call, cursor after it)``, or None when the epoch or the cap is
+        done. Its steps before the cursor are masked, and so are those past the cap."""
+        index, lo = cursor
+        if index >= len(self.bucket) or (cap and step >= cap):
+            return None
+        n = int(self.length[index])
+        hi = min(n, lo + cap - step) if cap else n
+        after = (index + 1, 0) if hi == n else (index, hi)
+        return int(self.bucket[index]), Call(int(self.slot[index]), step - lo, lo, hi), after
 
     def locate(self, step_in_epoch: int) -> tuple[int, int]:
         """``(call index, steps of that call already done)`` after ``step_in_epoch`` steps of the epoch."""

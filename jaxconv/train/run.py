@@ -153,6 +153,19 @@ class TrainingRun:
         log_every = max(int(self.config.train.log_every_steps), 0)
         return bool(log_every) and step % log_every == 0
 
+    def log_due(self, before: int) -> bool:
+        """Whether the updates since ``before`` passed a multiple of ``log_every_steps`` (a train record is due)."""
+        every = max(int(self.config.train.log_every_steps), 0)
+        return bool(every) and before // every != self.rs.step // every
+
+    def save_due(self, before: int, epoch_steps: int) -> bool:
+        """Whether the updates since ``before`` passed a multiple of ``checkpoint_every_steps`` inside the epoch
+        (``epoch_steps`` long) and short of the step cap: a mid-epoch ``latest`` checkpoint is due."""
+        every = max(int(self.config.train.checkpoint_every_steps), 0)
+        capped = self.cap and self.rs.step >= self.cap
+        return (bool(every) and before // every != self.rs.step // every and not capped
+                and self.rs.step_in_epoch < epoch_steps)
+
     def log_train(self, step: int, now: float) -> dict | None:
         """Write the open window as a train record at ``step`` (``now``: the training clock, for examples/s) and
         start a new one; None when the window is empty."""

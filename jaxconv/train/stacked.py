@@ -153,18 +153,8 @@ class StackedTrainer:
 
     def _after_call(self, moved: list, calls: dict[int, EpochCalls]) -> None:
         """Read the metrics when a run passed a multiple of log_every_steps; save mid-epoch checkpoints."""
-        log_due, saves = False, []
-        for i, before, _, _ in moved:
-            r = self.runs[i]
-            after = r.rs.step
-            log_every = max(int(r.config.train.log_every_steps), 0)
-            ckpt_every = max(int(r.config.train.checkpoint_every_steps), 0)
-            log_due |= bool(log_every) and before // log_every != after // log_every
-            capped = r.cap and after >= r.cap
-            if (ckpt_every and before // ckpt_every != after // ckpt_every and not capped
-                    and r.rs.step_in_epoch < calls[i].steps):
-                saves.append(i)
-        if log_due or saves:
+        saves = [i for i, before, _, _ in moved if self.runs[i].save_due(before, calls[i].steps)]
+        if saves or any(self.runs[i].log_due(before) for i, before, _, _ in moved):
             self._drain()  # never save a state that came from a non-finite step
         if saves:
             self.clock.stop()

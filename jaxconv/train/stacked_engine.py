@@ -49,29 +49,27 @@ class Dispatches:
         self.calls, self.steps, self.caps = list(calls), [int(s) for s in steps], [int(c) for c in caps]
         self.cursor = [c.locate(int(d)) if c is not None else None for c, d in zip(calls, done)]
 
-    def _head(self, i: int) -> int | None:
-        c, cur = self.calls[i], self.cursor[i]
-        if c is None or cur[0] >= len(c.bucket) or (self.caps[i] and self.steps[i] >= self.caps[i]):
-            return None
-        return int(c.bucket[cur[0]])
+    def _head(self, i: int):
+        """Run ``i``'s next dispatch ``(bucket, Call, cursor after it)``, or None."""
+        c = self.calls[i]
+        return None if c is None else c.next_call(self.cursor[i], self.steps[i], self.caps[i])
 
     def __iter__(self):
         while True:
-            heads = {i: b for i in range(len(self.calls)) if (b := self._head(i)) is not None}
+            heads = {i: h for i in range(len(self.calls)) if (h := self._head(i)) is not None}
             if not heads:
                 return
-            count = collections.Counter(heads.values())
+            count = collections.Counter(b for b, _, _ in heads.values())
             bucket = max(count, key=lambda b: (count[b], -b))
             call = np.zeros((len(self.calls), len(Call._fields)), np.int32)
             moved = []
-            for i in (i for i, b in heads.items() if b == bucket):
-                c, (ci, lo), step = self.calls[i], self.cursor[i], self.steps[i]
-                n = int(c.length[ci])
-                hi = min(n, lo + self.caps[i] - step) if self.caps[i] else n
-                call[i] = Call(int(c.slot[ci]), step - lo, lo, hi)
-                moved.append((i, step, hi - lo, lo))
-                self.steps[i] += hi - lo
-                self.cursor[i] = (ci + 1, 0) if hi == n else (ci, hi)
+            for i, (b, run_call, after) in heads.items():
+                if b != bucket:
+                    continue
+                call[i] = run_call
+                moved.append((i, self.steps[i], run_call.hi - run_call.lo, run_call.lo))
+                self.steps[i] += run_call.hi - run_call.lo
+                self.cursor[i] = after
             yield bucket, call, moved
 
 

@@ -62,7 +62,7 @@ from jaxconv.train.metrics import ProgressBar
 from jaxconv.train.optim import OPTIMIZERS, SparseEmbeddingAdadelta, make_optimizer, sparse_embedding_settings
 from jaxconv.train.run import NonFiniteLossError, TrainingRun, initial_state, open_run
 from jaxconv.train.state import TrainState, make_spec, num_params
-from jaxconv.train.steps import EVAL_PROGRAM, TRAIN_PROGRAM, Call, make_steps
+from jaxconv.train.steps import EVAL_PROGRAM, TRAIN_PROGRAM, make_steps
 
 __all__ = ["train_and_evaluate", "Trainer", "Clock", "NonFiniteLossError", "make_optimizer",
            "make_steps", "make_spec", "OPTIMIZERS", "SparseEmbeddingAdadelta", "sparse_embedding_settings"]
@@ -159,25 +159,16 @@ class Trainer:
     def _calls(self, calls: EpochCalls):
         """The epoch's dispatches from where the run stands (a resume starts inside one: its first steps are
         masked), up to the step cap: :class:`~jaxconv.train.steps.Call` s."""
-        cap, step = self.run.cap, self.rs.step
-        index, lo = calls.locate(self.rs.step_in_epoch)
-        while index < len(calls.bucket) and not (cap and step >= cap):
-            n = int(calls.length[index])
-            hi = min(n, lo + cap - step) if cap else n
-            yield int(calls.bucket[index]), Call(int(calls.slot[index]), step - lo, lo, hi)
-            step += hi - lo
-            index, lo = (index + 1, 0) if hi == n else (index, hi)
+        step, cursor = self.rs.step, calls.locate(self.rs.step_in_epoch)
+        while (head := calls.next_call(cursor, step, self.run.cap)) is not None:
+            bucket, call, cursor = head
+            yield bucket, call
+            step += call.hi - call.lo
 
     def _after_call(self, before: int, calls: EpochCalls) -> None:
         """Read the metrics when the run passed a multiple of log_every_steps; save mid-epoch checkpoints."""
-        run, after = self.run, self.rs.step
-        log_every = max(int(run.config.train.log_every_steps), 0)
-        ckpt_every = max(int(run.config.train.checkpoint_every_steps), 0)
-        log_due = bool(log_every) and before // log_every != after // log_every
-        capped = run.cap and after >= run.cap
-        save = (bool(ckpt_every) and before // ckpt_every != after // ckpt_every and not capped
-                and self.rs.step_in_epoch < calls.steps)
-        if log_due or save:
+        save = self.run.save_due(before, calls.steps)
+        if save or self.run.log_due(before):
             self._drain()  # never save a state that came from a non-finite step
         if save:
             self.clock.stop()
