@@ -5,7 +5,8 @@
 46
 
 Training and runs load on first use (they import orbax): ``jaxconv.load_config``, ``jaxconv.train_and_evaluate``,
-``jaxconv.load_run``, ``jaxconv.load_dump`` (activation dumps, :mod:`jaxconv.dump`).
+``jaxconv.load_run``, ``jaxconv.load_dump`` and ``jaxconv.dump_activations`` (activation dumps,
+:mod:`jaxconv.dump`), ``jaxconv.import_model`` (trained Keras and PyTorch models, :mod:`jaxconv.imports`).
 """
 
 from jaxconv import layouts, shapes
@@ -15,10 +16,12 @@ from jaxconv.inspection import Explanation, explain, feature_map, feature_maps, 
 __version__ = "0.2.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]
 __all__ += ["explain", "Explanation", "feature_maps", "feature_map", "receptive_spans", "saliency"]
-__all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump", "Dump"]
+__all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump", "Dump", "import_model",
+            "dump_activations"]
 
 _LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.runs",
-         "Run": "jaxconv.runs", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader"}
+         "Run": "jaxconv.runs", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader",
+         "import_model": "jaxconv.imports", "dump_activations": "jaxconv.dump.runner"}
 
 
 def __getattr__(name):

@@ -43,6 +43,11 @@ class Run:
       checkpoint: ``"best"``, ``"latest"`` or the step number asked for; ``step``: the step restored.
       num_classes, label_names: the classifier's classes (names may be None).
       pad_left, pad_right, min_length: how training padded token ids (:meth:`encode` does the same).
+      padding, truncating: ``"post"`` (jaxconv's runs) or ``"pre"`` (an imported Keras model's ``pad_sequences``):
+        the side padding goes on, and the side a long text loses; fixed_length: the one length the model reads
+        (an imported model's ``max_length``), or None.
+      source: for an imported model, where it came from and how closely it matched its source (``run.json``'s
+        ``"source"``); None for a run trained here.
     """
 
     workdir: Any
@@ -58,21 +63,54 @@ class Run:
     pad_left: int = 0
     pad_right: int = 0
     min_length: int = 1
+    padding: str = "post"
+    truncating: str = "post"
+    fixed_length: int | None = None
+    source: dict | None = None
+    tokenizer_options: dict | None = None
 
     def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
-        """Token ids of ``texts`` as training built them: tokenized, ``pad_left`` zeros, the ids, zeros to the
-        length. Returns int32 ``(len(texts), L)`` with ``L = length`` or the longest padded text (at least
-        ``min_length``); a longer text is cut to ``L`` (its end dropped)."""
-        ids = [self.vocab.encode(self.tokenize(t)) for t in texts]
-        need = max([self.pad_left + len(x) + self.pad_right for x in ids] + [self.min_length])
-        L = int(length) if length is not None else need
+        """Token ids of ``texts`` as training built them (or as an imported model's source fed its model): int32
+        ``(len(texts), L)``; see :meth:`encode_rows`."""
+        return self.encode_rows(texts, length)[0]
+
+    def encode_rows(self, texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray, list[list[str]]]:
+        """Tokenize, index and pad ``texts`` as the run's model reads them.
+
+        ``L`` is ``length``, else the run's fixed length (an imported model's ``max_length``), else the longest
+        padded text (at least ``min_length``). With ``padding="post"`` (jaxconv's own runs) a row is ``pad_left``
+        zeros, the ids, zeros to ``L``; with ``"pre"`` (Keras' ``pad_sequences``) zeros, then the ids, ending
+        ``pad_right`` before ``L``. A text longer than the room loses its end (``truncating="post"``) or its
+        start (``"pre"``, Keras' default). Words the vocabulary drops (a Keras ``Tokenizer`` without an OOV token)
+        have no id and no position.
+
+        Returns:
+          ``tokens`` int32 ``(B, L)``; ``starts`` and ``lengths`` int32 ``(B,)``: row ``i``'s words are at
+          ``tokens[i, starts[i]:starts[i] + lengths[i]]``; ``words``: those words, per row.
+        """
+        rows = []
+        for t in texts:
+            words = self.tokenize(t)
+            ids = self.vocab.encode(words)
+            if len(ids) != len(words):                                          # dropped words: keep the others
+                words = [w for w in words if self.vocab.token_to_id(w) is not None]
+            rows.append((words, ids))
+        need = max([self.pad_left + len(x) + self.pad_right for _, x in rows] + [self.min_length])
+        L = int(length) if length is not None else self.fixed_length or need
         if L < self.min_length:
             raise ValueError(f"length={L} is shorter than the model's min_length={self.min_length}.")
-        out = np.zeros((len(ids), L), np.int32)                                       # (B, L), pad id 0
-        for i, x in enumerate(ids):
-            x = x[:max(L - self.pad_left - self.pad_right, 0)]
-            out[i, self.pad_left:self.pad_left + len(x)] = x
-        return out
+        room = max(L - self.pad_left - self.pad_right, 0)
+        out = np.zeros((len(rows), L), np.int32)                                      # (B, L), pad id 0
+        starts, lengths, kept = np.zeros(len(rows), np.int32), np.zeros(len(rows), np.int32), []
+        for i, (words, ids) in enumerate(rows):
+            cut = slice(max(len(ids) - room, 0), None) if self.truncating == "pre" else slice(0, room)
+            ids, words = ids[cut], words[cut]
+            start = self.pad_left if self.padding == "post" else L - self.pad_right - len(ids)
+            out[i, start:start + len(ids)] = ids
+            starts[i], lengths[i] = start, len(ids)
+            kept.append(words)
+        return out, starts, lengths, kept
 
     def tokens(self, ids: Sequence[int]) -> list[str]:
         """The words of a row of token ids (``<pad>`` for 0)."""
@@ -114,7 +152,7 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
       FileNotFoundError: no such workdir, no ``config.json`` / ``vocab.json`` in it, or no checkpoint of that kind.
       ValueError: an unknown ``checkpoint``.
     """
-    from jaxconv.data import Vocab, get_tokenizer
+    from jaxconv.data import Vocab, get_tokenizer, keras_tokenizer
     from jaxconv.models import build_model, input_length_rule
     from jaxconv.train.checkpoint import Checkpoints
 
@@ -150,11 +188,17 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
         ckpts.close()
     model.eval()
     tokenizer = info.get("tokenizer") or config.data.tokenizer or "kim"
-    return Run(workdir=path, config=config, vocab=vocab, tokenizer=tokenizer, tokenize=get_tokenizer(tokenizer),
+    options = info.get("tokenizer_options")
+    tokenize = keras_tokenizer(**options) if tokenizer == "keras" and options else get_tokenizer(tokenizer)
+    fixed = input_length_rule(config)[1]
+    return Run(workdir=path, config=config, vocab=vocab, tokenizer=tokenizer, tokenize=tokenize,
                model=model, checkpoint=checkpoint, step=int(step), num_classes=int(num_classes),
                label_names=info.get("label_names"), pad_left=int(info.get("pad_left", config.data.pad_left)),
                pad_right=int(info.get("pad_right", config.data.pad_right)),
-               min_length=int(info["min_length"] if "min_length" in info else input_length_rule(config)[0]))
+               min_length=int(info["min_length"] if "min_length" in info else input_length_rule(config)[0]),
+               padding=info.get("padding", "post"), truncating=info.get("truncating", "post"),
+               fixed_length=int(fixed) if fixed else None, source=info.get("source"),
+               tokenizer_options=options)
 
 
 def write_run_info(workdir, data: Any) -> dict:

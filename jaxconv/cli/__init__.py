@@ -4,8 +4,11 @@ Subcommands:
 
 - ``jaxconv shape``: the arithmetic of one convolution (or a small stack): output shape with the formula, the
   kernel shape in each framework's layout, ``(lo, hi)`` padding under each convention, params and FLOPs.
-- ``jaxconv explain CONFIG[:PRESET]``: build a config's model and print :func:`jaxconv.explain`'s table.
+- ``jaxconv explain CONFIG[:PRESET] | RUN``: build a config's model (or load a run folder's) and print
+  :func:`jaxconv.explain`'s table.
 - ``jaxconv train CONFIG[:PRESET] --workdir DIR [--config.KEY=VALUE ...]``: train and evaluate a config.
+- ``jaxconv import SOURCE --workdir RUN``: a trained Keras (1, 2, 3) or PyTorch model as a run folder
+  (:func:`jaxconv.import_model`).
 - ``jaxconv dump --workdir RUN [--split S | --input FILE] [--layers L,...]``: stream a trained run's per-filter
   activations to a Zarr store (:mod:`jaxconv.dump`).
 - ``jaxconv report --workdir RUN [--dump NAME]``: a static HTML report of a dump, one page per filter.
@@ -26,14 +29,14 @@ import sys
 from collections.abc import Sequence
 
 from jaxconv._orbax_calls import drop_orbax_echoes
-from jaxconv.cli import dump, explain, report, shape, train
+from jaxconv.cli import dump, explain, imports, report, shape, train
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
 from jaxconv.configs import split_override_args
 
 __all__ = ["main", "shape_report", "LayerSpec", "CliError"]
 
-COMMANDS = {"shape": shape, "explain": explain, "train": train, "dump": dump, "report": report}
+COMMANDS = {"shape": shape, "explain": explain, "train": train, "import": imports, "dump": dump, "report": report}
 
 
 def _parser() -> Parser:

@@ -156,6 +156,35 @@ def _build(module, config, args):
     return model, _example_input(example, args)
 
 
+def _is_run(text: str) -> bool:
+    """Whether ``text`` names a run folder (trained or imported): a directory with a ``config.json``."""
+    import os
+
+    return os.path.isdir(text) and os.path.isfile(os.path.join(text, "config.json"))
+
+
+def _from_run(args):
+    """A run folder's model and its example input: ``--input-shape``, else one text of the run's fixed length (an
+    imported model's), else 64 tokens (at least the model's shortest input)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxconv.runs import load_run
+
+    if args.overrides:
+        raise CliError(f"--config.{args.overrides[0][0]}: a run folder's config is the one it was made with; "
+                       f"overrides apply to a CONFIG.")
+    run = load_run(args.config)
+    if run.source is not None:
+        print(f"{args.config}: imported from {run.source['framework']} model {run.source['description']}; "
+              f"{run.num_classes} classes"
+              + (f" ({', '.join(run.label_names)})" if run.label_names else ""))
+    if args.input_shape:
+        return run.model, jax.ShapeDtypeStruct(_parse_sizes(args.input_shape, "--input-shape", "1x50"),
+                                               _dtype(args.dtype or "int32"))
+    return run.model, jax.ShapeDtypeStruct((1, run.fixed_length or max(run.min_length, 64)), jnp.int32)
+
+
 def _cmd_explain(args) -> int:
     import numpy as np
 
@@ -164,9 +193,12 @@ def _cmd_explain(args) -> int:
 
     if args.dtype:
         _dtype(args.dtype)   # a bad --dtype is reported before the model is built
-    module, _ = load_config_module(args.config)
-    config = load_config(args.config, args.overrides, prefix="--config.")
-    model, example = _build(module, config, args)
+    if _is_run(args.config):
+        model, example = _from_run(args)
+    else:
+        module, _ = load_config_module(args.config)
+        config = load_config(args.config, args.overrides, prefix="--config.")
+        model, example = _build(module, config, args)
     try:
         e = explain(model, example)
     except (ValueError, TypeError) as err:
@@ -188,10 +220,12 @@ def _cmd_explain(args) -> int:
 
 def add_parser(sub) -> None:
     """Register ``jaxconv explain`` on the subparsers ``sub``."""
-    q = sub.add_parser("explain", help="build a config's model and print its explain table",
-                       description="Print jaxconv.explain's table for the model of a config.",
+    q = sub.add_parser("explain", help="print the explain table of a config's model or a run folder's",
+                       description="Print jaxconv.explain's table for the model of a config, or of a run folder "
+                                   "(trained, or written by jaxconv import).",
                        epilog=EXPLAIN_CONTRACT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("config", metavar="CONFIG[:PRESET]", help=f"e.g. {DEFAULT_CONFIG}:mr or configs/{DEFAULT_CONFIG}.py:mr")
+    q.add_argument("config", metavar="CONFIG[:PRESET] | RUN",
+                   help=f"e.g. {DEFAULT_CONFIG}:mr, configs/{DEFAULT_CONFIG}.py:mr, or a run folder such as runs/demo")
     q.add_argument("--input-shape", metavar="SIZES", help="example input shape, e.g. 1x64")
     q.add_argument("--dtype", help="example input dtype (default: int32 with --input-shape)")
     q.add_argument("--vocab-size", type=positive_int, help="vocabulary size for jaxconv.models.build_model")

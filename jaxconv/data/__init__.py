@@ -54,11 +54,13 @@ from jaxconv.data.tokenize import (
     kim_tokenize,
     sst_tokenize,
     whitespace_tokenize,
+    lower_tokenize,
+    keras_tokenizer,
     char_tokenize,
     byte_tokenize,
     detokenize,
 )
-from jaxconv.data.vocab import ALPHABETS, BYTES, ZHANG_ALPHABET, Vocab, encode_texts
+from jaxconv.data.vocab import ALPHABETS, BYTES, ZHANG_ALPHABET, SourceVocab, Vocab, encode_texts
 
 __all__ = [
     # readers
@@ -72,9 +74,9 @@ __all__ = [
     "sst_text",
     # tokenize
     "clean_str_kim", "clean_str_sst", "kim_tokenize", "sst_tokenize", "whitespace_tokenize", "get_tokenizer",
-    "TOKENIZERS", "char_tokenize", "byte_tokenize", "detokenize",
+    "lower_tokenize", "keras_tokenizer", "TOKENIZERS", "char_tokenize", "byte_tokenize", "detokenize",
     # vocab
-    "Vocab", "encode_texts", "BYTES", "ZHANG_ALPHABET", "ALPHABETS",
+    "Vocab", "SourceVocab", "encode_texts", "BYTES", "ZHANG_ALPHABET", "ALPHABETS",
     # splits
     "stratified_kfold", "holdout_dev", "stratified_split",
     # batching

@@ -35,6 +35,9 @@ __all__ = [
     "kim_tokenize",
     "sst_tokenize",
     "whitespace_tokenize",
+    "lower_tokenize",
+    "keras_tokenizer",
+    "KERAS_FILTERS",
     "char_tokenize",
     "byte_tokenize",
     "get_tokenizer",
@@ -126,12 +129,39 @@ def byte_tokenize(s: str) -> list[str]:
     return list(s.encode("utf-8").decode("latin-1"))
 
 
+#: The characters a Keras ``Tokenizer`` / ``text_to_word_sequence`` turns into spaces by default.
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+
+def keras_tokenizer(*, filters: str = KERAS_FILTERS, lower: bool = True, split: str = " ") -> Tokenizer:
+    """The word splitting of Keras' text utilities (``keras.preprocessing.text.text_to_word_sequence``, which a
+    ``Tokenizer`` uses): lower-case, every character of ``filters`` becomes ``split``, split on it, drop empties.
+
+    >>> keras_tokenizer()("Don't stop, it's GOOD!")
+    ["don't", 'stop', "it's", 'good']
+    """
+    table = str.maketrans({c: split for c in filters})
+
+    def tokenize(s: str) -> list[str]:
+        s = s.lower() if lower else s
+        return [w for w in s.translate(table).split(split) if w]
+
+    return tokenize
+
+
+def lower_tokenize(s: str) -> list[str]:
+    """Lower-case, then split on whitespace."""
+    return s.lower().split()
+
+
 #: Tokenizer names accepted by :func:`get_tokenizer`.
 TOKENIZERS: dict[str, Tokenizer] = {
     "kim": kim_tokenize,              # MR, CR, SUBJ, MPQA in Kim (2014)
     "kim_cased": _kim_cased,          # TREC in Kim (2014)
     "sst": sst_tokenize,              # SST-1 / SST-2 in Kim (2014)
     "whitespace": whitespace_tokenize,
+    "lower": lower_tokenize,          # lower-case, then whitespace (imported models)
+    "keras": keras_tokenizer(),       # Keras' text_to_word_sequence / Tokenizer defaults (imported models)
     "chars": char_tokenize,           # Zhang et al. (2015)'s character-level models
     "chars_cased": _chars_cased,
     "bytes": byte_tokenize,           # byte-level language models

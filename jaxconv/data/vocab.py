@@ -20,7 +20,7 @@ from typing import Union
 import numpy as np
 from etils import epath
 
-__all__ = ["Vocab", "encode_texts", "BYTES", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes", "ZHANG_ALPHABET",
+__all__ = ["Vocab", "SourceVocab", "encode_texts", "BYTES", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes", "ZHANG_ALPHABET",
            "ALPHABETS"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -172,11 +172,69 @@ class Vocab:
     def load(cls, path: PathLike) -> "Vocab":
         """Read a vocabulary written by :meth:`save`."""
         data = json.loads(epath.Path(path).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("format") == SourceVocab.FORMAT:
+            return SourceVocab.from_json(data)
         if not isinstance(data, dict) or "tokens" not in data:
             raise ValueError(f"{path}: not a vocabulary file (expected a JSON object with 'tokens', "
                              f"written by Vocab.save).")
         return cls(data["tokens"], counts=data.get("counts"), min_count=data.get("min_count", 1),
                    max_size=data.get("max_size"))
+
+
+class SourceVocab(Vocab):
+    """The vocabulary of an imported model (:mod:`jaxconv.imports`): the source's own ids, whatever they are.
+
+    Unlike :class:`Vocab`, id 0 and 1 need not be ``<pad>`` and ``<unk>``: ``tokens[i]`` is the word of id ``i``
+    (``"<pad>"`` for id 0 when the source has none, ``"<unused:i>"`` for an id no word has), and an unknown word
+    becomes ``unk_id``, or is dropped when ``unk_id`` is None (a Keras ``Tokenizer`` without ``oov_token``).
+    ``num_words``: ids at or above it are unknown too (a Keras ``Tokenizer(num_words=...)``); default every id.
+
+    >>> v = SourceVocab(["<pad>", "the", "film"], unk_id=None)
+    >>> v.encode(["the", "zzz", "film"]), v.decode([2, 0])
+    ([1, 2], ['film', '<pad>'])
+    """
+
+    FORMAT = "jaxconv.source_vocab/1"
+
+    def __init__(self, tokens: Sequence[str], *, unk_id: int | None, num_words: int | None = None):
+        tokens = [str(t) for t in tokens]
+        if not tokens:
+            raise ValueError("SourceVocab: tokens is empty; expected the word of every id from 0.")
+        self._itos = tokens
+        self._stoi = {}
+        for i, t in enumerate(tokens):
+            self._stoi.setdefault(t, i)
+        if unk_id is not None and not 0 <= int(unk_id) < len(tokens):
+            raise ValueError(f"SourceVocab: unk_id={unk_id} is outside the ids [0, {len(tokens)}).")
+        self.unk_id = None if unk_id is None else int(unk_id)
+        self.num_words = None if num_words is None else int(num_words)
+        self.counts, self.min_count, self.max_size = {}, 1, None
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of ``token``; ``unk_id`` (None: dropped) when the vocabulary lacks it or its id is at or above
+        ``num_words``."""
+        i = self._stoi.get(token)
+        if i is None or (self.num_words is not None and i >= self.num_words):
+            return self.unk_id
+        return i
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Ids of ``tokens``; unknown ones become ``unk_id``, or are left out when it is None."""
+        ids = (self.token_to_id(t) for t in tokens)
+        return [i for i in ids if i is not None]
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(t) for t in self._itos[1:6])
+        unk = "dropped" if self.unk_id is None else f"id {self.unk_id}"
+        return f"SourceVocab(size={len(self)}, unknown words: {unk}, tokens=[{self._itos[0]!r}, {head}, ...])"
+
+    def to_json(self) -> dict:
+        """``{"format", "tokens", "unk_id", "num_words"}``: what :meth:`save` writes."""
+        return {"format": self.FORMAT, "tokens": self._itos, "unk_id": self.unk_id, "num_words": self.num_words}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "SourceVocab":
+        return cls(data["tokens"], unk_id=data.get("unk_id"), num_words=data.get("num_words"))
 
 
 #: The 256 bytes as one-character tokens (what :func:`jaxconv.data.byte_tokenize` yields), in byte order.

@@ -35,11 +35,11 @@ def example_heatmaps(dump, layer: str, examples: Sequence[int], path: str | os.P
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     vmax = float(maps.max()) or 1.0
     for ax, i, m in zip(axes, rows, maps):
-        words = dump.words(i)
+        words, first = dump.words(i), dump.start(i)
         ax.imshow(m.T, aspect="auto", cmap="viridis", vmin=0.0 if maps.min() >= 0 else -vmax, vmax=vmax,
                   interpolation="nearest")
-        ticks = [p for p in range(P) if dump.pad_left <= spans[p, 0] < dump.pad_left + len(words)]
-        ax.set_xticks(ticks, [words[spans[p, 0] - dump.pad_left] for p in ticks], rotation=90, fontsize=7)
+        ticks = [p for p in range(P) if first <= spans[p, 0] < first + len(words)]
+        ax.set_xticks(ticks, [words[spans[p, 0] - first] for p in ticks], rotation=90, fontsize=7)
         ax.set_ylabel("filter")
         ax.set_title(f"{layer}, example {i}: filters x positions (labelled by each window's first word)", fontsize=9)
     fig.savefig(path)

@@ -212,8 +212,15 @@ class Dump:
             raise KeyError(f"this dump has no array {name!r}.")
         return out
 
+    def start(self, example: int) -> int:
+        """The token position of the example's first word: ``starts[i]`` (a left-padded imported model's rows
+        start at different positions), or ``pad_left`` in a store without ``starts``."""
+        starts = self._read("starts")
+        return int(starts[int(example)]) if starts is not None else self.pad_left
+
     def words(self, example: int) -> list[str]:
-        """The example's tokens as words (padding excluded); ``words(i)[j]`` is at token position ``pad_left + j``."""
+        """The example's tokens as words (padding excluded); ``words(i)[j]`` is at token position
+        ``start(i) + j``."""
         cached = self._cache.get("words")
         text = str(cached[int(example)] if cached is not None else self.group["words"][int(example)])
         return [w.replace("\u00a0", " ") for w in text.split(" ")] if text else []
@@ -231,10 +238,10 @@ class Dump:
         value = float(self.pooled(layer)[example, filter])
         pos = int(self._read(f"argmax/{layer}")[example, filter])
         start, end = (int(x) for x in self._read(f"spans/{layer}")[pos])
-        words = self.words(example)
-        lo, hi = max(start, self.pad_left), min(end, self.pad_left + len(words))
+        words, first = self.words(example), self.start(example)
+        lo, hi = max(start, first), min(end, first + len(words))
         span = (lo, hi) if hi > lo else (lo, lo)
-        chosen = tuple(words[span[0] - self.pad_left:span[1] - self.pad_left])
+        chosen = tuple(words[span[0] - first:span[1] - first])
         labels, preds = self.labels, self.predictions
         return NGram(value=value, example=int(example), position=pos, span=span, words=chosen,
                      text=detokenize(self.attrs["tokenizer"], chosen),
@@ -254,7 +261,7 @@ class Dump:
         (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``."""
         self._check(layer, filter)
         row = self.feature_map(layer, filter)[int(example)]                              # (P,)
-        return analysis.token_scores(row, self._read(f"spans/{layer}"), self.pad_left, len(self.words(example)))
+        return analysis.token_scores(row, self._read(f"spans/{layer}"), self.start(example), len(self.words(example)))
 
     def slot_words(self, layer: str, filter: int, k: int = 10) -> list[list[SlotWord]]:
         """For each kernel position (slot) of the filter, the ``k`` vocabulary words whose embedding has the

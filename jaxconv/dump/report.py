@@ -123,18 +123,19 @@ def _index(dump, rows: list[_Row], order: str, figs: dict[str, list[str]]) -> st
 
 
 def _sentence(dump, example: int, scores: np.ndarray | None, span: tuple[int, int] | None) -> str:
-    words, ids = dump.words(example), dump.column("tokens")[example]
+    words, ids, first = dump.words(example), dump.column("tokens")[example], dump.start(example)
+    unk = dump.attrs.get("unk_id", 1)                   # None: the vocabulary drops unknown words
     vmax = float(scores.max()) if scores is not None and scores.size and scores.max() > 0 else 1.0
     out = []
     for j, w in enumerate(words):
-        cls = "tok unk" if ids[dump.pad_left + j] == 1 else "tok"
+        cls = "tok unk" if unk is not None and ids[first + j] == unk else "tok"
         if scores is not None:
             a = max(0.0, min(1.0, float(scores[j]) / vmax))
             piece = (f'<span class="{cls}" style="background:rgba(255,140,0,{a:.2f})" '
                      f'title="{scores[j]:.3f}">{_e(w)}</span>')
         else:
             piece = f'<span class="{cls}">{_e(w)}</span>'
-        if span is not None and span[0] <= dump.pad_left + j < span[1]:
+        if span is not None and span[0] <= first + j < span[1]:
             piece = f"<mark>{piece}</mark>"
         out.append(piece)
     return JOINERS.get(dump.attrs["tokenizer"], " ").join(out)   # words with spaces; characters and bytes as they are

@@ -35,7 +35,8 @@ DTYPES = ("float32", "float16")
 CHUNK_BYTES = 256 * 1024
 SPAN_RULE = ("output position t of a layer sees the padded token positions [rf_start + t*rf_jump, rf_start + "
              "t*rf_jump + rf_size), clipped to [0, padded_length): spans/<layer> holds them as (start, end) rows. "
-             "Example i's words are at tokens[i, pad_left:pad_left + lengths[i]]; argmax/<layer> and pooled/<layer> "
+             "Example i's words are at tokens[i, starts[i]:starts[i] + lengths[i]] (starts[i] = pad_left when the "
+             "store has no starts array); argmax/<layer> and pooled/<layer> "
              "take the max over the positions whose span holds at least one of them.")
 
 
@@ -93,6 +94,9 @@ def _check_args(split, input, dtype, batch_size, name):
 def _source(run, split: str, input) -> TextSource:
     if input is not None:
         return FileSource(input)
+    if run.source is not None:
+        raise ValueError(f"--split {split!r}: {run.workdir} holds an imported model, which has no dataset; give "
+                         f"--input FILE (one sentence per line, optionally after an integer label).")
     from jaxconv.train.tasks import task_of
 
     if task_of(run.config).name == "next_token":   # a language model: the lines of the split it trained with
@@ -140,18 +144,18 @@ def _chunk_rows(facts: dict, dtype: str, n: int, chunk_rows: int | None) -> int:
     return min(max(rows, 64), 8192, n)
 
 
-def _make_step(model, adapter, layers, spans, pad_left, dtype, mesh):
+def _make_step(model, adapter, layers, spans, dtype, mesh):
     from jaxconv.inspection import feature_maps
     from jaxconv.train import mesh as jmesh
 
     graphdef, state = nnx.split(model)
     spans = {k: jnp.asarray(v) for k, v in spans.items()}
 
-    def step(state, tokens, lengths):
+    def step(state, tokens, starts, lengths):
         m = nnx.merge(graphdef, state)
         maps = feature_maps(m, tokens, layers=layers)                                  # {layer: (B, P, F)}
         out = {}
-        lo, hi = pad_left, pad_left + lengths[:, None]                                 # (), (B, 1)
+        lo, hi = starts[:, None], (starts + lengths)[:, None]                          # (B, 1), (B, 1)
         for layer in layers:
             x = maps[layer]                                                            # (B, P, F)
             s, e = spans[layer][:, 0], spans[layer][:, 1]                              # (P,), (P,)
@@ -168,7 +172,7 @@ def _make_step(model, adapter, layers, spans, pad_left, dtype, mesh):
         return out
 
     data = jmesh.data_sharding(mesh)
-    jitted = jax.jit(step, in_shardings=(jmesh.replicated_sharding(mesh), data, data), out_shardings=data)
+    jitted = jax.jit(step, in_shardings=(jmesh.replicated_sharding(mesh), data, data, data), out_shardings=data)
     return jitted, jmesh.replicate(state, mesh)
 
 
@@ -196,6 +200,7 @@ def _array_specs(n: int, length: int, rows: int, layers: list[str], facts: dict,
     """The per-example arrays of a dump of ``n`` examples padded to ``length``, in chunks of ``rows`` examples (a
     map's chunk holds one filter)."""
     specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
+             "starts": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
              "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
              "texts": dstore.ArraySpec((n,), str, (rows,), ("example",)),
              "words": dstore.ArraySpec((n,), str, (rows,), ("example",))}
@@ -233,13 +238,16 @@ def _constants(run, adapter, layers: list[str], spans: dict) -> tuple[dict, list
     return constants, embedded
 
 
-def dump_activations(workdir, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
+def dump_activations(workdir=None, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
-                     name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None) -> DumpResult:
-    """Dump every chosen conv's feature maps of a split (or a text file) through a trained run's model.
+                     name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None,
+                     model=None, texts: Sequence[str] | None = None, labels: Sequence[int] | None = None,
+                     vocab=None, tokenizer: str = "whitespace", path=None) -> DumpResult:
+    """Dump every chosen conv's feature maps of a split (or a text file) through a trained run's model; or, with
+    ``model=``, of ``texts`` through a model held in memory.
 
     Args:
-      workdir: the training run's directory (local or ``gs://``).
+      workdir: the training (or imported) run's directory (local or ``gs://``).
       split: ``"test"`` (the default without ``input``), ``"dev"`` or ``"train"``, as training split the data (same
         fold and hold-out).
       input: a text file to dump instead of a split (one sentence per line, optional leading integer label).
@@ -251,6 +259,10 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
       name: the dump's name; default the split, or the input file's stem.
       overwrite: replace a complete dump of that name (the old one stays until the new one is complete).
       chunk_rows: examples per chunk; default so that one filter's chunk of a map is about 256 KiB.
+      model, texts, labels, vocab, tokenizer, path: a dump with no workdir (a notebook's model): the model (an
+        ``nnx.Module`` from token ids to logits, or a :class:`jaxconv.Run`), the texts and their optional labels,
+        its vocabulary (a ``Vocab``, a list of tokens or a token -> id dict; not needed for a Run) and tokenizer
+        name, and the store's ``path`` (:func:`jaxconv.dump.memory.memory_run`).
 
     Returns:
       :class:`DumpResult`; the store is at ``RUN/dumps/<name>/activations.zarr``.
@@ -262,21 +274,36 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     """
     from jaxconv import __version__
     from jaxconv.train import mesh as jmesh
-    from jaxconv.models import input_length_rule
     from jaxconv.runs import load_run
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
-    split = split or "test"
-    name = name or (FileSource(input).name if input is not None else split)
-    final = dump_path(workdir, name)
-    if not overwrite:  # before the slow part: nothing is read or written
-        dstore.refuse_complete(final)
-    run = load_run(workdir, checkpoint)
+    if model is not None:
+        if texts is None or path is None or workdir is not None:
+            raise ValueError("dump_activations(model=...): give texts= and path= (where the store goes), and no "
+                             "workdir.")
+        from jaxconv.dump.memory import memory_run
+        from jaxconv.paths import as_path
+
+        name, final = name or "texts", as_path(path)
+        if not overwrite:
+            dstore.refuse_complete(final)
+        run = memory_run(model, vocab, tokenizer)
+        source = SplitSource(name, list(texts), None if labels is None else [int(x) for x in labels],
+                             f"{len(texts)} texts in memory")
+    elif workdir is None:
+        raise ValueError("dump_activations: give workdir (a run folder), or model=, texts= and path=.")
+    else:
+        split = split or "test"
+        name = name or (FileSource(input).name if input is not None else split)
+        final = dump_path(workdir, name)
+        if not overwrite:  # before the slow part: nothing is read or written
+            dstore.refuse_complete(final)
+        run = load_run(workdir, checkpoint)
+        source = _source(run, split, input)
     layers = resolve_layers(run.model, layers)
-    source = _source(run, split, input)
     scan = source.scan(run.tokenize, run.num_classes)
-    fixed = input_length_rule(run.config)[1]        # a fixed-length model (the character CNN) reads one length
+    fixed = run.fixed_length                        # a fixed-length model (the character CNN) reads one length
     length = fixed or -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
     mesh = jmesh.make_mesh()
     ndev = mesh.devices.size
@@ -289,10 +316,11 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     n, K = scan.num_examples, run.num_classes
 
     specs = _array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
-    step, state = _make_step(run.model, adapter, layers, spans, run.pad_left, dtype, mesh)
+    step, state = _make_step(run.model, adapter, layers, spans, dtype, mesh)
     sharded = jmesh.data_sharding(mesh)
-    step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded),
-                      jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)).compile()  # the one compile
+    rows_of = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
+    step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded), rows_of,
+                      rows_of).compile()                                                # the one compile
     probe = step.out_info                                                                # {name: (shape, dtype)}
     if "predictions" in probe:
         specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
@@ -301,12 +329,15 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
     constants, embedded = _constants(run, adapter, layers, spans)
 
     attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
-                 embedded_layers=embedded, vocabulary=str(run.workdir / "vocab.json"),
-                 workdir=str(run.workdir), config=json.loads(run.config.to_json_best_effort()),
+                 embedded_layers=embedded,
+                 vocabulary=str(run.workdir / "vocab.json") if run.workdir is not None else None,
+                 workdir=str(run.workdir) if run.workdir is not None else None, config=json.loads(run.config.to_json_best_effort()),
                  checkpoint=str(run.checkpoint), checkpoint_step=run.step, dtype=dtype, jaxconv_version=__version__,
                  num_examples=n, padded_length=length, pad_left=run.pad_left, pad_right=run.pad_right,
                  tokenizer=run.tokenizer, num_classes=K, label_names=run.label_names, has_labels=scan.has_labels,
-                 chunk_rows=rows, batch_size=int(batch_size), devices=int(ndev), model=type(run.model).__name__)
+                 chunk_rows=rows, batch_size=int(batch_size), devices=int(ndev), model=type(run.model).__name__,
+                 unk_id=getattr(run.vocab, "unk_id", 1), padding=run.padding, truncating=run.truncating,
+                 imported_from=run.source)
     fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
                             dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
     writer = dstore.StoreWriter(final, specs, constants, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
@@ -331,10 +362,8 @@ def dump_activations(workdir, *, split: str | None = None, input=None, layers: s
 
 def _host_rows(run, batch, length):
     texts = [t for t, _ in batch]
-    words = [run.tokenize(t) for t in texts]
-    tokens = run.encode(texts, length=length)                                           # (b, L) int32
-    lengths = np.array([min(len(w), length - run.pad_left - run.pad_right) for w in words], np.int32)
-    host = {"tokens": tokens, "lengths": lengths, "texts": np.array(texts, dtype=object),
+    tokens, starts, lengths, words = run.encode_rows(texts, length=length)              # (b, L), (b,), (b,), words
+    host = {"tokens": tokens, "starts": starts, "lengths": lengths, "texts": np.array(texts, dtype=object),
             "words": np.array([" ".join(x.replace(" ", "\u00a0") for x in w) for w in words], dtype=object)}
     if batch[0][1] is not None:
         host["labels"] = np.array([lab for _, lab in batch], np.int32)
@@ -375,12 +404,12 @@ def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, w
     for batch in _batches(source, aligned, batch_size):
         real = len(batch)
         host = _host_rows(run, batch, length)
-        tokens, lengths = host["tokens"], host["lengths"]
+        feed = {k: host[k] for k in ("tokens", "starts", "lengths")}
         if real < batch_size:  # filler rows repeat the first one; they are never written
             fill = np.zeros(batch_size - real, np.int64)
-            tokens, lengths = np.concatenate([tokens, tokens[fill]]), np.concatenate([lengths, lengths[fill]])
-        arrays = jmesh.shard_batch({"tokens": tokens, "lengths": lengths}, mesh)
-        out = step(state, arrays["tokens"], arrays["lengths"])       # dispatched; runs while the last block is written
+            feed = {k: np.concatenate([v, v[fill]]) for k, v in feed.items()}
+        arrays = jmesh.shard_batch(feed, mesh)
+        out = step(state, arrays["tokens"], arrays["starts"], arrays["lengths"])  # runs while the last block is written
         if pending is not None:
             drain(*pending)
         pending, skip = (out, host, real, skip), 0

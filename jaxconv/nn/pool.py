@@ -28,7 +28,7 @@ from jax import lax
 
 from jaxconv import shapes
 
-__all__ = ["MaxPool1D"]
+__all__ = ["MaxPool1D", "AvgPool1D"]
 
 
 class MaxPool1D(nnx.Module):
@@ -77,3 +77,42 @@ class MaxPool1D(nnx.Module):
 
     def __repr__(self) -> str:
         return f"MaxPool1D(kernel_size={self.kernel_size[0]}, stride={self.stride[0]}, padding={self.padding[0]!r})"
+
+
+class AvgPool1D(MaxPool1D):
+    """Mean over windows of ``kernel_size`` positions every ``stride`` positions, per channel (same shape arithmetic
+    and receptive fields as :class:`MaxPool1D`).
+
+    Args:
+      kernel_size, stride, padding: as :class:`MaxPool1D`; padded positions hold zeros.
+      count_include_pad: divide by the whole window (PyTorch's default) or only by the positions inside the input
+        (Keras' ``padding="same"``). Equal without padding.
+
+    >>> import jax.numpy as jnp
+    >>> AvgPool1D(2, padding=(0, 1), count_include_pad=False)(jnp.arange(3.0).reshape(1, 3, 1))[0, :, 0]
+    Array([0.5, 2. ], dtype=float32)
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: Any = "valid", *,
+                 count_include_pad: bool = True):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``x`` ``(..., length, channels)`` -> ``(..., out_length, channels)``."""
+        self.output_shape(x.shape)
+        lo, hi = self.padding_for(x.shape[-2])
+        nd = x.ndim
+        window = (1,) * (nd - 2) + (self.kernel_size[0], 1)
+        strides = (1,) * (nd - 2) + (self.stride[0], 1)
+        pads = ((0, 0),) * (nd - 2) + ((lo, hi), (0, 0))
+        total = lax.reduce_window(x, 0.0, lax.add, window, strides, pads)
+        if self.count_include_pad:
+            return total / self.kernel_size[0]
+        ones = jnp.ones(x.shape[-2:-1] + (1,), x.dtype)                               # (L, 1)
+        count = lax.reduce_window(ones, 0.0, lax.add, window[-2:], strides[-2:], pads[-2:])
+        return total / count
+
+    def __repr__(self) -> str:
+        return (f"AvgPool1D(kernel_size={self.kernel_size[0]}, stride={self.stride[0]}, padding={self.padding[0]!r}, "
+                f"count_include_pad={self.count_include_pad})")
