@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
 
@@ -23,6 +22,7 @@ from flax import nnx
 
 from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
+from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
 
 __all__ = ["dump_activations", "DumpResult", "DTYPES", "resolve_layers", "dump_path"]
@@ -31,8 +31,6 @@ log = logging.getLogger("jaxconv")
 
 #: What ``dtype=`` may be: the maps' dtype on disk (pooled values and probabilities stay float32).
 DTYPES = ("float32", "float16")
-#: Bytes one filter's chunk of a map aims at (chunk rows = this / (positions x itemsize), a power of two).
-CHUNK_BYTES = 256 * 1024
 SPAN_RULE = ("output position t of a layer sees the padded token positions [rf_start + t*rf_jump, rf_start + "
              "t*rf_jump + rf_size), clipped to [0, padded_length): spans/<layer> holds them as (start, end) rows. "
              "Example i's words are at tokens[i, starts[i]:starts[i] + lengths[i]] (starts[i] = pad_left when the "
@@ -114,34 +112,6 @@ def _source(run, split: str, input) -> TextSource:
     return SplitSource(split, part.texts, part.labels, f"split {split} of {ds.name} ({part.path})")
 
 
-def _layer_facts(model, layers, length) -> tuple[dict, dict]:
-    """Per layer: its explain facts (attributes) and its receptive spans ``(positions, 2)``."""
-    from jaxconv.inspection import explain, receptive_spans
-
-    e = explain(model, jax.ShapeDtypeStruct((1, length), jnp.int32))
-    facts, spans = {}, {}
-    for layer in layers:
-        r = e.row(layer)
-        if len(r.kernel_shape) != 3:
-            raise ValueError(f"--layers: {layer!r} is a {len(r.kernel_shape) - 2}-D convolution; dumps hold 1-D "
-                             f"maps (examples, positions, filters).")
-        facts[layer] = dict(kernel_shape=list(r.kernel_shape), kernel_axes=["width", "in", "out"],
-                            kernel=r.kernel, stride=r.stride[0], padding=list(r.padding[0]),
-                            dilation=r.dilation[0], groups=r.groups, filters=r.output_shape[-1],
-                            positions=r.output_spatial[0], rf_size=r.rf_size[0], rf_jump=r.rf_jump[0],
-                            rf_start=r.rf_start[0], formula=r.formula[0])
-        spans[layer] = np.asarray(receptive_spans(model, layer, length), np.int32)              # (P, 2)
-    return facts, spans
-
-
-def _chunk_rows(facts: dict, dtype: str, n: int, chunk_rows: int | None) -> int:
-    if chunk_rows is not None:
-        if int(chunk_rows) < 1:
-            raise ValueError(f"chunk_rows={chunk_rows!r} must be an int >= 1.")
-        return min(int(chunk_rows), n)
-    most = max(f["positions"] for f in facts.values()) * np.dtype(dtype).itemsize
-    rows = 2 ** int(math.log2(max(CHUNK_BYTES // most, 1)))
-    return min(max(rows, 64), 8192, n)
 
 
 def _make_step(model, adapter, layers, spans, dtype, mesh):
@@ -195,47 +165,6 @@ def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[s
         yield batch
 
 
-def _array_specs(n: int, length: int, rows: int, layers: list[str], facts: dict, dtype: str,
-                 has_labels: bool) -> dict[str, dstore.ArraySpec]:
-    """The per-example arrays of a dump of ``n`` examples padded to ``length``, in chunks of ``rows`` examples (a
-    map's chunk holds one filter)."""
-    specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
-             "starts": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
-             "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
-             "texts": dstore.ArraySpec((n,), str, (rows,), ("example",)),
-             "words": dstore.ArraySpec((n,), str, (rows,), ("example",))}
-    if has_labels:
-        specs["labels"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
-    for layer in layers:
-        P, F = facts[layer]["positions"], facts[layer]["filters"]
-        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (rows, P, 1),
-                                                  ("example", f"position[{layer}]", f"filter[{layer}]"))
-        specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
-        specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
-    return specs
-
-
-def _constants(run, adapter, layers: list[str], spans: dict) -> tuple[dict, list[str]]:
-    """The arrays a dump holds once (vocabulary, spans, kernels, biases, class weights, the embedding table) as
-    ``{name: (array, dims)}``, and the dumped layers that read the stored embedding (none without a table)."""
-    constants = {"vocab": (np.array(run.vocab.tokens, dtype=object), ("vocab",))}
-    by_path = {"/".join(str(p) for p in k): m for k, m in nnx.iter_modules(run.model)}
-    for layer in layers:
-        conv = by_path[layer]
-        constants[f"spans/{layer}"] = (spans[layer], (f"position[{layer}]", "bound"))
-        constants[f"kernels/{layer}"] = (np.asarray(conv.kernel[...], np.float32),
-                                         (f"width[{layer}]", f"in[{layer}]", f"filter[{layer}]"))
-        if conv.bias is not None:
-            constants[f"biases/{layer}"] = (np.asarray(conv.bias[...], np.float32), (f"filter[{layer}]",))
-        weights = adapter.class_weights(run.model, layer)
-        if weights is not None:
-            constants[f"class_weights/{layer}"] = (weights, (f"filter[{layer}]", "class"))
-    embedded = [layer for layer in adapter.embedded_layers(run.model) if layer in layers]
-    table = adapter.embedding_table(run.model, len(run.vocab)) if embedded else None
-    if table is None:
-        return constants, []
-    constants["embedding"] = (table, ("vocab", "channel"))
-    return constants, embedded
 
 
 def dump_activations(workdir=None, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
@@ -310,12 +239,12 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
     if batch_size is None:
         batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
     jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
-    facts, spans = _layer_facts(run.model, layers, length)
-    rows = _chunk_rows(facts, dtype, scan.num_examples, chunk_rows)
+    facts, spans = layer_facts(run.model, layers, length)
+    rows = rows_per_chunk(facts, dtype, scan.num_examples, chunk_rows)
     adapter = get_adapter(run.config)
     n, K = scan.num_examples, run.num_classes
 
-    specs = _array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
+    specs = array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
     step, state = _make_step(run.model, adapter, layers, spans, dtype, mesh)
     sharded = jmesh.data_sharding(mesh)
     rows_of = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
@@ -326,7 +255,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
         specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
         specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
 
-    constants, embedded = _constants(run, adapter, layers, spans)
+    consts, embedded = constants(run, adapter, layers, spans)
 
     attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
                  embedded_layers=embedded,
@@ -340,7 +269,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
                  imported_from=run.source)
     fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
                             dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
-    writer = dstore.StoreWriter(final, specs, constants, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
+    writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
         else None
     start = writer.start_row if writer is not None else 0
     if jax.process_count() > 1:

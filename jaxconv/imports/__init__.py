@@ -139,7 +139,9 @@ def import_model(source: Any, workdir: str | os.PathLike | None = None, *, vocab
     from jaxconv.data import get_tokenizer, keras_tokenizer
     from jaxconv.imports.folder import build_run, check_workdir, write_run
     from jaxconv.imports.vocab import read_vocab
-    from jaxconv.models.imported import ImportedModel, _min_length, infer_shapes, parse_graph
+    from jaxconv.models._graph import infer_shapes, parse_graph
+    from jaxconv.models._graph import min_length as shortest
+    from jaxconv.models.imported import ImportedModel
 
     if padding is not None and padding not in PADDINGS:
         raise ValueError(f"--padding {padding!r} is not known; expected pre or post.")
@@ -152,7 +154,7 @@ def import_model(source: Any, workdir: str | os.PathLike | None = None, *, vocab
     src = read_source(source, example_input=example_input)
     graph = parse_graph(src.graph)
     keras = src.framework.startswith("keras")
-    min_length = _min_length(graph)
+    min_length = shortest(graph)
     fixed = int(max_length) if max_length is not None else None
     if fixed is None and src.length:
         try:                                   # a graph that reads any length keeps none, unless Keras fixed one

@@ -56,10 +56,7 @@ single ``sigmoid`` unit ``z`` as the two logits ``[0, z]`` (softmax of which is 
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,174 +66,14 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from jaxconv import shapes
+from jaxconv.models._graph import (ACTIVATIONS, HEADS, OPS, axis_of, infer_shapes, min_length, pad, parse_graph,
+                                   parsed)
 from jaxconv.models.adapter import DumpAdapter
 from jaxconv.models.registry import ModelKind, register
 from jaxconv.nn.conv import Conv1D, Conv2D
 from jaxconv.nn.pool import AvgPool1D, MaxPool1D
 
-__all__ = ["ImportedModel", "TokenEmbedding", "ACTIVATIONS", "OPS", "parse_graph", "infer_shapes"]
-
-#: Activation names of the graph -> functions, with the source frameworks' own definitions (``gelu`` is exact).
-ACTIVATIONS = {
-    "linear": None, "relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "elu": jax.nn.elu,
-    "selu": jax.nn.selu, "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True), "softplus": jax.nn.softplus, "silu": jax.nn.silu,
-    "relu6": jax.nn.relu6, "softmax": jax.nn.softmax, "log_softmax": jax.nn.log_softmax,
-}
-#: Each op's required settings (beyond ``name``, ``op``, ``inputs``).
-OPS = {
-    "embedding": ("vocab_size", "dim"),
-    "conv1d": ("in_channels", "filters", "kernel_size"),
-    "conv2d": ("in_channels", "filters", "kernel_size"),
-    "dense": ("in_features", "units"),
-    "activation": ("fn",),
-    "max_pool1d": ("pool_size",), "avg_pool1d": ("pool_size",),
-    "global_max_pool": (), "global_avg_pool": (),
-    "concatenate": ("axis",), "flatten": (), "reshape": ("shape",), "transpose": ("perm",), "identity": (),
-}
-_NAME = re.compile(r"[A-Za-z0-9_.\-]+$")
-#: Final activations that :meth:`ImportedModel.__call__` leaves off (logits keep their argmax and softmax).
-_HEADS = ("softmax", "log_softmax")
-
-
-def parse_graph(graph: str | Mapping) -> dict:
-    """A layer graph (JSON text or dict) checked: known ops, their settings, names, inputs before readers.
-
-    Raises:
-      ValueError: one line naming the node and what is wrong.
-    """
-    if isinstance(graph, str):
-        try:
-            graph = json.loads(graph)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"config.model.graph is not JSON ({e}); expected the layer graph jaxconv import wrote.") \
-                from None
-    if not isinstance(graph, Mapping) or not {"input", "output", "nodes"} <= set(graph):
-        raise ValueError("config.model.graph must be a dict with 'input', 'output' and 'nodes'; got "
-                         f"{type(graph).__name__} with keys {sorted(graph) if isinstance(graph, Mapping) else '-'}.")
-    seen = {graph["input"]}
-    for node in graph["nodes"]:
-        name, op = node.get("name"), node.get("op")
-        if not isinstance(name, str) or not _NAME.match(name) or name in seen:
-            raise ValueError(f"layer graph: node name {name!r} is not usable; expected a new name of letters, digits, "
-                             f"'_', '.', '-'.")
-        if op not in OPS:
-            raise ValueError(f"layer graph: node {name!r} has op={op!r}; expected one of {', '.join(OPS)}.")
-        missing = [k for k in OPS[op] if k not in node]
-        if missing:
-            raise ValueError(f"layer graph: node {name!r} ({op}) lacks {', '.join(missing)}.")
-        for src in node.get("inputs", []):
-            if src not in seen:
-                raise ValueError(f"layer graph: node {name!r} reads {src!r}, which no earlier node makes.")
-        fn = node.get("fn", node.get("activation"))
-        if fn is not None and fn not in ACTIVATIONS:
-            raise ValueError(f"layer graph: node {name!r} has activation {fn!r}; expected one of "
-                             f"{', '.join(ACTIVATIONS)}.")
-        seen.add(name)
-    if graph["output"] not in seen:
-        raise ValueError(f"layer graph: output {graph['output']!r} is not a node.")
-    return dict(graph)
-
-
-def _pad(p):
-    """A JSON padding (a string, [lo, hi], or per axis [[lo, hi], ...]) as the tuples jaxconv takes."""
-    if isinstance(p, str):
-        return p
-    return tuple(_pad(q) if isinstance(q, list) else int(q) for q in p)
-
-
-def _axis(axis: int, rank: int, where: str) -> int:
-    a = int(axis) + rank if int(axis) < 0 else int(axis)
-    if not 1 <= a < rank:
-        raise ValueError(f"layer graph: {where}: axis={axis} is not an axis after the batch axis of a rank-{rank} "
-                         f"value.")
-    return a
-
-
-def infer_shapes(graph: Mapping, length: int) -> dict[str, tuple[int, ...]]:
-    """Every node's output shape after the batch axis, for token ids of ``length`` positions, in plain Python.
-
-    Raises:
-      ValueError: the input is too short for a convolution or pool (the formula with its numbers), or the settings
-        disagree with the shapes (naming the node).
-    """
-    out: dict[str, tuple[int, ...]] = {graph["input"]: (int(length),)}
-    for node in graph["nodes"]:
-        name, op = node["name"], node["op"]
-        ins = [out[s] for s in node.get("inputs", [])]
-        x = ins[0] if ins else None
-        where = f"node {name!r} ({op})"
-        try:
-            if op == "embedding":
-                y = (*x, int(node["dim"]))
-            elif op in ("conv1d", "conv2d"):
-                n = 1 if op == "conv1d" else 2
-                if len(x) != n + 1 or x[-1] != node["in_channels"]:
-                    raise ValueError(f"input shape {x} (after the batch axis); expected {n} position axes and "
-                                     f"in_channels={node['in_channels']} last.")
-                ks = shapes.per_axis_ints(node["kernel_size"], n, name="kernel_size")
-                st = shapes.per_axis_ints(node.get("stride", 1), n, name="stride")
-                dl = shapes.per_axis_ints(node.get("dilation", 1), n, name="dilation")
-                pads = shapes.normalize_padding(_pad(node.get("padding", "valid")), n)
-                y = (*(shapes.conv_output_length(L, k, stride=s, dilation=d, padding=p)
-                       for L, k, s, d, p in zip(x[:-1], ks, st, dl, pads)), int(node["filters"]))
-            elif op in ("max_pool1d", "avg_pool1d"):
-                k = int(node["pool_size"])
-                y = (shapes.conv_output_length(x[0], k, stride=int(node.get("stride") or k),
-                                               padding=_pad(node.get("padding", "valid"))), *x[1:])
-            elif op in ("global_max_pool", "global_avg_pool"):
-                a = _axis(node.get("axis", 1), len(x) + 1, where) - 1
-                y = tuple(1 if i == a else s for i, s in enumerate(x) if i != a or node.get("keepdims", False))
-            elif op == "dense":
-                if x[-1] != node["in_features"]:
-                    raise ValueError(f"input shape {x} (after the batch axis); expected in_features="
-                                     f"{node['in_features']} last.")
-                y = (*x[:-1], int(node["units"]))
-            elif op == "concatenate":
-                a = _axis(node["axis"], len(x) + 1, where) - 1
-                if any(len(s) != len(x) or s[:a] + s[a + 1:] != x[:a] + x[a + 1:] for s in ins):
-                    raise ValueError(f"inputs of shapes {ins} (after the batch axis) differ off axis {a + 1}.")
-                y = (*x[:a], sum(s[a] for s in ins), *x[a + 1:])
-            elif op == "flatten":
-                y = (math.prod(x),)
-            elif op == "reshape":
-                shape = [int(s) for s in node["shape"]]
-                if -1 in shape:
-                    known = math.prod(s for s in shape if s != -1)
-                    shape[shape.index(-1)] = math.prod(x) // max(known, 1)
-                if math.prod(shape) != math.prod(x):
-                    raise ValueError(f"input shape {x} (after the batch axis) cannot become {tuple(node['shape'])}.")
-                y = tuple(shape)
-            elif op == "transpose":
-                perm = [int(p) for p in node["perm"]]
-                if sorted(perm) != list(range(len(x) + 1)) or perm[0] != 0:
-                    raise ValueError(f"perm={perm} is not a permutation of the {len(x) + 1} axes keeping axis 0.")
-                y = tuple(x[p - 1] for p in perm[1:])
-            else:                                                                     # activation, identity
-                y = x
-        except ValueError as e:
-            raise ValueError(f"layer graph: {where}: {e}") from None
-        out[name] = tuple(int(s) for s in y)
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _parsed(text: str) -> dict:
-    return parse_graph(text)
-
-
-def _min_length(graph: Mapping, limit: int = 4096) -> int:
-    """The shortest token-id length every convolution and pool of the graph accepts (1 when all do)."""
-    for L in range(1, limit + 1):
-        try:
-            infer_shapes(graph, L)
-            return L
-        except ValueError:
-            continue
-    infer_shapes(graph, limit)                                                        # raises, with the formula
-    return limit
-
+__all__ = ["ImportedModel", "TokenEmbedding", "ImportedAdapter"]
 
 class TokenEmbedding(nnx.Module):
     """A lookup table: ids ``(B, L)`` int -> vectors ``(B, L, D)``. Every row is used as stored (the source's pad
@@ -261,20 +98,20 @@ def _module(node: Mapping, rngs: nnx.Rngs) -> nnx.Module | None:
         return TokenEmbedding(node["vocab_size"], node["dim"], rngs=rngs)
     if op in ("conv1d", "conv2d"):
         cls = Conv1D if op == "conv1d" else Conv2D
-        return cls(int(node["in_channels"]), int(node["filters"]), _pad(node["kernel_size"]) if
+        return cls(int(node["in_channels"]), int(node["filters"]), pad(node["kernel_size"]) if
                    isinstance(node["kernel_size"], list) else int(node["kernel_size"]),
-                   stride=_pad(node.get("stride", 1)) if isinstance(node.get("stride"), list) else node.get("stride", 1),
-                   dilation=_pad(node.get("dilation", 1)) if isinstance(node.get("dilation"), list)
+                   stride=pad(node.get("stride", 1)) if isinstance(node.get("stride"), list) else node.get("stride", 1),
+                   dilation=pad(node.get("dilation", 1)) if isinstance(node.get("dilation"), list)
                    else node.get("dilation", 1), groups=int(node.get("groups", 1)),
-                   padding=_pad(node.get("padding", "valid")), use_bias=bool(node.get("use_bias", True)),
+                   padding=pad(node.get("padding", "valid")), use_bias=bool(node.get("use_bias", True)),
                    activation=act, rngs=rngs)
     if op == "dense":
         return nnx.Linear(int(node["in_features"]), int(node["units"]), use_bias=bool(node.get("use_bias", True)),
                           rngs=rngs)
     if op == "max_pool1d":
-        return MaxPool1D(int(node["pool_size"]), node.get("stride"), _pad(node.get("padding", "valid")))
+        return MaxPool1D(int(node["pool_size"]), node.get("stride"), pad(node.get("padding", "valid")))
     if op == "avg_pool1d":
-        return AvgPool1D(int(node["pool_size"]), node.get("stride"), _pad(node.get("padding", "valid")),
+        return AvgPool1D(int(node["pool_size"]), node.get("stride"), pad(node.get("padding", "valid")),
                          count_include_pad=bool(node.get("count_include_pad", True)))
     return None
 
@@ -298,7 +135,7 @@ class ImportedModel(nnx.Module):
                  rngs: nnx.Rngs):
         g = parse_graph(graph)
         self.graph_json = json.dumps(g, sort_keys=True)                               # static and hashable
-        self.min_length = _min_length(g)
+        self.min_length = min_length(g)
         self.max_length = int(max_length or 0)
         shapes_at = infer_shapes(g, max(self.max_length, self.min_length))
         embeds = [n for n in g["nodes"] if n["op"] == "embedding" and n["inputs"] == [g["input"]]]
@@ -324,16 +161,16 @@ class ImportedModel(nnx.Module):
         last = next(n for n in g["nodes"] if n["name"] == g["output"])
         fn = last.get("fn") if last["op"] == "activation" else last.get("activation") if last["op"] == "dense" \
             else None
-        if fn in _HEADS and last.get("axis", -1) == -1:
+        if fn in HEADS and last.get("axis", -1) == -1:
             return fn
-        if fn == "sigmoid" and infer_shapes(g, _min_length(g))[g["output"]] == (1,):
+        if fn == "sigmoid" and infer_shapes(g, min_length(g))[g["output"]] == (1,):
             return "sigmoid"
         return None
 
     @property
     def graph(self) -> dict:
         """The parsed layer graph (module docstring)."""
-        return _parsed(self.graph_json)
+        return parsed(self.graph_json)
 
     # ------------------------------------------------------------------------------------------ weights
 
@@ -385,7 +222,7 @@ class ImportedModel(nnx.Module):
             elif op == "activation":
                 fn = ACTIVATIONS[node["fn"]]
                 pre[name] = x
-                y = x if fn is None else fn(x, axis=node.get("axis", -1)) if node["fn"] in _HEADS else fn(x)
+                y = x if fn is None else fn(x, axis=node.get("axis", -1)) if node["fn"] in HEADS else fn(x)
             elif op in ("global_max_pool", "global_avg_pool"):
                 y = self._global_pool(node, x, mask)
             elif op == "concatenate":
@@ -403,7 +240,7 @@ class ImportedModel(nnx.Module):
 
     @staticmethod
     def _global_pool(node: Mapping, x: jax.Array, mask: jax.Array) -> jax.Array:
-        axis = _axis(node.get("axis", 1), x.ndim, f"node {node['name']!r}")
+        axis = axis_of(node.get("axis", 1), x.ndim, f"node {node['name']!r}")
         keep = bool(node.get("keepdims", False))
         if node.get("masked"):
             if axis != 1 or x.shape[1] != mask.shape[1]:
@@ -422,7 +259,7 @@ class ImportedModel(nnx.Module):
         module docstring). Dropout is the identity (an imported model is used for inference)."""
         env, pre = self._run(tokens)
         out = self.graph["output"]
-        if self.head in _HEADS:
+        if self.head in HEADS:
             return pre[out]
         if self.head == "sigmoid":
             z = pre[out]                                                              # (B, 1)
@@ -484,7 +321,7 @@ def _pooled_rows(g: Mapping, conv: str) -> tuple[str, int, int] | None:
     for n in g["nodes"]:
         for s in n.get("inputs", []):
             readers.setdefault(s, []).append(n["name"])
-    shapes_at = infer_shapes(g, _min_length(g))
+    shapes_at = infer_shapes(g, min_length(g))
     name, offset, pooled = conv, 0, False
     while True:
         nxt = readers.get(name, [])
@@ -518,6 +355,6 @@ register(ModelKind(
     task="classify",
     # The shortest input every conv and pool accepts; a source that fixes its length (a Flatten before a Dense,
     # or the length it was exported or padded at) reads only that one.
-    input_length=lambda m: (_min_length(parse_graph(m.graph)), int(m.get("max_length", 0)) or None),
+    input_length=lambda m: (min_length(parse_graph(m.graph)), int(m.get("max_length", 0)) or None),
     adapter=ImportedAdapter(),
 ))

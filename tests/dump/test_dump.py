@@ -104,7 +104,7 @@ def test_pooling_skips_windows_of_padding_alone(demo_dump):
     m.embedding[...] = np.abs(np.asarray(m.embedding[...]))                              # pad row stays 0
     m.convs[0].kernel[...] = -np.abs(np.asarray(m.convs[0].kernel[...]))
     m.convs[0].bias[...] = np.ones(32, np.float32)
-    _, spans = runner._layer_facts(m, ["convs/0"], 40)
+    _, spans = layout.layer_facts(m, ["convs/0"], 40)
     step, state = runner._make_step(m, TextCNNAdapter(), ["convs/0"], spans, "float32", jmesh.make_mesh())
     tokens = run.encode(["w0001 w0002 w0003 w0004 w0005", "m00a m00b m00c w0007"], length=40)
     out = step(state, tokens, np.array([0, 0], np.int32), np.array([5, 4], np.int32))
