@@ -166,7 +166,8 @@ def import_model(source: Any, workdir: str | os.PathLike | None = None, *, vocab
         try:
             shapes_at = infer_shapes(graph, fixed)
         except ValueError as e:
-            raise ValueError(f"--max-length {fixed}: the model cannot read {fixed} tokens: {e}") from None
+            short = f" is shorter than the model's shortest input, {min_length} tokens" if fixed < min_length else ""
+            raise ValueError(f"--max-length {fixed}{short}: {e}") from None
     else:
         shapes_at = infer_shapes(graph, min_length)
     embedding = next(n for n in graph["nodes"] if n["op"] == "embedding" and n["inputs"] == [graph["input"]])

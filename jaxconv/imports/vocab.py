@@ -85,7 +85,7 @@ def read_vocab(vocab: Any, rows: int) -> tuple[SourceVocab, str | None, dict | N
     """
     what, tokenizer, options, size = "--vocab", None, None, None
     if vocab is None:
-        v = SourceVocab(["<pad>", *(str(i) for i in range(1, rows))], unk_id=None)
+        v = SourceVocab([str(i) for i in range(rows)], unk_id=None)
         return v, "whitespace", None
     if isinstance(vocab, SourceVocab):
         v = vocab
