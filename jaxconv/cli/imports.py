@@ -32,7 +32,7 @@ def describe_import(run, example_length: int) -> str:
     from jaxconv.inspection import explain
 
     src = run.source
-    lines = [f"imported {src['framework']} model {src['description']}"
+    lines = [f"imported {src['framework']} model from {src['description']}"
              + (f" -> {run.workdir}" if run.workdir is not None else ""), "layers read:"]
     width = max([len(name) for name, _, _ in src["layers"]] + [4])
     cls_width = max([len(c) for _, c, _ in src["layers"]] + [4])
