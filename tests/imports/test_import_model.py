@@ -239,3 +239,16 @@ def test_explain_reads_a_run_folder(source, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "imported from keras 3.test model numpy cnn; 2 classes (neg, pos)" in r.stdout
     assert "(width=3, in=8, out=5)" in r.stdout and "(1, 12, 8) -> (1, 10, 5)" in r.stdout
+
+
+def test_a_keras_model_in_memory_and_its_keras_file_import_equal(tmp_path):
+    """import_model on a real Keras 3 model, in memory and saved as .keras: checked against Keras on random ids."""
+    keras = pytest.importorskip("keras")
+    L = keras.layers
+    model = keras.Sequential([keras.Input((20,), dtype="int32"), L.Embedding(V, D), L.Conv1D(F, 3, activation="relu"),
+                              L.GlobalMaxPooling1D(), L.Dense(3, activation="softmax")])
+    model.save(tmp_path / "m.keras")
+    for source in (model, tmp_path / "m.keras"):
+        run = import_model(source, vocab=WORDS)
+        assert run.source["max_difference"] <= 1e-5 and run.fixed_length == 20 and run.padding == "pre"
+        assert run.tokenizer == "keras" and run.num_classes == 3
