@@ -45,3 +45,16 @@ assert g.attrs["complete"] is True and g["maps/convs/0"].shape[0] == g.attrs["nu
 assert (run / "report" / "index.html").is_file() and len(list((run / "report" / "filters").glob("*.html"))) == 96
 print("install-check: dump and report ok,", g.attrs["num_examples"], "examples")
 PY
+# A trained Keras 1 model imported with h5py alone (no Keras, no TensorFlow in a plain install), then explained.
+"$py" - "$tmp/keras1.h5" "$tmp/src/tests/imports" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from keras_legacy import founding_model_h5   # writes the Keras 1.2.2 layout with h5py
+founding_model_h5(sys.argv[1])
+PY
+"$tmp/venv/bin/jaxconv" import "$tmp/keras1.h5" --workdir "$tmp/keras1" | grep -F "(1, 50, 300) -> (1, 46, 111)"
+"$tmp/venv/bin/jaxconv" explain "$tmp/keras1" | grep -F "(width=5, in=300, out=111)"
+if "$py" -c "import keras" 2>/dev/null || "$py" -c "import tensorflow" 2>/dev/null; then
+  echo "install-check: keras or tensorflow is installed in a plain install" >&2; exit 1
+fi
+echo "install-check: Keras 1 import ok"

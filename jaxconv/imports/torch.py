@@ -61,7 +61,11 @@ def read_torch(source: Any, example_input: Any = None) -> SourceModel:
       FileNotFoundError: ``source`` is a path that does not exist.
       TypeError / ValueError: ``source`` of another type; an ``nn.Module`` without ``(B, L)`` ``example_input``.
     """
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise UnsupportedModel(f"SOURCE {source}: reading a torch.export program needs PyTorch, which is not installed "
+                               f"here (pip install torch; the CPU build is enough).") from None
 
     from jaxconv.imports._torch_lower import Lowering
 

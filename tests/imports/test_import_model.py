@@ -100,6 +100,7 @@ def test_encode_pads_and_cuts_as_keras_pad_sequences(source, tmp_path):
                                   keras.utils.pad_sequences(seqs, maxlen=12, padding="post", truncating="post"))
 
 
+@pytest.mark.slow
 def test_the_dump_feeds_what_the_source_saw(source, tmp_path):
     """The dump's predictions and probabilities are the source's on the same texts, encoded as it encoded them."""
     import_model("model", tmp_path / "run", vocab=WORDS)
@@ -221,6 +222,7 @@ def _cli(*args, cwd=None):
                           cwd=cwd, env={**os.environ, "JAX_PLATFORMS": "cpu"})
 
 
+@pytest.mark.slow
 def test_import_command_refuses_files_that_are_not_models(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     r = _cli("import", tmp_path / "notes.txt", "--workdir", tmp_path / "run")
@@ -233,6 +235,7 @@ def test_import_command_refuses_files_that_are_not_models(tmp_path):
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
 
+@pytest.mark.slow
 def test_explain_reads_a_run_folder(source, tmp_path):
     import_model("model", tmp_path / "run", vocab=WORDS, label_names=["neg", "pos"])
     r = _cli("explain", tmp_path / "run")
@@ -241,6 +244,7 @@ def test_explain_reads_a_run_folder(source, tmp_path):
     assert "(width=3, in=8, out=5)" in r.stdout and "(1, 12, 8) -> (1, 10, 5)" in r.stdout
 
 
+@pytest.mark.slow
 def test_a_keras_model_in_memory_and_its_keras_file_import_equal(tmp_path):
     """import_model on a real Keras 3 model, in memory and saved as .keras: checked against Keras on random ids."""
     keras = pytest.importorskip("keras")
@@ -252,3 +256,33 @@ def test_a_keras_model_in_memory_and_its_keras_file_import_equal(tmp_path):
         run = import_model(source, vocab=WORDS)
         assert run.source["max_difference"] <= 1e-5 and run.fixed_length == 20 and run.padding == "pre"
         assert run.tokenizer == "keras" and run.num_classes == 3
+
+
+@pytest.mark.slow
+def test_import_command_on_keras_files_one_line_errors_and_the_measured_difference(tmp_path):
+    """From the shell: a .keras file imports and prints its measured difference from Keras; an unsupported layer, a
+    vocabulary of the wrong size and a --max-length below the kernel are one line each, exit 2, nothing written."""
+    keras = pytest.importorskip("keras")
+    L = keras.layers
+    good = keras.Sequential([keras.Input((12,), dtype="int32"), L.Embedding(V, D), L.Conv1D(F, 5, activation="relu"),
+                             L.GlobalMaxPooling1D(), L.Dense(2, activation="softmax")])
+    good.save(tmp_path / "good.keras")
+    lstm = keras.Sequential([keras.Input((12,), dtype="int32"), L.Embedding(V, D), L.LSTM(4), L.Dense(2)])
+    lstm.save(tmp_path / "lstm.keras")
+    (tmp_path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    (tmp_path / "small.txt").write_text("\n".join(WORDS[:10]) + "\n")
+    bad = {
+        ("lstm.keras", "--vocab", "vocab.txt"): "layer 'lstm' (LSTM): not supported",
+        ("good.keras", "--vocab", "small.txt"): "has 10 ids (0..9) but the model's embedding has 40 rows",
+        ("good.keras", "--vocab", "vocab.txt", "--max-length", "4"):
+            "--max-length 4 is shorter than the model's shortest input, 5 tokens",
+    }
+    for args, message in bad.items():
+        r = _cli("import", *args, "--workdir", "run", cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    r = _cli("import", "good.keras", "--vocab", "vocab.txt", "--workdir", "run", "--labels", "neg,pos", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "largest difference from the source on random ids:" in r.stdout and "(width=5, in=8, out=5)" in r.stdout
+    assert "input: token ids padded to 12 (pre-padding, pre-truncating)" in r.stdout
