@@ -249,8 +249,8 @@ class ImportedModel(nnx.Module):
             m = mask.reshape(mask.shape + (1,) * (x.ndim - 2))                        # (B, L, 1...)
             if node["op"] == "global_max_pool":
                 return jnp.where(m, x, -jnp.inf).max(axis=1, keepdims=keep)
-            m = m.astype(x.dtype)
-            return (x * m).sum(axis=1, keepdims=keep) / jnp.maximum(m.sum(axis=1, keepdims=keep), 1)
+            m = m.astype(x.dtype)                                                     # a row of padding alone: 0 / 0,
+            return (x * m).sum(axis=1, keepdims=keep) / m.sum(axis=1, keepdims=keep)  # NaN, as Keras computes it
         return x.max(axis=axis, keepdims=keep) if node["op"] == "global_max_pool" else x.mean(axis=axis, keepdims=keep)
 
     def __call__(self, tokens: Int[Array, "B L"], *, deterministic: bool = True,
