@@ -19,6 +19,8 @@ array                      shape                   what
 ``vocab``                  ``(V,)`` str            the vocabulary (id -> word)
 ``tokens``                 ``(N, L)`` int32        the token ids as the model saw them (0 = padding)
 ``lengths``                ``(N,)`` int32          words per example (padding excluded)
+``starts``                 ``(N,)`` int32          the token position of each example's first word (``pad_left``,
+                                                   or later in a left-padded imported model's rows)
 ``texts``, ``words``       ``(N,)`` str            the raw text; its tokens joined by spaces
 ``labels``                 ``(N,)`` int32          gold labels, when the input has them
 ``predictions``            ``(N,)`` int32          the model's class; ``probabilities`` ``(N, K)`` float32
