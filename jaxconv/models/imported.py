@@ -66,7 +66,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from jaxconv.models._graph import (ACTIVATIONS, HEADS, OPS, axis_of, infer_shapes, min_length, pad, parse_graph,
+from jaxconv.models._graph import (ACTIVATIONS, HEADS, axis_of, infer_shapes, min_length, pad, parse_graph,
                                    parsed)
 from jaxconv.models.adapter import DumpAdapter
 from jaxconv.models.registry import ModelKind, register
