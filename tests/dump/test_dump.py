@@ -95,7 +95,7 @@ def test_store_holds_what_the_model_computes(demo_dump):
 def test_pooling_skips_windows_of_padding_alone(demo_dump):
     """A filter that fires most on padding (all-positive word vectors, all-negative kernel, bias 1: a window of
     padding gives relu(1) = 1, any window with a word less): pooled/argmax still come from windows with words."""
-    from jaxconv.dump import runner
+    from jaxconv.dump import layout, runner
     from jaxconv.models import TextCNNAdapter
     from jaxconv.train import mesh as jmesh
 
