@@ -63,7 +63,7 @@ def pooled_distribution(pooled: Float[np.ndarray, " examples filters"], layer: s
     fig = _figure(min(2 + 0.16 * F, 18), 3.2)
     ax = fig.subplots()
     ax.boxplot(pooled, positions=np.arange(F), widths=0.6, showfliers=False)
-    ax.set_xticks(np.arange(0, F, max(1, F // 25)))
+    ax.set_xticks(np.arange(0, F, max(1, -(-F // 16))))
     ax.set_xlabel("filter")
     ax.set_ylabel("max-pooled value")
     ax.set_title(f"{layer}: each filter's pooled value over the {N} examples (box: quartiles, whiskers: 1.5 IQR)",
@@ -83,7 +83,7 @@ def class_means(pooled: Float[np.ndarray, " examples filters"], classes: np.ndar
     ax = fig.subplots()
     im = ax.imshow(means, aspect="auto", cmap="magma", interpolation="nearest")
     ax.set_yticks(range(K), [f"{n} (n={c})" for n, c in zip(names, counts)])
-    ax.set_xticks(np.arange(0, F, max(1, F // 25)))
+    ax.set_xticks(np.arange(0, F, max(1, -(-F // 16))))
     ax.set_xlabel("filter")
     ax.set_ylabel("class")
     ax.set_title(f"{layer}: mean pooled value per class", fontsize=9)

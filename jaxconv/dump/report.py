@@ -108,8 +108,8 @@ class Page:
     Attributes:
       file: its file name beside ``index.html`` (``"examples.html"``); title: its title and link text.
       body: its HTML, or a function of the report's folder returning it; trusted markup: escape every piece of
-        dataset text in it with :func:`jaxconv.dump.report_html.escape`. Pages of the ``filters/`` folder link
-        from it as ``filters/<filter_slug(layer, j)>.html``.
+        dataset text in it with :func:`jaxconv.dump.report_html.escape`. From it, filter ``j`` of ``layer`` is
+        ``filters/<filter_slug(layer, j)>.html``.
     """
 
     file: str
@@ -187,7 +187,8 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
         grouped by the slots that fire); slot_k: words per slot.
       shade_max: the activation shaded fully on every filter page (default: each filter's strongest pooled value
         in the dump: one scale per page, stated in its caption).
-      columns: extra per-filter columns of the index (:class:`Column`); pages: extra pages (:class:`Page`).
+      columns: extra per-filter columns of the index (:class:`Column`; each filter's page shows its values too);
+        pages: extra pages (:class:`Page`).
     """
     from etils import epath
 
@@ -224,7 +225,8 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
                  for f in range(dump.num_filters(layer))]
     nav = _nav(pages, up="../")
     for r in rows:
-        (out / "filters" / f"{r.slug}.html").write_text(filter_page(dump, r, chosen, shade_max=shade_max, nav=nav))
+        (out / "filters" / f"{r.slug}.html").write_text(filter_page(dump, r, chosen, shade_max=shade_max, nav=nav,
+                                                                    columns=columns))
     orders = {"index.html": rows, "by-activation.html": _sorted(rows, lambda r: r.max),
               "by-association.html": _sorted(rows, lambda r: r.assoc)}
     for c in columns:

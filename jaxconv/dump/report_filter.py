@@ -73,8 +73,8 @@ def filter_row(dump, layer: str, f: int, *, top_k: int, slot_k: int, pooled: np.
                      int(top_k))
 
 
-def threshold_text(t: Threshold | None, short: bool = False) -> str:
-    """The threshold as the index shows it (``short``: the value alone) or "no threshold reaches 75% purity"."""
+def threshold_text(t: Threshold | None) -> str:
+    """The threshold as the index shows it: its value, "no threshold reaches 75% purity", or ``-`` (no classes)."""
     if t is None:
         return "-"
     if not t.found:
@@ -139,10 +139,12 @@ def _groups(dump, row: FilterRow) -> list[str]:
     return parts
 
 
-def filter_page(dump, row: FilterRow, examples: list[int], *, shade_max: float | None = None, nav: str = "") -> str:
+def filter_page(dump, row: FilterRow, examples: list[int], *, shade_max: float | None = None, nav: str = "",
+                columns=()) -> str:
     """The HTML of ``row``'s page. ``examples``: the dump's examples shown shaded (after its 3 strongest);
     ``shade_max``: the value shaded fully (default: the filter's strongest pooled value in the dump); ``nav``: the
-    navigation links (HTML)."""
+    navigation links (HTML); ``columns``: the index's extra columns (:class:`jaxconv.dump.report.Column`), whose
+    values for this filter are shown under its threshold."""
     layer, f = row.layer, row.filter
     info = dump.attrs["layer_info"][layer]
     t = row.threshold
@@ -162,6 +164,9 @@ def filter_page(dump, row: FilterRow, examples: list[int], *, shade_max: float |
                      f"et al., 2018, purity rule): above every cut of its pooled values, fewer than "
                      f"{t.minimum_purity:.0%} of the {t.count} examples' predictions are "
                      f"<b>{_e(dump.class_name(t.identity_class))}</b>, the filter's class.{assoc}</p>")
+    if columns:
+        parts.append('<table class="extra"><tr>' + "".join(f"<th>{_e(c.header)}</th>" for c in columns) + "</tr><tr>"
+                     + "".join(c.cell(layer, f) for c in columns) + "</tr></table>")
     parts.append(figures.histogram_svg(dump.pooled(layer)[:, f], t.value if t is not None and t.found else None))
     parts.append(f'<p class="note">The filter\'s pooled value on each of the {dump.num_examples} examples: counts '
                  f"per bin" + ("; red: bins at or above the threshold." if t is not None and t.found else ".") + "</p>")

@@ -197,7 +197,10 @@ def test_extra_columns_and_pages(small, tmp_path):
                                             r"</td>", (out / "by-accuracy.html").read_text())]
     assert ordered == sorted(ordered, reverse=True) and len(ordered) == 32
     assert (out / "examples.html").read_text().count("<h1>Examples</h1>") == 1
-    assert '<a href="../examples.html">examples</a>' in (out / "filters" / "convs-0-f0.html").read_text()
+    page = (out / "filters" / "convs-0-f2.html").read_text()
+    assert '<a href="../examples.html">examples</a>' in page
+    assert '<table class="extra"><tr><th>Δ accuracy</th><th>tag</th></tr><tr><td class="num">0.909</td>' \
+           "<td>&lt;b&gt;</td></tr></table>" in page
     assert '<a href="examples.html">examples</a>' in index
     with pytest.raises(IndexError, match=r"examples=\[9\] are out of range; expected 0 <= example < 6"):
         write_report(small, tmp_path / "bad", examples=[1, 9])
