@@ -31,7 +31,7 @@ venv: $(STAMP_RUN)
 venv-test: $(STAMP_TEST)
 
 # The main job: Kim's CNN on the built-in synthetic corpus (re-running resumes from runs/demo's checkpoints), its
-# per-filter activations dumped and reported (runs/demo/report/index.html), the planted motifs the filters found,
+# per-filter activations dumped and reported (runs/demo/report/test/index.html), the planted motifs the filters found,
 # then the seed question answered in code.
 demo: venv
 	$(BIN)/python experiments/text_cnn.py --config configs/text_cnn.py:synthetic --workdir runs/demo

@@ -42,7 +42,9 @@ import pathlib, sys, zarr
 run = pathlib.Path(sys.argv[1])
 g = zarr.open_group(str(run / "dumps" / "test" / "activations.zarr"), mode="r")
 assert g.attrs["complete"] is True and g["maps/convs/0"].shape[0] == g.attrs["num_examples"], dict(g.attrs)
-assert (run / "report" / "index.html").is_file() and len(list((run / "report" / "filters").glob("*.html"))) == 96
+report = run / "report" / "test"                   # each dump its own report folder
+assert (report / "index.html").is_file() and len(list((report / "filters").glob("*.html"))) == 96
+assert (run / "report" / "index.html").is_file()   # the run's reports, listed
 print("install-check: dump and report ok,", g.attrs["num_examples"], "examples")
 PY
 # A trained Keras 1 model imported with h5py alone (no Keras, no TensorFlow in a plain install), then explained.

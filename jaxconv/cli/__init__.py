@@ -11,7 +11,8 @@ Subcommands:
   (:func:`jaxconv.import_model`).
 - ``jaxconv dump --workdir RUN [--split S | --input FILE] [--layers L,...]``: stream a trained run's per-filter
   activations to a Zarr store (:mod:`jaxconv.dump`).
-- ``jaxconv report --workdir RUN [--dump NAME]``: a static HTML report of a dump, one page per filter.
+- ``jaxconv report --workdir RUN [--dump NAME] [--out DIR]``: a static HTML report of a dump, one page per filter
+  (in ``RUN/report/<dump>/`` by default).
 
 Bad arguments and named failures give one line on stderr and exit status 2, never a traceback.
 

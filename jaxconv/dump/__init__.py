@@ -32,9 +32,11 @@ and step, dtype, jaxconv version; ``complete: true`` is written last (see :mod:`
 """
 
 from jaxconv.dump.adapters import DumpAdapter, get_adapter
-from jaxconv.dump.loader import Dump, DumpError, FilterMap, NGram, SlotWord, load_dump
+from jaxconv.dump.analysis import ClassAssociation, Threshold
+from jaxconv.dump.loader import Dump, DumpError, FilterMap, NGram, SlotGroup, SlotWord, load_dump
 from jaxconv.dump.runner import DTYPES, DumpResult, dump_activations, dump_path
 from jaxconv.dump.store import DumpExistsError
 
-__all__ = ["load_dump", "Dump", "DumpError", "FilterMap", "NGram", "SlotWord", "dump_activations", "DumpResult",
-           "DTYPES", "dump_path", "DumpExistsError", "DumpAdapter", "get_adapter"]
+__all__ = ["load_dump", "Dump", "DumpError", "FilterMap", "NGram", "SlotGroup", "SlotWord", "Threshold",
+           "ClassAssociation", "dump_activations", "DumpResult", "DTYPES", "dump_path", "DumpExistsError",
+           "DumpAdapter", "get_adapter"]

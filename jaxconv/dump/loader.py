@@ -4,9 +4,12 @@
     d.layers, d.num_examples, d.num_filters("convs/2")
     fmap = d.feature_map("convs/2", 7)          # lazy (examples, positions); fmap[:10] reads 10 rows
     for g in d.top_ngrams("convs/2", 7, k=5):   # the 5 examples where filter 7 fired most, one n-gram each
-        print(f"{g.value:.2f}  {g.text}")
+        print(f"{g.value:.2f}  {g.text}  {g.label_name}")
+    d.top_ngrams("convs/2", 7, k=50, distinct=True)   # one per distinct text, with .count
+    d.ngram_groups("convs/2", 7, k=50)          # those grouped by the slots that fire (SlotGroup)
     d.slot_words("convs/2", 7, k=3)             # per kernel position, the 3 words it matches best
-    d.threshold("convs/2", 7).value             # the pooled value above which its n-grams are class-pure
+    d.threshold("convs/2", 7).value             # the pooled value above which its n-grams are class-pure (or None)
+    d.to_xarray("convs/2").pooled.sel(filter=7) # an xarray view with coordinates
 
 The same store opens with plain zarr: ``zarr.open_group("runs/demo/dumps/test/activations.zarr", mode="r")``.
 """
@@ -24,34 +27,14 @@ from jaxtyping import Float, Int
 from jaxconv.data.tokenize import detokenize
 from jaxconv.dump import analysis
 from jaxconv.dump import store as dstore
+from jaxconv.dump.ngrams import NGram, SlotGroup, group_by_slots
+from jaxconv.dump.ngrams import distinct as distinct_ngrams
 
-__all__ = ["load_dump", "Dump", "NGram", "SlotWord", "FilterMap", "DumpError"]
+__all__ = ["load_dump", "Dump", "NGram", "SlotGroup", "SlotWord", "FilterMap", "DumpError"]
 
 
 class DumpError(FileNotFoundError):
     """No complete dump where one was asked for; the message names the path and what is there instead."""
-
-
-@dataclasses.dataclass(frozen=True)
-class NGram:
-    """One example's strongest n-gram for a filter.
-
-    Attributes:
-      value: the filter's pooled (max) value on the example; example: its row in the dump.
-      position: the map position of that max; span: ``(start, end)``, the token positions it covers in the
-        example's row of ``tokens`` (padding cut off); words: those tokens' words; text: the words joined
-        (:func:`jaxconv.data.detokenize`: with spaces, or as they are for characters and bytes).
-      label, prediction: the example's gold label and predicted class (None when unknown).
-    """
-
-    value: float
-    example: int
-    position: int
-    span: tuple[int, int]
-    words: tuple[str, ...]
-    text: str
-    label: int | None = None
-    prediction: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +209,8 @@ class Dump:
         return [w.replace("\u00a0", " ") for w in text.split(" ")] if text else []
 
     def class_name(self, c: int | None) -> str:
+        """Class ``c``'s name (``label_names[c]``; the number as a string when the dump has no names); ``"-"`` for
+        None."""
         if c is None:
             return "-"
         return str(self.label_names[c]) if self.label_names else str(c)
@@ -243,18 +228,51 @@ class Dump:
         span = (lo, hi) if hi > lo else (lo, lo)
         chosen = tuple(words[span[0] - first:span[1] - first])
         labels, preds = self.labels, self.predictions
+        label = int(labels[example]) if labels is not None else None
+        prediction = int(preds[example]) if preds is not None else None
         return NGram(value=value, example=int(example), position=pos, span=span, words=chosen,
-                     text=detokenize(self.attrs["tokenizer"], chosen),
-                     label=int(labels[example]) if labels is not None else None,
-                     prediction=int(preds[example]) if preds is not None else None)
+                     text=detokenize(self.attrs["tokenizer"], chosen), label=label, prediction=prediction,
+                     label_name=self.class_name(label) if label is not None else None,
+                     prediction_name=self.class_name(prediction) if prediction is not None else None)
 
-    def top_ngrams(self, layer: str, filter: int, k: int = 10) -> list[NGram]:
+    def top_ngrams(self, layer: str, filter: int, k: int = 10, distinct: bool = False) -> list[NGram]:
         """The ``k`` examples on which the filter's max-pooled value is highest, each with the n-gram it pooled
         (one per example; ties by example order). Spans come from ``spans/<layer>`` (:func:`jaxconv.receptive_spans`)
-        with padding cut off, so padding tokens are never shown."""
+        with padding cut off, so padding tokens are never shown.
+
+        With ``distinct=True``: those ``k`` merged into one record per distinct ``text`` (strongest first), each
+        with ``count``, how many of the ``k`` had it (:func:`jaxconv.dump.ngrams.distinct`)."""
         self._check(layer, filter)
         order = np.argsort(-self.pooled(layer)[:, filter], kind="stable")[:int(k)]
-        return [self.ngram(layer, filter, int(i)) for i in order]
+        out = [self.ngram(layer, filter, int(i)) for i in order]
+        return distinct_ngrams(out) if distinct else out
+
+    def slot_contributions(self, layer: str, filter: int,
+                           examples) -> Float[np.ndarray, "examples width"]:
+        """For each of ``examples``, the slot contributions of the window the filter pooled (its argmax):
+        ``kernel[j] . embedding[word]`` per kernel position ``j`` (:func:`jaxconv.dump.analysis.slot_contributions`);
+        with the bias they sum to the filter's value there before its nonlinearity. ``(len(examples), width)``.
+
+        Raises:
+          ValueError: the layer does not read the embedding directly, or the dump holds no embedding.
+        """
+        self._check(layer, filter)
+        self._need_embedding(layer, "slot contributions")
+        rows = np.asarray(examples, np.int64).reshape(-1)
+        info = self.attrs["layer_info"][layer]
+        return analysis.slot_contributions(
+            self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"), self.column("tokens")[rows],
+            self._read(f"argmax/{layer}")[rows, filter], stride=int(info["stride"]),
+            padding=int(info["padding"][0]), dilation=int(info["dilation"]))
+
+    def ngram_groups(self, layer: str, filter: int, k: int = 50) -> list[SlotGroup]:
+        """The distinct n-grams of the ``k`` strongest examples grouped by the slots that fire, after Jacovi et al.
+        (2018): :func:`jaxconv.dump.ngrams.group_by_slots`, largest group first. For a layer that does not read
+        the word vectors: one group (``slots=None``) of the distinct n-grams."""
+        tops = self.top_ngrams(layer, filter, k)
+        embedded = layer in (self.attrs.get("embedded_layers") or []) and self.has("embedding")
+        contributions = self.slot_contributions(layer, filter, [g.example for g in tops]) if embedded and tops else None
+        return group_by_slots(tops, contributions)
 
     def token_activations(self, layer: str, filter: int, example: int) -> Float[np.ndarray, " words"]:
         """Per word of the example, the filter's strongest activation among the windows that contain it
@@ -274,10 +292,7 @@ class Dump:
           ValueError: the layer does not read the embedding directly, or the dump holds no embedding.
         """
         self._check(layer, filter)
-        embedded = self.attrs.get("embedded_layers") or []
-        if layer not in embedded or not self.has("embedding"):
-            raise ValueError(f"slot words need a conv that reads the word vectors directly; layer {layer!r} does "
-                             f"not in this dump (layers that do: {', '.join(embedded) or 'none'}).")
+        self._need_embedding(layer, "slot words")
         scores = analysis.slot_scores(self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"))   # (W, V)
         scores[:, :2] = -np.inf                                                          # <pad>, <unk>
         vocab = self.vocab
@@ -287,6 +302,12 @@ class Dump:
             out.append([SlotWord(vocab[i], int(i), float(row[i])) for i in top])
         return out
 
+    def _need_embedding(self, layer: str, what: str) -> None:
+        embedded = self.attrs.get("embedded_layers") or []
+        if layer not in embedded or not self.has("embedding"):
+            raise ValueError(f"{what} need a conv that reads the word vectors directly; layer {layer!r} does "
+                             f"not in this dump (layers that do: {', '.join(embedded) or 'none'}).")
+
     def _class_weights(self, layer: str) -> np.ndarray | None:
         return self._read(f"class_weights/{layer}")
 
@@ -294,7 +315,10 @@ class Dump:
                   minimum_purity: float = analysis.MINIMUM_PURITY) -> analysis.Threshold:
         """The pooled value above which the filter's n-grams carry class information: the purity rule of
         Jacovi et al. (2018), :func:`jaxconv.dump.analysis.purity_threshold`, over this dump's examples and the
-        model's predictions (gold labels when the dump has no predictions)."""
+        model's predictions (gold labels when the dump has no predictions).
+
+        When no cut reaches ``minimum_purity`` there is no threshold: the :class:`jaxconv.dump.analysis.Threshold`
+        has ``value=None`` and ``found`` False (``describe()`` says "no threshold reaches 75% purity")."""
         self._check(layer, filter)
         predicted = self.predictions if self.predictions is not None else self.labels
         if predicted is None:
@@ -305,9 +329,10 @@ class Dump:
                                     self.num_classes)
         return analysis.purity_threshold(values, predicted, identity_class=c, minimum_purity=minimum_purity)
 
-    def class_association(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per filter of ``layer``: ``(class (F,), effect (F,))``, the class its pooled value separates best from
-        the others and the standardized mean difference (:func:`jaxconv.dump.analysis.class_association`), by
+    def class_association(self, layer: str) -> analysis.ClassAssociation:
+        """Per filter of ``layer``: a :class:`jaxconv.dump.analysis.ClassAssociation` ``(classes (F,), effect
+        (F,))`` (a named tuple), the class its pooled value separates best from the others and the standardized
+        mean difference (:func:`jaxconv.dump.analysis.class_association`), by
         gold label (the predictions when there are no labels)."""
         y = self.labels if self.labels is not None else self.predictions
         if y is None:
@@ -316,32 +341,24 @@ class Dump:
 
     # ------------------------------------------------------------------ xarray
 
-    def to_xarray(self):
-        """The store as an ``xarray.Dataset`` (lazy: nothing is read until used). Variables are named by their
-        path in the store (``"maps/convs/0"``, ``"pooled/convs/0"``, ``"tokens"``, ...); dimensions are
-        ``example``, ``token``, ``class`` and per layer ``position[<layer>]`` / ``filter[<layer>]``.
+    def to_xarray(self, layer: str | None = None):
+        """An ``xarray.Dataset`` view of the store (lazy: nothing is read until used), with coordinates.
+
+        ``to_xarray("convs/0")``: dimensions ``example``, ``position``, ``filter`` (and ``token``, ``class``,
+        ``slot``, ``in``, ``channel``, ``bound``, ``vocab``); variables ``maps`` ``(example, position, filter)``,
+        ``pooled`` and ``argmax`` ``(example, filter)`` (read it as ``ds["argmax"]``: ``ds.argmax`` is a Dataset
+        method), ``spans``, ``kernel`` ``(slot, in, filter)``, ``bias``, ``class_weights`` and the per-example
+        arrays; coordinates ``filter`` (ids), ``position``, ``example``, ``class`` (names), ``label``,
+        ``label_name``, ``prediction``, ``prediction_name``, ``text``. So ``ds.pooled.sel(filter=3)``.
+
+        ``to_xarray()``: every layer at once, variables named ``<name>/<layer>`` (``"pooled/convs/0"``) over
+        dimensions ``position[<layer>]`` and ``filter[<layer>]``, with the same coordinates.
 
         Raises:
           ImportError: xarray is not installed (``pip install xarray``).
         """
-        try:
-            import xarray as xr
-        except ImportError as e:
-            raise ImportError("Dump.to_xarray needs xarray (pip install xarray).") from e
-        groups: dict[str, set[str]] = {}
-        for name, _ in self.group.arrays():
-            groups.setdefault("", set()).add(name)
-        for kind in ("maps", "pooled", "argmax", "spans", "kernels", "biases", "class_weights"):
-            for layer in self.layers:
-                if self.has(f"{kind}/{layer}"):
-                    parent, _, leaf = f"{kind}/{layer}".rpartition("/")
-                    groups.setdefault(parent, set()).add(leaf)
-        parts = []
-        for parent, leaves in groups.items():
-            ds = xr.open_zarr(dstore.open_store(self.path, read_only=True), group=parent or None, consolidated=False,
-                              chunks=None, zarr_format=3)
-            ds = ds[sorted(leaves)]
-            parts.append(ds.rename({v: f"{parent}/{v}" if parent else v for v in ds.data_vars}))
-        out = xr.merge(parts, compat="no_conflicts", join="exact", combine_attrs="drop")
-        out.attrs = {k: v for k, v in self.attrs.items() if isinstance(v, (str, int, float, bool))}
-        return out
+        from jaxconv.dump import xarray_view
+
+        if layer is not None:
+            self._check(layer)
+        return xarray_view.to_xarray(self, layer)

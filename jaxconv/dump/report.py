@@ -1,40 +1,55 @@
-"""A static HTML report of a dump: ``RUN/report/index.html`` and one page per filter.
+"""A static HTML report of a dump: ``index.html`` and one page per filter (``jaxconv report`` writes it to
+``RUN/report/<dump name>/``).
 
-Self-contained: plain HTML and inline CSS, PNG figures beside it, no script, no network, nothing that needs
-JavaScript to read. Every piece of dataset text (words, sentences, label names) and every layer name goes
-through ``html.escape``, so a sentence holding ``<script>`` shows as text.
+Self-contained: plain HTML, inline CSS and SVG, PNG figures beside it, no network. The pages read without
+JavaScript; the index holds one small inline script, its search box. Every piece of dataset text (words,
+sentences, label names) and every layer name goes through ``html.escape``, so a sentence holding ``<script>``
+shows as text.
 
-- ``index.html`` lists every layer and filter; ``by-activation.html`` and ``by-association.html`` are the same
-  table sorted by the strongest pooled value and by class association (static pages: the column headers link
-  to them). Per layer: filters x positions heatmaps of chosen examples, the distribution of pooled values per
-  filter and each class's mean activation (PNG, :mod:`jaxconv.dump.figures`).
-- ``filters/<layer>-f<j>.html``: the filter's top n-grams with their activations, example sentences (its top
-  three and the dump's first few) with each word shaded by the filter's activation, its slot words, its purity
-  threshold, a histogram of its pooled values, and its kernel as a ``(width x in)`` heatmap.
+- ``index.html`` lists every layer and filter: its strongest and mean pooled value, threshold (or "no threshold
+  reaches 75% purity"), coverage, class, association and its top n-grams, distinct with counts. A search box
+  hides the rows whose n-grams and slot words do not contain what is typed. ``by-activation.html`` and
+  ``by-association.html`` are the same table sorted (static pages: the column headers link to them). Per layer:
+  filters x positions heatmaps of chosen examples, the distribution of pooled values per filter and each class's
+  mean activation (PNG, :mod:`jaxconv.dump.figures`).
+- ``filters/<layer>-f<j>.html`` (:mod:`jaxconv.dump.report_filter`).
+
+More can be added: ``columns`` (:class:`Column`, a value per filter, optionally with its own sorted page) and
+``pages`` (:class:`Page`, linked from every page's navigation).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from jaxconv.data.tokenize import JOINERS
 from jaxconv.dump import figures
-from jaxconv.dump.analysis import Threshold
+from jaxconv.dump.report_filter import FilterRow, filter_page, filter_row, threshold_text
+from jaxconv.dump.report_html import escape as _e
+from jaxconv.dump.report_html import filter_slug, page
 
-__all__ = ["write_report", "ReportResult", "filter_slug"]
+__all__ = ["write_report", "ReportResult", "Column", "Page", "filter_slug", "SEARCH_SCRIPT"]
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1300px}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;
-vertical-align:top;font-size:14px}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.tok{padding:1px 2px;border-radius:3px}td.ng{white-space:nowrap}.unk{text-decoration:underline dotted}
-mark{background:#ffd27f}
-.bars{display:flex;align-items:flex-end;height:90px;gap:2px}.bars div{background:#4c78a8;width:18px}
-.bars div.over{background:#e45756}img.kernel{image-rendering:pixelated;border:1px solid #999}
-nav a{margin-right:1em}.note{color:#555;font-size:13px}"""
+#: The index's only script: hide the rows whose ``data-search`` does not contain the search box's text.
+SEARCH_SCRIPT = """(function () {
+  var box = document.getElementById("search"), shown = document.getElementById("shown");
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr.filter"));
+  function apply() {
+    var q = box.value.trim().toLowerCase(), n = 0;
+    rows.forEach(function (r) {
+      var hit = !q || r.getAttribute("data-search").toLowerCase().indexOf(q) >= 0;
+      r.hidden = !hit;
+      if (hit) n++;
+    });
+    shown.textContent = q ? n + " of " + rows.length + " filters match" : "";
+  }
+  box.addEventListener("input", apply);
+  apply();
+})();"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,171 +62,133 @@ class ReportResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Row:
-    layer: str
-    filter: int
-    width: int
-    max: float
-    mean: float
-    threshold: Threshold | None
-    assoc_class: int | None
-    assoc: float | None
-    top: str
+class Column:
+    """An extra column of the index.
+
+    Attributes:
+      header: its heading (text); values: per filter, ``(layer, filter) -> value``, a mapping or a function; a float
+        is written with ``fmt``, anything else as escaped text, None as ``-``.
+      fmt: the format of floats; note: a sentence for the index's notes (text).
+      sort: also write ``by-<header>.html``, the table sorted by this column (largest first), linked from the
+        header.
+    """
+
+    header: str
+    values: Mapping[tuple[str, int], object] | Callable[[str, int], object]
+    fmt: str = "{:.3f}"
+    note: str = ""
+    sort: bool = False
+
+    def value(self, layer: str, filter: int):
+        return self.values(layer, filter) if callable(self.values) else self.values.get((layer, filter))
+
+    def number(self, layer: str, filter: int) -> float | None:
+        """The value as a float for sorting (None when missing or not a number)."""
+        v = self.value(layer, filter)
+        return float(v) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else None
+
+    def cell(self, layer: str, filter: int) -> str:
+        v = self.value(layer, filter)
+        if v is None:
+            return '<td class="num">-</td>'
+        if isinstance(v, (float, np.floating)):
+            return f'<td class="num">{_e(self.fmt.format(float(v)))}</td>'
+        return f'<td class="num">{_e(v)}</td>' if isinstance(v, (int, np.integer)) else f"<td>{_e(v)}</td>"
 
     @property
-    def slug(self) -> str:
-        return filter_slug(self.layer, self.filter)
+    def file(self) -> str:
+        """Its sorted page: ``"by-<header in lower-case ASCII letters, digits and dashes>.html"``."""
+        return "by-" + (re.sub(r"[^a-z0-9]+", "-", self.header.lower()).strip("-") or "column") + ".html"
 
 
-def filter_slug(layer: str, filter: int) -> str:
-    """The file name stem of a filter's page: ``convs/2``, 7 -> ``convs-2-f7``."""
-    return "".join(c if c.isalnum() or c in "_." else "-" for c in layer) + f"-f{int(filter)}"
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """An extra page of the report, linked from every page's navigation.
+
+    Attributes:
+      file: its file name beside ``index.html`` (``"examples.html"``); title: its title and link text.
+      body: its HTML, or a function of the report's folder returning it; trusted markup: escape every piece of
+        dataset text in it with :func:`jaxconv.dump.report_html.escape`. From it, filter ``j`` of ``layer`` is
+        ``filters/<filter_slug(layer, j)>.html``.
+    """
+
+    file: str
+    title: str
+    body: str | Callable[[os.PathLike], str]
 
 
-def _e(x) -> str:
-    return html.escape(str(x), quote=True)
+def _nav(pages: Sequence[Page], up: str = "") -> str:
+    links = [(f"{up}index.html", "all filters"), (f"{up}by-activation.html", "by activation"),
+             (f"{up}by-association.html", "by association"), *((f"{up}{p.file}", p.title) for p in pages)]
+    return "<nav>" + "".join(f'<a href="{_e(h)}">{_e(t)}</a>' for h, t in links) + "</nav>"
 
 
-def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
-
-
-def _rows(dump) -> list[_Row]:
-    out = []
-    classes_known = dump.predictions is not None or dump.labels is not None
-    for layer in dump.layers:
-        pooled = dump.pooled(layer)                                                      # (N, F)
-        assoc = dump.class_association(layer) if classes_known else None
-        width = int(dump.attrs["layer_info"][layer]["kernel_shape"][0])
-        for f in range(dump.num_filters(layer)):
-            out.append(_Row(layer, f, width, float(pooled[:, f].max()), float(pooled[:, f].mean()),
-                            dump.threshold(layer, f) if classes_known else None,
-                            int(assoc[0][f]) if assoc else None, float(assoc[1][f]) if assoc else None,
-                            dump.top_ngrams(layer, f, k=1)[0].text))
-    return out
-
-
-def _index(dump, rows: list[_Row], order: str, figs: dict[str, list[str]]) -> str:
+def _index(dump, rows: list[FilterRow], order: str, figs: dict[str, list[str]], columns: Sequence[Column],
+           pages: Sequence[Page]) -> str:
     sorts = {"index.html": "layer and filter", "by-activation.html": "strongest pooled value",
-             "by-association.html": "class association"}
-    head = (f"<h1>Filters of {_e(dump.attrs.get('model', 'the model'))}: dump {_e(dump.attrs['name'])}</h1>"
-            f"<p>{dump.num_examples} examples ({_e(dump.attrs['source'])}), checkpoint step "
-            f"{_e(dump.attrs['checkpoint_step'])}, layers {_e(', '.join(dump.layers))}. Sorted by {sorts[order]}; "
-            + " ".join(f'<a href="{k}">sort by {v}</a>' for k, v in sorts.items() if k != order) + "</p>"
-            f'<p class="note">threshold: the pooled value above which the filter\'s n-grams are at least '
-            f"{rows[0].threshold.minimum_purity if rows and rows[0].threshold else '-'} pure for its class "
-            f"(Jacovi et al., 2018); coverage: the share of examples above it; association: the standardized "
-            f"difference of the class's mean pooled value from the others'.</p>")
-    table = ['<table><tr><th><a href="index.html">layer</a></th><th>filter</th><th>width</th>'
+             "by-association.html": "class association", **{c.file: c.header for c in columns if c.sort}}
+    t0 = next((r.threshold for r in rows if r.threshold is not None), None)
+    purity = f"{t0.minimum_purity:.0%}" if t0 else "-"
+    head = (_nav(pages) + f"<h1>Filters of {_e(dump.attrs.get('model', 'the model'))}: dump {_e(dump.attrs['name'])}"
+            f"</h1><p>{dump.num_examples} examples ({_e(dump.attrs['source'])}), checkpoint step "
+            f"{_e(dump.attrs['checkpoint_step'])}, layers {_e(', '.join(dump.layers))}. Sorted by {_e(sorts[order])}; "
+            + " ".join(f'<a href="{_e(k)}">sort by {_e(v)}</a>' for k, v in sorts.items() if k != order) + "</p>"
+            f'<p class="note">threshold: the pooled value above which the filter\'s n-grams are at least {purity} '
+            f"pure for its class (Jacovi et al., 2018), or none when no value reaches it; coverage: the share of "
+            f"examples above it; association: the standardized difference of the class's mean pooled value from "
+            f"the others'; top n-grams: the distinct n-grams of its {rows[0].top_k if rows else 0} strongest "
+            f"examples, with how many had each." + "".join(f" {_e(c.header)}: {_e(c.note)}" for c in columns
+                                                           if c.note) + "</p>"
+            '<p><label>Search filters: <input id="search" type="search" autocomplete="off" '
+            'placeholder="an n-gram or a word"></label> <span id="shown" class="note"></span> '
+            '<span class="note">(matches the top n-grams and slot words)</span></p>')
+    extra = "".join(f'<th><a href="{_e(c.file)}">{_e(c.header)}</a></th>' if c.sort else f"<th>{_e(c.header)}</th>"
+                    for c in columns)
+    table = ['<table id="filters"><tr><th><a href="index.html">layer</a></th><th>filter</th><th>width</th>'
              '<th><a href="by-activation.html">max pooled</a></th><th>mean pooled</th><th>threshold</th>'
              '<th>coverage</th><th>class</th><th><a href="by-association.html">association</a></th>'
-             '<th>top n-gram</th></tr>']
+             f"{extra}<th>top n-grams (count)</th></tr>"]
     for r in rows:
         t = r.threshold
+        tops = "; ".join(f"{_e(g.text)} <span class=\"note\">&times;{g.count}</span>" for g in r.distinct[:3])
+        more = len(r.distinct) - 3
+        more_note = f' <span class="note">(+{more} more)</span>' if more > 0 else ""
         table.append(
-            f'<tr><td>{_e(r.layer)}</td><td><a href="filters/{_e(r.slug)}.html">{r.filter}</a></td>'
+            f'<tr class="filter" data-search="{_e(r.search_text)}"><td>{_e(r.layer)}</td>'
+            f'<td><a href="filters/{_e(r.slug)}.html">{r.filter}</a></td>'
             f'<td class="num">{r.width}</td><td class="num">{r.max:.3f}</td><td class="num">{r.mean:.3f}</td>'
-            f'<td class="num">{f"{t.value:.3f}" if t else "-"}</td>'
-            f'<td class="num">{f"{t.coverage:.0%}" if t else "-"}</td>'
+            + (f'<td class="num">{threshold_text(t)}</td>' if t is None or t.found else
+               f'<td class="none">{threshold_text(t)}</td>')
+            + f'<td class="num">{f"{t.coverage:.0%}" if t is not None and t.found else "-"}</td>'
             f'<td>{_e(dump.class_name(r.assoc_class)) if r.assoc_class is not None else "-"}</td>'
-            f'<td class="num">{f"{r.assoc:.2f}" if r.assoc is not None else "-"}</td><td>{_e(r.top)}</td></tr>')
+            f'<td class="num">{f"{r.assoc:.2f}" if r.assoc is not None else "-"}</td>'
+            + "".join(c.cell(r.layer, r.filter) for c in columns)
+            + f'<td>{tops}{more_note}</td></tr>')
     table.append("</table>")
     pics = "".join(f"<h2>{_e(layer)}</h2>" + "".join(f'<p><img src="figures/{_e(f)}" alt="{_e(f)}"></p>' for f in fs)
                    for layer, fs in figs.items())
-    return _page(f"jaxconv report: {dump.attrs['name']}", head + "\n".join(table) + pics)
+    return page(f"jaxconv report: {dump.attrs['name']}", head + "\n".join(table) + pics, script=SEARCH_SCRIPT)
 
 
-def _sentence(dump, example: int, scores: np.ndarray | None, span: tuple[int, int] | None) -> str:
-    words, ids, first = dump.words(example), dump.column("tokens")[example], dump.start(example)
-    unk = dump.attrs.get("unk_id", 1)                   # None: the vocabulary drops unknown words
-    vmax = float(scores.max()) if scores is not None and scores.size and scores.max() > 0 else 1.0
-    out = []
-    for j, w in enumerate(words):
-        cls = "tok unk" if unk is not None and ids[first + j] == unk else "tok"
-        if scores is not None:
-            a = max(0.0, min(1.0, float(scores[j]) / vmax))
-            piece = (f'<span class="{cls}" style="background:rgba(255,140,0,{a:.2f})" '
-                     f'title="{scores[j]:.3f}">{_e(w)}</span>')
-        else:
-            piece = f'<span class="{cls}">{_e(w)}</span>'
-        if span is not None and span[0] <= first + j < span[1]:
-            piece = f"<mark>{piece}</mark>"
-        out.append(piece)
-    return JOINERS.get(dump.attrs["tokenizer"], " ").join(out)   # words with spaces; characters and bytes as they are
+def _sorted(rows: list[FilterRow], key) -> list[FilterRow]:
+    """Largest first, None last, ties in layer and filter order."""
+    return sorted(rows, key=lambda r: (key(r) is None, -(key(r) if key(r) is not None else 0.0)))
 
 
-def _histogram(values: np.ndarray, threshold: Threshold | None) -> str:
-    counts, edges = np.histogram(values, bins=20)
-    top = counts.max() or 1
-    bars = "".join(f'<div class="{"over" if threshold and edges[i] >= threshold.value else ""}" '
-                   f'style="height:{max(1, int(88 * c / top))}px" title="{edges[i]:.3f}..{edges[i + 1]:.3f}: {c}">'
-                   f"</div>" for i, c in enumerate(counts))
-    return (f'<div class="bars">{bars}</div><p class="note">pooled values from {edges[0]:.3f} to {edges[-1]:.3f}, '
-            f"20 bins; red: at or above the threshold.</p>")
-
-
-def _filter_page(dump, row: _Row, examples: list[int], top_k: int, slot_k: int, kernel_file: str) -> str:
-    layer, f = row.layer, row.filter
-    info = dump.attrs["layer_info"][layer]
-    t = row.threshold
-    parts = [f'<nav><a href="../index.html">all filters</a><a href="../by-activation.html">by activation</a>'
-             f'<a href="../by-association.html">by association</a></nav>',
-             f"<h1>{_e(layer)} filter {f}</h1>",
-             f"<p>kernel {_e(info['kernel'])}, stride {info['stride']}, padding {tuple(info['padding'])}, dilation "
-             f"{info['dilation']}: each position sees {info['rf_size']} tokens. Max pooled {row.max:.3f}, mean "
-             f"{row.mean:.3f}.</p>"]
-    if t is not None:
-        parts.append(f'<p class="threshold">Threshold <b>{t.value:.3f}</b> (Jacovi et al., 2018, purity rule): '
-                     f"{t.passing} of {t.count} examples ({t.coverage:.0%}) lie above it, {t.purity:.0%} of them "
-                     f"predicted <b>{_e(dump.class_name(t.identity_class))}</b>, the filter's class; purity asked: "
-                     f"{t.minimum_purity:.0%}. Class association: {_e(dump.class_name(row.assoc_class))} "
-                     f"({row.assoc:.2f}).</p>")
-    parts.append(_histogram(dump.pooled(layer)[:, f], t))
-    parts.append("<h2>Top n-grams</h2><table><tr><th>#</th><th>activation</th><th>example</th><th>label</th>"
-                 "<th>predicted</th><th>n-gram</th><th>in its sentence</th></tr>")
-    tops = dump.top_ngrams(layer, f, k=top_k)
-    for i, g in enumerate(tops, 1):
-        parts.append(f'<tr class="ngram"><td>{i}</td><td class="num">{g.value:.3f}</td><td class="num">{g.example}'
-                     f"</td><td>{_e(dump.class_name(g.label))}</td><td>{_e(dump.class_name(g.prediction))}</td>"
-                     f'<td class="ng"><b>{_e(g.text)}</b></td><td>{_sentence(dump, g.example, None, g.span)}</td></tr>')
-    shown = list(dict.fromkeys([*(g.example for g in tops[:3]), *examples]))
-    parts.append("</table><h2>Example sentences</h2><p class=\"note\">each word shaded by the filter's strongest "
-                 "activation among the windows that contain it (hover for the value); dotted: not in the "
-                 "vocabulary (the model saw &lt;unk&gt;).</p><table><tr><th>example</th><th>label</th>"
-                 "<th>predicted</th><th>pooled</th><th>sentence</th></tr>")
-    for i in shown:
-        g = dump.ngram(layer, f, i)
-        parts.append(f'<tr class="example"><td class="num">{i}</td><td>{_e(dump.class_name(g.label))}</td>'
-                     f'<td>{_e(dump.class_name(g.prediction))}</td><td class="num">{g.value:.3f}</td>'
-                     f"<td>{_sentence(dump, i, dump.token_activations(layer, f, i), None)}</td></tr>")
-    parts.append("</table>")
-    if layer in (dump.attrs.get("embedded_layers") or []):
-        slots = dump.slot_words(layer, f, k=slot_k)
-        parts.append("<h2>Slot words</h2><p class=\"note\">per kernel position, the words whose vectors have the "
-                     "largest dot product with that kernel row.</p><table class=\"slots\"><tr>"
-                     + "".join(f"<th>slot {j}</th>" for j in range(len(slots))) + "</tr>")
-        for r in range(len(slots[0])):
-            parts.append("<tr>" + "".join(f"<td>{_e(s[r].word)} <span class=\"note\">{s[r].score:.2f}</span></td>"
-                                          for s in slots) + "</tr>")
-        parts.append("</table>")
-    kernel = dump.group[f"kernels/{layer}"][:, :, f]                                      # (W, C)
-    norms = ", ".join(f"{v:.3f}" for v in np.linalg.norm(kernel, axis=1))
-    w, c = kernel.shape
-    parts.append(f"<h2>Kernel ({w} x {c})</h2><p><img class=\"kernel\" src=\"../figures/{_e(kernel_file)}\" "
-                 f'alt="kernel heatmap" style="width:{min(900, c * 4)}px;height:{w * 16}px"></p>'
-                 f'<p class="note">rows: kernel positions (slots), columns: input channels; blue negative, red '
-                 f"positive. Slot norms: {norms}.</p>")
-    return _page(f"{layer} filter {f}: jaxconv report", "\n".join(parts))
-
-
-def write_report(dump, out_dir, *, examples: int = 3, top_k: int = 10, slot_k: int = 5) -> ReportResult:
+def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int = 50, slot_k: int = 5,
+                 shade_max: float | None = None, columns: Sequence[Column] = (),
+                 pages: Sequence[Page] = ()) -> ReportResult:
     """Write the report of ``dump`` (a :class:`jaxconv.dump.Dump`) into ``out_dir`` (created; files replaced).
 
     Args:
-      examples: the first this many examples of the dump are shown, shaded, on every filter page (and in the
-        per-layer heatmaps).
-      top_k: top n-grams per filter; slot_k: words per slot.
+      examples: the dump's first this many examples (or these examples) are shown, shaded, on every filter page
+        and in the per-layer heatmaps.
+      top_k: each filter's top n-grams are drawn from its ``top_k`` strongest examples (distinct, with counts,
+        grouped by the slots that fire); slot_k: words per slot.
+      shade_max: the activation shaded fully on every filter page (default: each filter's strongest pooled value
+        in the dump: one scale per page, stated in its caption).
+      columns: extra per-filter columns of the index (:class:`Column`; each filter's page shows its values too);
+        pages: extra pages (:class:`Page`).
     """
     from etils import epath
 
@@ -220,27 +197,44 @@ def write_report(dump, out_dir, *, examples: int = 3, top_k: int = 10, slot_k: i
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dump.column("words")
     dump.column("tokens")
-    chosen = list(range(min(int(examples), dump.num_examples)))
+    if isinstance(examples, (int, np.integer)):
+        chosen = list(range(min(int(examples), dump.num_examples)))
+    else:
+        chosen = [int(i) for i in examples]
+        bad = [i for i in chosen if not 0 <= i < dump.num_examples]
+        if bad:
+            raise IndexError(f"examples={bad!r} are out of range; expected 0 <= example < {dump.num_examples}.")
     classes = dump.labels if dump.labels is not None else dump.predictions
     names = [dump.class_name(c) for c in range(dump.num_classes)]
     figs: dict[str, list[str]] = {}
+    rows: list[FilterRow] = []
     for layer in dump.layers:
         slug = filter_slug(layer, 0)[:-3]
         figs[layer] = [f"heatmap-{slug}.png", f"pooled-{slug}.png"]
-        figures.example_heatmaps(dump, layer, chosen, out / "figures" / figs[layer][0])
-        figures.pooled_distribution(dump.pooled(layer), layer, out / "figures" / figs[layer][1])
+        if chosen:
+            figures.example_heatmaps(dump, layer, chosen, out / "figures" / figs[layer][0])
+        else:
+            figs[layer].pop(0)
+        pooled = dump.pooled(layer)
+        figures.pooled_distribution(pooled, layer, out / "figures" / figs[layer][-1])
         if classes is not None:
             figs[layer].append(f"classes-{slug}.png")
-            figures.class_means(dump.pooled(layer), classes, names, layer, out / "figures" / figs[layer][2])
-    rows = _rows(dump)
+            figures.class_means(pooled, classes, names, layer, out / "figures" / figs[layer][-1])
+        assoc = dump.class_association(layer) if classes is not None else None
+        rows += [filter_row(dump, layer, f, top_k=top_k, slot_k=slot_k, pooled=pooled, assoc=assoc)
+                 for f in range(dump.num_filters(layer))]
+    nav = _nav(pages, up="../")
     for r in rows:
-        kernel_file = f"kernel-{r.slug}.png"
-        figures.kernel_png(dump.group[f"kernels/{r.layer}"][:, :, r.filter], out / "figures" / kernel_file)
-        (out / "filters" / f"{r.slug}.html").write_text(_filter_page(dump, r, chosen, top_k, slot_k, kernel_file))
-    orders = {"index.html": rows,
-              "by-activation.html": sorted(rows, key=lambda r: -r.max),
-              "by-association.html": sorted(rows, key=lambda r: -(r.assoc if r.assoc is not None else -np.inf))}
+        (out / "filters" / f"{r.slug}.html").write_text(filter_page(dump, r, chosen, shade_max=shade_max, nav=nav,
+                                                                    columns=columns))
+    orders = {"index.html": rows, "by-activation.html": _sorted(rows, lambda r: r.max),
+              "by-association.html": _sorted(rows, lambda r: r.assoc)}
+    for c in columns:
+        if c.sort:
+            orders[c.file] = _sorted(rows, lambda r, c=c: c.number(r.layer, r.filter))
     for file, ordered in orders.items():
-        (out / file).write_text(_index(dump, ordered, file, figs))
-    return ReportResult(index=str(out / "index.html"), pages=len(rows),
-                        figures=len(rows) + sum(len(v) for v in figs.values()))
+        (out / file).write_text(_index(dump, ordered, file, figs, columns, pages))
+    for p in pages:
+        body = p.body(out) if callable(p.body) else p.body
+        (out / p.file).write_text(page(f"{p.title}: jaxconv report", _nav(pages) + body))
+    return ReportResult(index=str(out / "index.html"), pages=len(rows), figures=sum(len(v) for v in figs.values()))

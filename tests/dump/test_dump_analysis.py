@@ -12,7 +12,8 @@ from conftest import REPO_ROOT
 
 import jaxconv
 from jaxconv.dump import DumpAdapter, dump_activations, dump_path, load_dump
-from jaxconv.dump.analysis import class_association, purity_threshold
+from jaxconv.dump.analysis import ClassAssociation, class_association, firing_slots, purity_threshold
+from jaxconv.dump.ngrams import NGram, group_by_slots
 from jaxconv.dump.motifs import planted_motifs, recover_motifs
 
 pytestmark = pytest.mark.slow  # a trained run's dump analysed, the example notebook
@@ -36,7 +37,66 @@ def test_top_ngrams_are_the_strongest_windows_without_padding(dump):
         start, end = g.span
         assert dump.pad_left <= start < end <= dump.pad_left + lengths[g.example]        # never padding
         assert end - start <= 5 and tuple(dump.vocab[t] for t in tokens[g.example, start:end]) == g.words
-        assert g.text == " ".join(g.words) and g.label == dump.labels[g.example]
+        assert g.text == " ".join(g.words) and g.label == dump.labels[g.example] and g.count == 1
+        assert g.label_name == dump.label_names[g.label] and g.prediction_name == dump.label_names[g.prediction]
+        assert isinstance(g.label, int) and g.label_name.startswith("class")
+
+
+def test_distinct_top_ngrams_count_the_examples_that_had_them(dump):
+    """distinct=True: one record per text, in order of first appearance, count = how many of the k had it."""
+    layer, k = "convs/0", 50
+    for f in range(0, 32, 3):
+        tops = dump.top_ngrams(layer, f, k=k)
+        merged = dump.top_ngrams(layer, f, k=k, distinct=True)
+        texts = [g.text for g in tops]
+        assert [g.text for g in merged] == list(dict.fromkeys(texts))                     # distinct, first seen first
+        assert [g.count for g in merged] == [texts.count(g.text) for g in merged]
+        assert sum(g.count for g in merged) == k
+        first = {g.text: g for g in reversed(tops)}
+        assert all(g.example == first[g.text].example and g.value == first[g.text].value for g in merged)
+    # the planted motif's filter: its 10 strongest examples are one n-gram
+    f = int(dump.pooled(layer).max(axis=0).argmax())
+    assert [g.count for g in dump.top_ngrams(layer, f, k=10, distinct=True)] == [10]
+
+
+def test_slot_contributions_sum_to_the_activation(dump):
+    """kernel row . word vector per slot, plus the bias, is the pooled value (ReLU, where it is positive), for
+    every example and a few filters of each layer: the slots are aligned with the words the window read."""
+    for layer in dump.layers:
+        bias = dump.group[f"biases/{layer}"][...]
+        W = dump.attrs["layer_info"][layer]["kernel_shape"][0]
+        for f in (0, 13, 31):
+            c = dump.slot_contributions(layer, f, np.arange(dump.num_examples))         # (N, W)
+            pooled = dump.pooled(layer)[:, f]
+            assert c.shape == (dump.num_examples, W)
+            positive = pooled > 1e-3
+            assert positive.sum() > 100
+            np.testing.assert_allclose(c.sum(1)[positive] + bias[f], pooled[positive], atol=2e-5)
+    with pytest.raises(IndexError, match="filter=32 is out of range"):
+        dump.slot_contributions("convs/0", 32, [0])
+
+
+def test_ngram_groups_partition_the_top_examples_by_firing_slots(dump):
+    layer, k = "convs/0", 50
+    for f in range(32):
+        groups = dump.ngram_groups(layer, f, k=k)
+        tops = dump.top_ngrams(layer, f, k=k)
+        members = sorted(i for g in groups for ex in g.examples for i in ex)
+        assert members == sorted(g.example for g in tops) and sum(g.count for g in groups) == k
+        assert [g.count for g in groups] == sorted((g.count for g in groups), reverse=True)
+        for group in groups:
+            assert group.contributions.shape == (len(group.ngrams), 3)
+            assert len({g.text for g in group.ngrams}) == len(group.ngrams)
+            for g, c, ex in zip(group.ngrams, group.contributions, group.examples):
+                assert firing_slots(c) == group.slots and g.count == len(ex) and g.example == ex[0]
+                np.testing.assert_allclose(c, dump.slot_contributions(layer, f, [g.example])[0])
+    # two families told apart: an n-gram that fires on its first word only, another on its last two
+    gs = [NGram(2.0, 0, 0, (0, 3), ("x", "b", "c"), "x b c"), NGram(1.9, 1, 0, (0, 3), ("a", "y", "z"), "a y z"),
+          NGram(1.8, 2, 0, (0, 3), ("w", "b", "c"), "w b c")]
+    slots = np.array([[0.1, 1.0, 0.9], [1.5, 0.2, -0.1], [0.0, 1.1, 0.7]])
+    assert [(g.slots, g.count, [n.text for n in g.ngrams]) for g in group_by_slots(gs, slots)] == [
+        ((1, 2), 2, ["x b c", "w b c"]), ((0,), 1, ["a y z"])]
+    assert firing_slots(np.array([-1.0, -0.5])) == () and firing_slots(np.array([1.0, 0.49])) == (0,)
 
 def test_a_window_past_the_last_word_is_cut_at_it(dump, tmp_path):
     """Point an argmax at the window that starts on the last word of the shortest example (its other 4 tokens are
@@ -78,9 +138,11 @@ def test_purity_threshold_rule():
     t = purity_threshold(v, pred, identity_class=1, minimum_purity=0.9)
     assert (t.value, t.passing, t.purity) == (4.0, 1, 1.0)
     none = purity_threshold(v, pred, identity_class=1, minimum_purity=1.0)
-    assert none.passing == 1 and none.value == 4.0
+    assert none.passing == 1 and none.value == 4.0 and none.found
     nothing = purity_threshold(v, np.zeros(6, int), identity_class=1)
-    assert (nothing.passing, nothing.value, nothing.purity) == (0, 5.0, 0.0)
+    assert (nothing.passing, nothing.value, nothing.purity, nothing.found) == (0, None, 0.0, False)
+    assert nothing.describe() == "no threshold reaches 75% purity" and nothing.coverage == 0.0
+    assert none.describe() == "threshold 4.000: 1 of 6 examples (17%) above it, 100% pure"
     every = purity_threshold(v, np.ones(6, int), identity_class=1)
     assert every.passing == 6 and every.value < 1.0 and every.coverage == 1.0
     with pytest.raises(ValueError, match=r"minimum_purity=1.5 must be in \(0, 1\]"):
@@ -91,21 +153,46 @@ def test_dump_threshold_and_class_association(dump):
     layer = "convs/0"
     preds = dump.predictions
     weights = dump.group[f"class_weights/{layer}"][...]                                  # (F, K)
-    for f in range(0, 32, 5):
+    for f in range(32):
         t = dump.threshold(layer, f)
         values = dump.pooled(layer)[:, f]
-        above = values > t.value
-        assert t.identity_class == int(np.argmax(weights[f])) and above.sum() == t.passing
-        if t.passing:
+        assert t.identity_class == int(np.argmax(weights[f]))
+        if t.found:
+            above = values > t.value
+            assert above.sum() == t.passing > 0
             assert np.mean(preds[above] == t.identity_class) == pytest.approx(t.purity) and t.purity >= 0.75
-    classes, effect = dump.class_association(layer)
-    assert classes.shape == effect.shape == (32,)
+        else:                                        # no cut reaches 75%: even the strongest example is not pure
+            assert t.value is None and t.passing == 0 and t.purity == 0.0
+            order = np.argsort(-values, kind="stable")
+            hits = np.cumsum(preds[order] == t.identity_class) / np.arange(1, 201)
+            assert hits.max() < 0.75 or not np.any(np.append(np.diff(values[order]) < 0, True) & (hits >= 0.75))
+    association = dump.class_association(layer)
+    assert isinstance(association, ClassAssociation) and association.classes is association[0]
+    classes, effect = association                                                        # still unpacks
+    assert classes.shape == effect.shape == (32,) and association.effect is effect
     pooled, y = dump.pooled(layer), dump.labels
     f = int(np.argmax(effect))
     c = classes[f]
     expected = (pooled[y == c, f].mean() - pooled[y != c, f].mean()) / pooled[:, f].std()
     assert effect[f] == pytest.approx(expected) and effect[f] > 1.0
     assert class_association(np.ones((4, 2)), np.array([0, 1, 0, 1]), 2)[1].tolist() == [0.0, 0.0]
+
+
+def test_dump_threshold_says_when_there_is_none(dump, tmp_path):
+    """A filter whose class the model never predicts: no value reaches the purity, and the threshold says so."""
+    import zarr
+
+    copy = tmp_path / "never.zarr"
+    shutil.copytree(os.fspath(dump.path), copy)
+    g = zarr.open_group(str(copy), mode="r+")
+    weights = g["class_weights/convs/0"][...]
+    weights[4] = [0.0, 1.0]                                                              # filter 4's class: 1
+    g["class_weights/convs/0"][...] = weights
+    g["predictions"][...] = np.zeros(dump.num_examples, np.int32)                        # nothing predicted 1
+    t = load_dump(copy).threshold("convs/0", 4)
+    assert (t.found, t.value, t.passing, t.identity_class) == (False, None, 0, 1)
+    assert t.describe() == "no threshold reaches 75% purity"
+    assert load_dump(copy).threshold("convs/0", 4, minimum_purity=0.5).describe() == "no threshold reaches 50% purity"
 
 
 def test_planted_motifs_are_recovered(dump, capsys):
@@ -143,15 +230,40 @@ def test_motif_check_fails_for_shuffled_spans_and_an_untrained_model(dump, tmp_p
     assert recover_motifs(load_dump(run), motifs).fraction < 0.5
 
 
-def test_to_xarray_is_lazy_and_complete(dump):
+def test_to_xarray_of_one_layer_has_plain_names_and_coordinates(dump):
     xr = pytest.importorskip("xarray", reason="xarray is an optional reader (the test extras install it)")
-    ds = dump.to_xarray()
+    ds = dump.to_xarray("convs/2")
     assert isinstance(ds, xr.Dataset)
+    assert ds.maps.dims == ("example", "position", "filter") and ds.pooled.dims == ("example", "filter")
+    assert ds.kernel.dims == ("slot", "in", "filter") and ds["argmax"].dims == ("example", "filter")
+    assert not ds.maps.variable._in_memory                                               # lazy until used
+    np.testing.assert_array_equal(ds.pooled.sel(filter=3).values, dump.pooled("convs/2")[:, 3])
+    np.testing.assert_array_equal(ds.maps.sel(filter=4).values, np.asarray(dump.feature_map("convs/2", 4)))
+    assert ds.filter.values.tolist() == list(range(32)) and ds.sizes["position"] == 36
+    assert ds["class"].values.tolist() == ["class0", "class1"]
+    assert ds.label.values.tolist() == dump.labels.tolist() and ds.prediction.values.tolist() == \
+        dump.predictions.tolist()
+    assert list(ds.label_name.values[:4]) == [dump.class_name(c) for c in dump.labels[:4]]
+    assert list(ds.prediction_name.values[:4]) == [dump.class_name(c) for c in dump.predictions[:4]]
+    assert list(ds.text.values[:3]) == list(dump.column("texts")[:3])
+    assert float(ds.class_weights.sel(filter=3, **{"class": "class1"})) == dump.group["class_weights/convs/2"][3, 1]
+    strong = ds.pooled.sel(filter=3).where(ds.label_name == "class1", drop=True)     # by coordinate
+    assert strong.sizes["example"] == int((dump.labels == 1).sum())
+    assert ds.attrs["layer"] == "convs/2" and ds.attrs["name"] == "test"
+    with pytest.raises(ValueError, match=r"layer 'convs/9' is not in this dump"):
+        dump.to_xarray("convs/9")
+
+
+def test_to_xarray_of_every_layer_keeps_the_store_names(dump):
+    pytest.importorskip("xarray", reason="xarray is an optional reader (the test extras install it)")
+    ds = dump.to_xarray()
     assert ds["maps/convs/2"].dims == ("example", "position[convs/2]", "filter[convs/2]")
     assert ds.sizes["example"] == 200 and ds.sizes["filter[convs/0]"] == 32 and ds.attrs["name"] == "test"
-    np.testing.assert_array_equal(ds["maps/convs/2"].isel({"filter[convs/2]": 4}).values,
+    np.testing.assert_array_equal(ds["maps/convs/2"].sel({"filter[convs/2]": 4}).values,
                                   np.asarray(dump.feature_map("convs/2", 4)))
-    assert list(ds["texts"].values[:3]) == list(dump.column("texts")[:3])
+    np.testing.assert_array_equal(ds["pooled/convs/0"].sel({"filter[convs/0]": 3}).values, dump.pooled("convs/0")[:, 3])
+    assert list(ds.text.values[:3]) == list(dump.column("texts")[:3]) and "texts" not in ds.data_vars
+    assert ds["class"].values.tolist() == ["class0", "class1"] and ds.label_name.dims == ("example",)
 
 
 def test_default_adapter_finds_the_embedding_of_any_token_model():

@@ -62,6 +62,7 @@ def test_the_readme_commands_import_dump_and_report_a_keras1_model(tmp_path):
     assert d.num_examples == len(texts)
     np.testing.assert_array_equal(d.predictions, theirs.argmax(-1))                    # 100% agreement
     np.testing.assert_allclose(d.group["probabilities"][...], theirs, atol=1e-5)
-    page = workdir / "report" / "filters" / "layers-convolution1d_1-f7.html"
+    page = workdir / "report" / "texts" / "filters" / "layers-convolution1d_1-f7.html"
     assert page.exists() and "layers/convolution1d_1" in page.read_text()
-    assert os.path.exists(workdir / "report" / "index.html")
+    assert "runs/keras1/report/texts/filters/layers-convolution1d_1-f7.html" in (REPO_ROOT / "README.md").read_text()
+    assert os.path.exists(workdir / "report" / "texts" / "index.html")

@@ -207,7 +207,7 @@ def test_conv_lm_dump_records_the_preceding_contexts(lm_run, capsys):
         assert g.span[1] == g.position + 1 and g.span[1] - g.span[0] <= rf    # the bytes up to the position, no later
         assert g.text == "".join(g.words).encode("latin-1").decode("utf-8", "replace")
     assert main(["report", "--workdir", str(workdir), "--dump", "test"]) == 0
-    assert (workdir / "report" / "index.html").is_file()
+    assert (workdir / "report" / "test" / "index.html").is_file()
 
 
 def test_char_cnn_trains_dumps_at_its_length(tmp_path, capsys):
