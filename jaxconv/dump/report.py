@@ -24,6 +24,7 @@ import numpy as np
 from jaxconv.data.tokenize import JOINERS
 from jaxconv.dump import figures
 from jaxconv.dump.analysis import Threshold
+from jaxconv.dump.examples_page import write_examples_page
 
 __all__ = ["write_report", "ReportResult", "filter_slug"]
 
@@ -99,6 +100,7 @@ def _index(dump, rows: list[_Row], order: str, figs: dict[str, list[str]]) -> st
             f"<p>{dump.num_examples} examples ({_e(dump.attrs['source'])}), checkpoint step "
             f"{_e(dump.attrs['checkpoint_step'])}, layers {_e(', '.join(dump.layers))}. Sorted by {sorts[order]}; "
             + " ".join(f'<a href="{k}">sort by {v}</a>' for k, v in sorts.items() if k != order) + "</p>"
+            '<p><a href="examples.html">Examples: why the model predicted what it did</a></p>'
             f'<p class="note">threshold: the pooled value above which the filter\'s n-grams are at least '
             f"{rows[0].threshold.minimum_purity if rows and rows[0].threshold else '-'} pure for its class "
             f"(Jacovi et al., 2018); coverage: the share of examples above it; association: the standardized "
@@ -237,6 +239,7 @@ def write_report(dump, out_dir, *, examples: int = 3, top_k: int = 10, slot_k: i
         kernel_file = f"kernel-{r.slug}.png"
         figures.kernel_png(dump.group[f"kernels/{r.layer}"][:, :, r.filter], out / "figures" / kernel_file)
         (out / "filters" / f"{r.slug}.html").write_text(_filter_page(dump, r, chosen, top_k, slot_k, kernel_file))
+    write_examples_page(dump, out)                                                       # examples.html
     orders = {"index.html": rows,
               "by-activation.html": sorted(rows, key=lambda r: -r.max),
               "by-association.html": sorted(rows, key=lambda r: -(r.assoc if r.assoc is not None else -np.inf))}
