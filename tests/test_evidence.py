@@ -252,3 +252,17 @@ def test_jaxconv_predict_errors_are_one_line(demo_run, tmp_path, monkeypatch, ca
     assert main(["predict", "--workdir", str(folder), "w1 w2 w3"]) == 0                # evidence only when it can
     captured = capsys.readouterr()
     assert "prediction: " in captured.out and "no per-filter evidence" in captured.err
+
+
+def test_readme_shows_what_jaxconv_predict_prints_for_the_demo_run(demo_run, capsys):
+    """The README's ``jaxconv predict`` block is this command's output on make demo's run (the same config)."""
+    import pathlib
+    import re
+    import shlex
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```\n\$ (jaxconv predict --workdir runs/demo [^\n]+)\n(.*?)```", readme, re.S)
+    argv = shlex.split(block.group(1))[1:]
+    argv[argv.index("runs/demo")] = str(demo_run)
+    assert main(argv) == 0
+    assert capsys.readouterr().out == block.group(2)
