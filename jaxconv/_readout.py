@@ -126,4 +126,5 @@ def readout(model: nnx.Module) -> Readout:
         return _imported(model)
     name = type(model).__name__
     why = _WHY.get(name, "it is not a kind whose read-out jaxconv knows")
-    raise ValueError(f"evidence needs {SHAPE}; this {name} is not: {why}. run.predict works for any classifier.")
+    tail = "" if hasattr(model, "sample") else " run.predict works for any classifier."      # not for a language model
+    raise ValueError(f"evidence needs {SHAPE}; this {name} is not: {why}.{tail}")

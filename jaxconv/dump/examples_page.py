@@ -61,7 +61,7 @@ def _restore_run(dump):
     for place in places:
         try:
             run = load_run(place, ckpt)
-        except (OSError, ValueError) as e:
+        except Exception as e:  # any failure to restore: the page says so, and the report goes on
             why = f"the run could not be restored from {place} ({type(e).__name__}: {e})"
             continue
         step = dump.attrs.get("checkpoint_step")
@@ -135,7 +135,7 @@ def examples_html(dump, *, examples: int = EXAMPLES, top_k: int = 5, run=None) -
         except ValueError as e:
             why = str(e)
     if why:
-        return _page(title, head + f'<p class="unavailable">No per-filter evidence for this dump: {_e(why)}.</p>')
+        return _page(title, head + f'<p class="unavailable">No per-filter evidence for this dump: {_e(why.rstrip("."))}.</p>')
     n = min(int(examples), dump.num_examples)
     rows = list(range(n))
     tokens = dump.column("tokens")[:n]                                                 # (n, L) as the dump fed them
