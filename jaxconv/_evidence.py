@@ -18,7 +18,9 @@ and :meth:`Evidence.margin_bias` sum exactly to ``logit_c`` minus the mean of th
 that is the log-odds of ``c``, and a filter's margin is how far it moves them.
 
 The forward pass is one ``jax.jit`` function over ``nnx.split``'s graph and state (one compile per graph, layers and
-padded length). Windows are the conv's receptive spans (:func:`jaxconv.receptive_spans`) cut to the text's words: a
+padded length), at full float32 precision on every backend (``jax.default_matmul_precision("highest")``, as
+:func:`jaxconv.predict.predict`): ``model(tokens)`` at a GPU's default TF32 precision differs from ``logits`` by
+about 1e-3. Windows are the conv's receptive spans (:func:`jaxconv.receptive_spans`) cut to the text's words: a
 max that falls on padding alone has no words.
 """
 
@@ -36,6 +38,7 @@ from jaxtyping import Array, Float, Int
 
 from jaxconv._readout import Readout, readout
 from jaxconv.data.tokenize import detokenize
+from jaxconv.predict import PRECISION
 
 __all__ = ["evidence", "Evidence", "FilterEvidence", "Window", "TopFilters", "readout", "Readout"]
 
@@ -261,7 +264,8 @@ def evidence_rows(model: nnx.Module, tokens: Int[np.ndarray, "B L"], starts: Seq
         chunk = tokens[lo:lo + batch_size]
         if len(chunk) < batch_size:
             chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk), L), np.int32)])
-        logits, pooled, argmax = (np.asarray(a) for a in _forward(graphdef, r.layers, state, jnp.asarray(chunk)))
+        with jax.default_matmul_precision(PRECISION):                                  # as predict: full float32
+            logits, pooled, argmax = (np.asarray(a) for a in _forward(graphdef, r.layers, state, jnp.asarray(chunk)))
         for b in range(min(batch_size, B - lo)):
             i = lo + b
             first, row_words = int(starts[i]), list(words[i])

@@ -7,7 +7,8 @@
 Texts are encoded as training encoded them (:meth:`jaxconv.Run.encode_rows`). Each is padded by a rule of its own
 (:func:`padded_length`: enough zeros after its words that every window touching a word is seen, rounded up to a
 multiple of 8; or the model's fixed length), so its prediction does not depend on the texts around it; texts of one
-padded length run together, ``batch_size`` rows at a time (a short batch is filled with rows of padding). The forward pass
+padded length run together, ``batch_size`` rows at a time (a short batch is filled with rows of padding). Matmuls
+and convolutions run at full float32 precision (:data:`PRECISION`) on every backend. The forward pass
 is one ``jax.jit`` function over ``nnx.split``'s graph and state, shared by every model: it compiles once per graph
 and padded length, and a later call with the same shapes reuses it.
 """
@@ -57,6 +58,10 @@ def _logits(graphdef, state, tokens: Int[Array, "B L"]) -> Float[Array, "B K"]:
 
 #: The forward pass, jitted once for every model: the graph is static, so each (graph, shapes) compiles once.
 forward = jax.jit(_logits, static_argnums=0)
+
+#: The matmul and convolution precision of :func:`predict` and :func:`jaxconv.evidence`: full float32, so that on a
+#: GPU (TF32 by default) or a TPU (bfloat16 passes) the two agree and evidence's terms sum to the logits.
+PRECISION = "highest"
 
 
 def class_names(run) -> list[str]:
@@ -148,7 +153,8 @@ def predict(run, texts: str | Sequence[str], *, batch_size: int = 32) -> list[Pr
     out: list[Prediction | None] = [None] * len(texts)
     for rows, length in batches(run, texts, batch_size):
         tokens = run.encode([texts[i] for i in rows], length=length)                  # (b, L)
-        logits = np.asarray(forward(graphdef, state, jnp.asarray(pad_rows(tokens, batch_size))))[:len(rows)]
+        with jax.default_matmul_precision(PRECISION):
+            logits = np.asarray(forward(graphdef, state, jnp.asarray(pad_rows(tokens, batch_size))))[:len(rows)]
         if logits.ndim != 2 or logits.shape[1] != len(names):
             raise ValueError(f"{run.workdir}: the model returns shape {logits.shape[1:]} per text; predict needs "
                              f"logits (num_classes,) = ({len(names)},).")
