@@ -6,7 +6,8 @@
 
 Training and runs load on first use (they import orbax): ``jaxconv.load_config``, ``jaxconv.train_and_evaluate``,
 ``jaxconv.load_run``, ``jaxconv.load_dump`` and ``jaxconv.dump_activations`` (activation dumps,
-:mod:`jaxconv.dump`), ``jaxconv.import_model`` (trained Keras and PyTorch models, :mod:`jaxconv.imports`).
+:mod:`jaxconv.dump`), ``jaxconv.import_model`` (trained Keras and PyTorch models, :mod:`jaxconv.imports`),
+``jaxconv.evidence`` (why a prediction: per-filter terms, :mod:`jaxconv._evidence`).
 """
 
 from jaxconv import layouts, shapes
@@ -22,6 +23,10 @@ __all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump",
 _LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.runs",
          "Run": "jaxconv.runs", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader",
          "import_model": "jaxconv.imports", "dump_activations": "jaxconv.dump.runner"}
+
+# Why the model predicted that (issue 20): the exact per-filter terms of a max-pooled + linear model's logits.
+__all__ += ["evidence", "Evidence"]
+_LAZY.update(evidence="jaxconv._evidence", Evidence="jaxconv._evidence")
 
 
 def __getattr__(name):

@@ -112,6 +112,38 @@ class Run:
             kept.append(words)
         return out, starts, lengths, kept
 
+    def predict(self, texts: str | Sequence[str], *, batch_size: int = 32) -> list:
+        """The predicted class of each text: one :class:`jaxconv.predict.Prediction` per text (``.text``, ``.label``
+        the class name, ``.index``, ``.probabilities`` name -> probability), batched and jitted
+        (:func:`jaxconv.predict.predict`)."""
+        from jaxconv.predict import predict
+
+        return predict(self, texts, batch_size=batch_size)
+
+    def evidence(self, text: str | Sequence[str], *, batch_size: int = 32):
+        """Why the model predicted what it did for ``text``: the exact per-filter terms of its logits
+        (:func:`jaxconv.evidence`); a list of texts gives a list. ValueError (one line, why) for a model that is not
+        max-pooled filters read by a linear layer."""
+        from jaxconv._evidence import evidence
+
+        return evidence(self, text, batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        names = self.label_names or [str(i) for i in range(self.num_classes)]
+        shown = ", ".join(str(n) for n in names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
+        kind = self.config.get("model", {}).get("name") or "-"
+        lines = [f"Run({str(self.workdir) if self.workdir is not None else 'in memory'!r})",
+                 f"  model: {kind} ({type(self.model).__name__}), checkpoint {self.checkpoint} (step {self.step})",
+                 f"  classes: {self.num_classes} ({shown})" if self.num_classes else "  classes: -",
+                 f"  vocabulary: {len(self.vocab)} tokens, tokenizer {self.tokenizer!r}"
+                 + (f", fixed length {self.fixed_length}" if self.fixed_length else "")]
+        if self.source:
+            src = self.source
+            diff = src.get("max_difference")
+            lines.append(f"  imported from: {src.get('framework', '?')} ({src.get('description', '?')})"
+                         + (f", max difference {diff:.2g}" if diff is not None else ""))
+        return "\n".join(lines)
+
     def tokens(self, ids: Sequence[int]) -> list[str]:
         """The words of a row of token ids (``<pad>`` for 0)."""
         return self.vocab.decode([int(i) for i in ids])

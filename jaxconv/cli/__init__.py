@@ -13,6 +13,8 @@ Subcommands:
   activations to a Zarr store (:mod:`jaxconv.dump`).
 - ``jaxconv report --workdir RUN [--dump NAME] [--out DIR]``: a static HTML report of a dump, one page per filter
   (in ``RUN/report/<dump>/`` by default).
+- ``jaxconv predict --workdir RUN TEXT [TEXT ...]``: each text's predicted class and probabilities, and the filters
+  for and against it with their n-grams and contributions (:meth:`jaxconv.Run.evidence`).
 
 Bad arguments and named failures give one line on stderr and exit status 2, never a traceback.
 
@@ -30,14 +32,15 @@ import sys
 from collections.abc import Sequence
 
 from jaxconv._orbax_calls import drop_orbax_echoes
-from jaxconv.cli import dump, explain, imports, report, shape, train
+from jaxconv.cli import dump, explain, imports, predict, report, shape, train
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
 from jaxconv.configs import split_override_args
 
 __all__ = ["main", "shape_report", "LayerSpec", "CliError"]
 
-COMMANDS = {"shape": shape, "explain": explain, "train": train, "import": imports, "dump": dump, "report": report}
+COMMANDS = {"shape": shape, "explain": explain, "train": train, "import": imports, "dump": dump, "report": report,
+            "predict": predict}
 
 
 def _parser() -> Parser:

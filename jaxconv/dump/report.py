@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from jaxconv.dump import figures
+from jaxconv.dump.examples_page import PAGE as EXAMPLES_PAGE
+from jaxconv.dump.examples_page import write_examples_page
 from jaxconv.dump.report_filter import FilterRow, filter_page, filter_row, threshold_text
 from jaxconv.dump.report_html import escape as _e
 from jaxconv.dump.report_html import filter_slug, page
@@ -119,7 +121,8 @@ class Page:
 
 def _nav(pages: Sequence[Page], up: str = "") -> str:
     links = [(f"{up}index.html", "all filters"), (f"{up}by-activation.html", "by activation"),
-             (f"{up}by-association.html", "by association"), *((f"{up}{p.file}", p.title) for p in pages)]
+             (f"{up}by-association.html", "by association"), (f"{up}{EXAMPLES_PAGE}", "examples: why that prediction"),
+             *((f"{up}{p.file}", p.title) for p in pages)]
     return "<nav>" + "".join(f'<a href="{_e(h)}">{_e(t)}</a>' for h, t in links) + "</nav>"
 
 
@@ -237,4 +240,5 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
     for p in pages:
         body = p.body(out) if callable(p.body) else p.body
         (out / p.file).write_text(page(f"{p.title}: jaxconv report", _nav(pages) + body))
+    write_examples_page(dump, out)                                                    # examples.html
     return ReportResult(index=str(out / "index.html"), pages=len(rows), figures=sum(len(v) for v in figs.values()))
