@@ -36,6 +36,7 @@ venv-test: $(STAMP_TEST)
 demo: venv
 	$(BIN)/python experiments/text_cnn.py --config configs/text_cnn.py:synthetic --workdir runs/demo
 	$(BIN)/jaxconv dump --workdir runs/demo --overwrite
+	$(BIN)/jaxconv ablate --workdir runs/demo
 	$(BIN)/jaxconv report --workdir runs/demo
 	$(BIN)/python experiments/planted_motifs.py --workdir runs/demo
 	$(BIN)/python experiments/seed_example.py

@@ -72,3 +72,11 @@ def test_dump_quick(demo_run, tmp_path):
         assert r["examples"] == 1000 and r["examples_per_s"] > 0 and r["stream_examples_per_s"] > r["examples_per_s"]
         assert r["peak_rss_mb"] > 50 and 0 < r["read_filter_s"] < r["read_layer_s"]
     assert results["float16"]["disk_mb"] < results["float32"]["disk_mb"]
+
+
+@pytest.mark.slow
+def test_ablation_quick():
+    """benchmarks/ablation.py --quick: the vmapped ablation and the per-filter loop agree (checked inside) and both
+    are timed."""
+    r = _load("ablation").run(quick=True, reps=2)
+    assert r["filters"] == 24 and r["vmapped_s"] > 0 and r["loop_s"] > 0

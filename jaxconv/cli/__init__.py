@@ -11,6 +11,8 @@ Subcommands:
   (:func:`jaxconv.import_model`).
 - ``jaxconv dump --workdir RUN [--split S | --input FILE] [--layers L,...]``: stream a trained run's per-filter
   activations to a Zarr store (:mod:`jaxconv.dump`).
+- ``jaxconv ablate --workdir RUN [--split S | --input FILE]``: zero each filter in turn over a labelled split; what
+  accuracy and true-class logit each carries (:mod:`jaxconv.dump.ablation`).
 - ``jaxconv report --workdir RUN [--dump NAME] [--out DIR]``: a static HTML report of a dump, one page per filter
   (in ``RUN/report/<dump>/`` by default).
 - ``jaxconv predict --workdir RUN TEXT [TEXT ...]``: each text's predicted class and probabilities, and the filters
@@ -32,15 +34,15 @@ import sys
 from collections.abc import Sequence
 
 from jaxconv._orbax_calls import drop_orbax_echoes
-from jaxconv.cli import dump, explain, imports, predict, report, shape, train
+from jaxconv.cli import ablate, dump, explain, imports, predict, report, shape, train
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
 from jaxconv.configs import split_override_args
 
 __all__ = ["main", "shape_report", "LayerSpec", "CliError"]
 
-COMMANDS = {"shape": shape, "explain": explain, "train": train, "import": imports, "dump": dump, "report": report,
-            "predict": predict}
+COMMANDS = {"shape": shape, "explain": explain, "train": train, "import": imports, "dump": dump, "ablate": ablate,
+            "report": report, "predict": predict}
 
 
 def _parser() -> Parser:

@@ -31,12 +31,14 @@ receptive field (``layer_info``); the receptive-span rule (``span_rule``); vocab
 and step, dtype, jaxconv version; ``complete: true`` is written last (see :mod:`jaxconv.dump.store`).
 """
 
+from jaxconv.dump.ablation import Ablation, ablate, read_ablation
 from jaxconv.dump.adapters import DumpAdapter, get_adapter
 from jaxconv.dump.analysis import ClassAssociation, Threshold
 from jaxconv.dump.loader import Dump, DumpError, FilterMap, NGram, SlotGroup, SlotWord, load_dump
 from jaxconv.dump.runner import DTYPES, DumpResult, dump_activations, dump_path
+from jaxconv.dump.probe import FilterRank, rank_filters
 from jaxconv.dump.store import DumpExistsError
 
 __all__ = ["load_dump", "Dump", "DumpError", "FilterMap", "NGram", "SlotGroup", "SlotWord", "Threshold",
            "ClassAssociation", "dump_activations", "DumpResult", "DTYPES", "dump_path", "DumpExistsError",
-           "DumpAdapter", "get_adapter"]
+           "DumpAdapter", "get_adapter", "ablate", "Ablation", "read_ablation", "rank_filters", "FilterRank"]
