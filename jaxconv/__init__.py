@@ -18,16 +18,13 @@ __version__ = "0.2.0"
 __all__ = ["Conv1D", "Conv2D", "shapes", "layouts", "__version__"]
 __all__ += ["explain", "Explanation", "feature_maps", "feature_map", "receptive_spans", "saliency"]
 __all__ += ["load_config", "train_and_evaluate", "load_run", "Run", "load_dump", "Dump", "import_model",
-            "dump_activations", "ablate", "rank_filters"]
+            "dump_activations", "ablate", "rank_filters", "evidence", "Evidence"]
 
 _LAZY = {"load_config": "jaxconv.configs", "train_and_evaluate": "jaxconv.train", "load_run": "jaxconv.runs",
          "Run": "jaxconv.runs", "load_dump": "jaxconv.dump.loader", "Dump": "jaxconv.dump.loader",
          "import_model": "jaxconv.imports", "dump_activations": "jaxconv.dump.runner",
-         "ablate": "jaxconv.dump.ablation", "rank_filters": "jaxconv.dump.probe"}
-
-# Why the model predicted that (issue 20): the exact per-filter terms of a max-pooled + linear model's logits.
-__all__ += ["evidence", "Evidence"]
-_LAZY.update(evidence="jaxconv._evidence", Evidence="jaxconv._evidence")
+         "ablate": "jaxconv.dump.ablation", "rank_filters": "jaxconv.dump.probe", "evidence": "jaxconv._evidence",
+         "Evidence": "jaxconv._evidence"}
 
 
 def __getattr__(name):

@@ -1,4 +1,4 @@
-"""``run.predict``, ``repr(run)``, ``run.evidence`` / ``jaxconv.evidence`` and ``jaxconv predict`` (issue 20).
+"""``run.predict``, ``repr(run)``, ``run.evidence`` / ``jaxconv.evidence`` and ``jaxconv predict``.
 
 The identity under test: for a model whose filters are max-pooled and read by a linear layer, the logits are exactly
 the bias plus one term per filter, ``contributions.sum(0) + bias == logits == model(tokens)``; for Kim's CNN trained
