@@ -190,11 +190,15 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
         grouped by the slots that fire); slot_k: words per slot.
       shade_max: the activation shaded fully on every filter page (default: each filter's strongest pooled value
         in the dump: one scale per page, stated in its caption).
-      columns: extra per-filter columns of the index (:class:`Column`; each filter's page shows its values too);
-        pages: extra pages (:class:`Page`).
+      columns: extra per-filter columns of the index (:class:`Column`; each filter's page shows its values too),
+        after the report's own: what zeroing each filter costs (when ``jaxconv ablate`` saved it beside the dump)
+        and the class probe's weight (:mod:`jaxconv.dump.report_why`); pages: extra pages (:class:`Page`).
     """
     from etils import epath
 
+    from jaxconv.dump.report_why import why_columns
+
+    columns = [*columns, *why_columns(dump)]
     out = epath.Path(os.fspath(out_dir))
     (out / "filters").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)

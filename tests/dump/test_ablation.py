@@ -5,6 +5,8 @@ finds each motif's filter."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -54,8 +56,15 @@ def _motif_filters(d):
     return texts, top
 
 
+@pytest.fixture
+def demo_copy(demo_dump, tmp_path):
+    """A copy of the demo's run and dump, so that the ablation written beside it reaches no other test's report."""
+    return shutil.copytree(demo_dump, tmp_path / "run")
+
+
 @pytest.mark.slow
-def test_on_planted_motifs_the_motif_filters_matter_and_the_probe_finds_them(demo_dump):
+def test_on_planted_motifs_the_motif_filters_matter_and_the_probe_finds_them(demo_copy, tmp_path):
+    demo_dump = demo_copy
     d = load_dump(demo_dump, "test")
     motifs, top = _motif_filters(d)
     records = ablate(jaxconv.load_run(demo_dump), "test")
@@ -76,6 +85,17 @@ def test_on_planted_motifs_the_motif_filters_matter_and_the_probe_finds_them(dem
         control = rank_filters(d, rng.permutation(has))[0]
         shuffled += m in top[(control.layer, control.filter)]
     assert found >= 5 and shuffled <= 2, (found, shuffled)
+    # The report shows both: sortable columns, and the filters that matter first on the "logit lost" page.
+    from jaxconv.dump.report import write_report
+
+    write_report(d, tmp_path / "report")
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert all(f'href="by-{c}.html"' in index for c in ("logit-lost", "accuracy-lost", "probe-weight"))
+    most = min(records, key=lambda r: r.delta_logit)
+    page = (tmp_path / "report" / "by-logit-lost.html").read_text()
+    first = page.index('<tr class="filter"')
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page[first:page.index("</tr>", first)], re.S)
+    assert cells[0] == most.layer and re.sub("<[^>]+>", "", cells[1]) == str(most.filter), cells[:2]
 
 
 @pytest.mark.slow
@@ -93,7 +113,8 @@ def test_rank_filters_arguments(demo_dump, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablate_command(demo_dump):
+def test_ablate_command(demo_copy):
+    demo_dump = demo_copy
     r = subprocess.run([sys.executable, "-m", "jaxconv", "ablate", "--workdir", str(demo_dump), "--top", "3"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
