@@ -120,7 +120,8 @@ def check_classifier(run, what: str) -> None:
     """ValueError when the run's model is a language model (its task is the next token, not a class)."""
     from jaxconv.models import model_kind
 
-    name = run.config.get("model", {}).get("name") if hasattr(run.config, "get") else None
+    cfg = run.config
+    name = cfg.model.name if "model" in cfg and "name" in cfg.model else None
     try:
         task = model_kind(name).task if name else "classify"
     except ValueError:

@@ -131,7 +131,7 @@ class Run:
     def __repr__(self) -> str:
         names = self.label_names or [str(i) for i in range(self.num_classes)]
         shown = ", ".join(str(n) for n in names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
-        kind = self.config.get("model", {}).get("name") or "-"
+        kind = self.config.model.name if "model" in self.config and "name" in self.config.model else "-"
         lines = [f"Run({str(self.workdir) if self.workdir is not None else 'in memory'!r})",
                  f"  model: {kind} ({type(self.model).__name__}), checkpoint {self.checkpoint} (step {self.step})",
                  f"  classes: {self.num_classes} ({shown})" if self.num_classes else "  classes: -",

@@ -156,7 +156,7 @@ def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | 
     total = len(names)
     masks = np.ones((total + 1, total), np.float32)                                  # row 0: nothing zeroed
     masks[np.arange(1, total + 1), np.arange(total)] = 0.0
-    batch_size = int(batch_size or run.config.train.get("eval_batch_size") or 50)
+    batch_size = int(batch_size or run.config.train.eval_batch_size or run.config.train.batch_size)
     length = run.fixed_length or max(run.encode(texts).shape[1], run.min_length)
     graphdef, state = nnx.split(run.model)
     program = _program(graphdef, layers)

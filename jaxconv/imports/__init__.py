@@ -1,7 +1,8 @@
 """Trained models from elsewhere, imported so that their outputs are equal: :func:`import_model`.
 
 >>> run = jaxconv.import_model("model.h5", "runs/keras1", vocab="word_index.json")   # doctest: +SKIP
->>> run.model                                  # an ImportedModel of jaxconv layers: explain, feature maps, saliency
+>>> run.model              # doctest: +SKIP
+ImportedModel(...)         # jaxconv's layers: explain, feature maps and saliency work on it
 >>> jaxconv.feature_map(run.model, run.encode(["a fine film"]), "layers/convolution1d_1", 7)   # doctest: +SKIP
 
 Sources: Keras 3 ``.keras`` files, ``.h5`` files written by Keras 1, 2 or 3 (read with h5py alone; no Keras, no

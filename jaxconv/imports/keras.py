@@ -82,12 +82,12 @@ def read_keras_model(model: Any) -> SourceModel:
         raise UnsupportedModel(f"{where} is not built, so it has no weights yet; call it on ids or "
                                f"model.build((None, length)) first.")
     try:
-        config = model.get_config()
+        kconf = model.get_config()
     except (NotImplementedError, TypeError, ValueError, OSError) as e:
         first = (str(e).strip().splitlines() or [""])[0]
         raise UnsupportedModel(f"{where}: get_config() fails ({type(e).__name__}: {first}); jaxconv reads the "
                                f"config of a Sequential or functional model.") from None
-    if not isinstance(config, dict) or "layers" not in config:
+    if not isinstance(kconf, dict) or "layers" not in kconf:
         raise UnsupportedModel(f"{where} has no layer config (a subclassed model); expected a Sequential or "
                                f"functional model.")
     weights = {layer.name: [np.asarray(w, np.float32) for w in layer.get_weights()] for layer in model.layers}
@@ -95,7 +95,7 @@ def read_keras_model(model: Any) -> SourceModel:
     def reference(ids):
         return np.asarray(model(np.asarray(ids), training=False))
 
-    return _source({"class_name": kind, "config": config}, weights, major=3, theano=False,
+    return _source({"class_name": kind, "config": kconf}, weights, major=3, theano=False,
                    framework=f"keras {keras.__version__}", description=f"keras.Model {model.name!r}",
                    reference=reference)
 
@@ -123,9 +123,9 @@ def _source(model_config: dict, weights: dict, *, major: int, theano: bool, fram
     try:
         layers, output, length = _topology(model_config)
         builder = GraphBuilder(major, theano=theano, length=length)
-        for name, source_cls, config, inputs in layers:
-            cls, config, arrays = _normalize(name, source_cls, config, weights.get(name, []), major)
-            builder.add(name, cls, source_cls, config, inputs, arrays)
+        for name, source_cls, kconf, inputs in layers:
+            cls, kconf, arrays = _normalize(name, source_cls, kconf, weights.get(name, []), major)
+            builder.add(name, cls, source_cls, kconf, inputs, arrays)
     except UnsupportedModel as e:
         raise UnsupportedModel(f"{description}: {e}") from None
     output = builder.alias.get(output, output)
@@ -142,7 +142,7 @@ def _topology(model_config: dict) -> tuple[list[tuple[str, str, dict, list[str]]
     entries = layer_entries(model_config)
     if not entries:
         raise UnsupportedModel(f"the {kind} model has no layers.")
-    config = model_config.get("config")
+    kconf = model_config.get("config")
     if kind == "Sequential":
         layers, prev = [], "ids"
         for e in entries:
@@ -152,11 +152,11 @@ def _topology(model_config: dict) -> tuple[list[tuple[str, str, dict, list[str]]
             prev = name
         first = entries[0].get("config") or {}
         shape = first.get("batch_shape") or first.get("batch_input_shape") or \
-            (config.get("build_input_shape") if isinstance(config, dict) else None)
+            (kconf.get("build_input_shape") if isinstance(kconf, dict) else None)
         return layers, prev, _length(shape, layers)
     if kind not in ("Model", "Functional"):
         raise UnsupportedModel(f"a model of class {kind!r}; expected a Sequential or functional Keras model.")
-    ins, outs = _refs(config.get("input_layers")), _refs(config.get("output_layers"))
+    ins, outs = _refs(kconf.get("input_layers")), _refs(kconf.get("output_layers"))
     if len(ins) != 1 or len(outs) != 1:
         raise UnsupportedModel(f"the functional model has {len(ins)} inputs and {len(outs)} outputs "
                                f"({[r[0] for r in ins]} -> {[r[0] for r in outs]}); jaxconv imports one input of "

@@ -108,7 +108,7 @@ class GraphBuilder:
 
     # ------------------------------------------------------------------------------------------ layers
 
-    def add(self, name: str, cls: str, source_cls: str, config: dict, inputs: list[str],
+    def add(self, name: str, cls: str, source_cls: str, kconf: dict, inputs: list[str],
             weights: list[np.ndarray]) -> None:
         """Add one layer: ``cls``/``config`` in Keras 2/3 terms (``source_cls`` as the source names it), reading
         the layers ``inputs`` (the model input's name stands for the token ids ``"ids"``), with its weights.
@@ -118,7 +118,7 @@ class GraphBuilder:
         """
         ins = [self.alias.get(i, i) for i in inputs]
         if cls == "InputLayer":
-            shape = config.get("batch_shape", config.get("batch_input_shape"))
+            shape = kconf.get("batch_shape", kconf.get("batch_input_shape"))
             if shape is not None and len(shape) != 2:
                 raise self.unsupported(name, source_cls, f"the model input has shape {tuple(shape)}; jaxconv "
                                                          f"imports models of token ids of shape (batch, length)")
@@ -136,7 +136,7 @@ class GraphBuilder:
             raise self.unsupported(name, source_cls, "the token ids must go into Embedding layers, and "
                                                      f"Embeddings read the token ids; this one reads {inputs}")
         try:
-            node, params, shape, what = mapper(name, source_cls, config, ins, weights)
+            node, params, shape, what = mapper(name, source_cls, kconf, ins, weights)
         except (KeyError, ValueError, TypeError) as e:
             if isinstance(e, UnsupportedModel):
                 raise
@@ -148,20 +148,20 @@ class GraphBuilder:
         if params:
             self.params[name] = params
         self.shapes[name] = tuple(shape)
-        self.masks[name] = self._mask(cls, config, ins, shape)
+        self.masks[name] = self._mask(cls, kconf, ins, shape)
         self.rows.append((name, source_cls, what))
 
-    def _mask(self, cls, config, ins, shape) -> str | None:
+    def _mask(self, cls, kconf, ins, shape) -> str | None:
         masks = [self.masks[i] for i in ins]
         if cls == "Embedding":
-            return "ids" if config.get("mask_zero") else None
+            return "ids" if kconf.get("mask_zero") else None
         if cls in _MASK_PASS[self.major]:
             return masks[0]
         if cls == "Reshape" and self.major == 3 and tuple(shape) == self.shapes[ins[0]]:
             return masks[0]
         if cls == "Concatenate" and any(m is not None for m in masks):
             rank = len(self.shapes[ins[0]]) + 1
-            axis = int(config.get("axis", -1))
+            axis = int(kconf.get("axis", -1))
             if (axis + rank if axis < 0 else axis) != rank - 1:
                 return "other"                                             # positions of several inputs
             present = [m for m in masks if m is not None]

@@ -355,6 +355,6 @@ register(ModelKind(
     task="classify",
     # The shortest input every conv and pool accepts; a source that fixes its length (a Flatten before a Dense,
     # or the length it was exported or padded at) reads only that one.
-    input_length=lambda m: (min_length(parse_graph(m.graph)), int(m.get("max_length", 0)) or None),
+    input_length=lambda m: (min_length(parse_graph(m.graph)), int(m.max_length) or None),
     adapter=ImportedAdapter(),
 ))

@@ -243,11 +243,11 @@ def test_shape_errors_are_one_line(capsys, argv, message):
 
 def test_no_command_and_unknown_command(capsys):
     rc, out, err = run_main(capsys)
-    assert (rc, out, err) == (2, "", "jaxconv: error: choose a command: shape, explain, train, import, dump, report, predict (jaxconv "
+    assert (rc, out, err) == (2, "", "jaxconv: error: choose a command: shape, explain, train, import, dump, ablate, report, predict (jaxconv "
                                    "--help)\n")
     rc, _, err = run_main(capsys, "frobnicate")
     assert rc == 2 and err.count("\n") == 1 and err.startswith(
-        "jaxconv: error: argument {shape,explain,train,import,dump,report,predict}: invalid choice")
+        "jaxconv: error: argument {shape,explain,train,import,dump,ablate,report,predict}: invalid choice")
 
 
 def test_help_mentions_the_explain_contract(capsys):

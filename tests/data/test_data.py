@@ -262,7 +262,7 @@ def test_clean_str_kim_cased_and_sst():
     assert clean_str_sst("It's A well-made film,ok") == "it's a well made film,ok"
     assert get_tokenizer("sst")("a b-c") == ["a", "b", "c"]
     assert whitespace_tokenize(" A  b\tc\n") == ["A", "b", "c"] == get_tokenizer("whitespace")(" A  b\tc\n")
-    with pytest.raises(ValueError, match=r"Unknown tokenizer name='bpe'; known: \['bytes', 'chars', 'chars_cased', 'kim', 'kim_cased', 'sst', 'whitespace'\]"):
+    with pytest.raises(ValueError, match=r"Unknown tokenizer name='bpe'; known: \['bytes', 'chars', 'chars_cased', 'keras', 'kim', 'kim_cased', 'lower', 'sst', 'whitespace'\]"):
         get_tokenizer("bpe")
 
 
