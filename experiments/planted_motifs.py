@@ -7,7 +7,8 @@ Prints motif -> class -> filter -> activation and the fraction of motifs that ar
 filter (:mod:`jaxconv.dump.motifs`); exits with status 1 when that fraction is below ``--minimum`` (0.9). Then two
 checks of the "why" tools, as measured: the ablation (``jaxconv ablate``; its saved result when there is one) of
 the filters whose top n-gram holds a motif against the others, and the probe (``jaxconv.rank_filters``) with
-"contains motif m" as the property: does its first filter hold m?
+"contains motif m" as the property: does its first filter's top n-gram single m out (hold it, or a pair of its
+words in m's order that no other motif has: :func:`jaxconv.dump.motifs.identifies`)?
 """
 
 import argparse
@@ -17,7 +18,7 @@ import numpy as np
 
 from jaxconv.dump import load_dump, rank_filters, read_ablation
 from jaxconv.dump.ablation import ablate, ablation_path
-from jaxconv.dump.motifs import planted_motifs, recover_motifs
+from jaxconv.dump.motifs import identifies, planted_motifs, recover_motifs
 
 
 def why_checks(workdir, dump, motifs: list[str]) -> list[str]:
@@ -32,16 +33,16 @@ def why_checks(workdir, dump, motifs: list[str]) -> list[str]:
     most = sorted(delta, key=delta.get)[:20]
     a = np.mean([delta[k] for k in holds]) if holds else float("nan")
     b = np.mean([v for k, v in delta.items() if k not in holds]) if len(holds) < len(delta) else float("nan")
-    found = 0
-    for m in motifs:
+    found, words = 0, [tuple(m.split()) for m in motifs]
+    for m, w in zip(motifs, words):
         has = [m in " ".join(dump.words(i)) for i in range(dump.num_examples)]
         first = rank_filters(dump, has)[0]
-        found += m in top[(first.layer, first.filter)]
+        found += identifies(top[(first.layer, first.filter)].split(), w, words)
     return [f"ablation: zeroing a filter whose top n-gram holds a motif lowers the true-class logit by {-a:.3f} on "
             f"average ({len(holds)} filters), any other by {-b:.3f} ({len(delta) - len(holds)}); "
             f"{sum(k in holds for k in most)} of the 20 that matter most hold a motif",
-            f"probe: for {found} of {len(motifs)} motifs, the filter ranked first for \"contains that motif\" holds "
-            f"it in its top n-gram"]
+            f"probe: for {found} of {len(motifs)} motifs, the filter ranked first for \"contains that motif\" singles "
+            f"it out in its top n-gram (holds it, or a pair of its words no other motif has)"]
 
 
 def main(argv=None) -> int:

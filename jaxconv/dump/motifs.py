@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["MotifRow", "MotifRecovery", "planted_motifs", "recover_motifs"]
+__all__ = ["MotifRow", "MotifRecovery", "planted_motifs", "recover_motifs", "identifies"]
 
 Motif = tuple[str, ...]
 
@@ -91,3 +91,24 @@ def recover_motifs(dump, motifs: dict[int, list[Motif]]) -> MotifRecovery:
                 g.words[i:i + len(m)] == m for i in range(len(g.words) - len(m) + 1)))
             rows.append(MotifRow(m, int(cls), tuple(exact), inside))
     return MotifRecovery(tuple(rows), sum(r.recovered for r in rows), len(rows))
+
+
+def _pairs(words) -> set[tuple[str, str]]:
+    return set(zip(words, words[1:]))
+
+
+def identifies(words, motif, motifs) -> bool:
+    """Whether an n-gram's ``words`` single out ``motif`` among all ``motifs``: they hold it whole, or an ordered
+    pair of its adjacent words that no other motif has (the order that decides the class; a filter keyed on
+    ``m01c m01b`` fires on ``m01c m01b m01a`` and on no other motif).
+
+    >>> identifies(("w7", "m01c", "m01b"), ("m01c", "m01b", "m01a"), [("m01c", "m01b", "m01a"), ("m01c", "m01a", "m01b")])
+    True
+    >>> identifies(("m01c", "w7", "m01a"), ("m01c", "m01b", "m01a"), [("m01c", "m01b", "m01a"), ("m01c", "m01a", "m01b")])
+    False
+    """
+    words, motif = tuple(words), tuple(motif)
+    if any(words[i:i + len(motif)] == motif for i in range(len(words) - len(motif) + 1)):
+        return True
+    own = _pairs(motif) - set().union(*(_pairs(tuple(m)) for m in motifs if tuple(m) != motif))
+    return bool(own & _pairs(words))
