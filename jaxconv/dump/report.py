@@ -121,7 +121,9 @@ class Page:
 
 def _nav(pages: Sequence[Page], up: str = "") -> str:
     links = [(f"{up}index.html", "all filters"), (f"{up}by-activation.html", "by activation"),
-             (f"{up}by-association.html", "by association"), (f"{up}{EXAMPLES_PAGE}", "examples: why that prediction"),
+             (f"{up}by-association.html", "by association"),
+             *([(f"{up}{EXAMPLES_PAGE}", "examples: why that prediction")] if all(p.file != EXAMPLES_PAGE
+                                                                                  for p in pages) else []),
              *((f"{up}{p.file}", p.title) for p in pages)]
     return "<nav>" + "".join(f'<a href="{_e(h)}">{_e(t)}</a>' for h, t in links) + "</nav>"
 
@@ -241,8 +243,9 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
             orders[c.file] = _sorted(rows, lambda r, c=c: c.number(r.layer, r.filter))
     for file, ordered in orders.items():
         (out / file).write_text(_index(dump, ordered, file, figs, columns, pages))
+    if all(p.file != EXAMPLES_PAGE for p in pages):                                  # a page of that name wins
+        write_examples_page(dump, out)
     for p in pages:
         body = p.body(out) if callable(p.body) else p.body
         (out / p.file).write_text(page(f"{p.title}: jaxconv report", _nav(pages) + body))
-    write_examples_page(dump, out)                                                    # examples.html
     return ReportResult(index=str(out / "index.html"), pages=len(rows), figures=sum(len(v) for v in figs.values()))

@@ -199,8 +199,9 @@ def test_extra_columns_and_pages(small, tmp_path):
     assert (out / "examples.html").read_text().count("<h1>Examples</h1>") == 1
     page = (out / "filters" / "convs-0-f2.html").read_text()
     assert '<a href="../examples.html">examples</a>' in page
-    assert '<table class="extra"><tr><th>Δ accuracy</th><th>tag</th></tr><tr><td class="num">0.909</td>' \
-           "<td>&lt;b&gt;</td></tr></table>" in page
+    # The given columns, then the report's own (the class probe's weight: this dump has labels).
+    assert '<table class="extra"><tr><th>Δ accuracy</th><th>tag</th><th>probe weight</th></tr><tr><td class="num">' \
+           '0.909</td><td>&lt;b&gt;</td><td class="num">' in page
     assert '<a href="examples.html">examples</a>' in index
     with pytest.raises(IndexError, match=r"examples=\[9\] are out of range; expected 0 <= example < 6"):
         write_report(small, tmp_path / "bad", examples=[1, 9])
