@@ -142,7 +142,8 @@ def hold(path, what: str, *, enabled: bool = True) -> Iterator[epath.Path]:
     """Hold the lock file ``path`` while the block runs (see the module docstring).
 
     Args:
-      path: the lock file (``W/.lock``, ``.../activations.zarr.lock``); its folder is created.
+      path: the lock file (``W/.lock``, ``.../activations.zarr.lock``); its folder is created (and removed again
+        on release when it was made for the lock and is still empty).
       what: what the holder does, named in the lock file and in the messages (``"train"``, ``"dump"``).
       enabled: False: hold nothing (a process other than the one that writes).
 
@@ -153,8 +154,13 @@ def hold(path, what: str, *, enabled: bool = True) -> Iterator[epath.Path]:
     if not enabled:
         yield path
         return
+    created = not path.parent.exists()
     me = _acquire(path, what)
     try:
         yield path
     finally:
         _remove_if(path, me["token"])
+        if created:   # a folder made for the lock alone (a dump that failed early): leave nothing behind
+            with contextlib.suppress(OSError):
+                if not any(path.parent.iterdir()):
+                    path.parent.rmdir()
