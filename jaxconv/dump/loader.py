@@ -27,14 +27,11 @@ from jaxtyping import Float, Int
 from jaxconv.data.tokenize import detokenize
 from jaxconv.dump import analysis
 from jaxconv.dump import store as dstore
+from jaxconv.dump.integrity import DumpDamagedError, DumpError, check_store, checked_group
 from jaxconv.dump.ngrams import NGram, SlotGroup, group_by_slots
 from jaxconv.dump.ngrams import distinct as distinct_ngrams
 
-__all__ = ["load_dump", "Dump", "NGram", "SlotGroup", "SlotWord", "FilterMap", "DumpError"]
-
-
-class DumpError(FileNotFoundError):
-    """No complete dump where one was asked for; the message names the path and what is there instead."""
+__all__ = ["load_dump", "Dump", "NGram", "SlotGroup", "SlotWord", "FilterMap", "DumpError", "DumpDamagedError"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +83,14 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
         with ``name``.
       name: the dump's name when the first argument is a workdir (default: its only dump).
 
+    Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, and every chunk
+    the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be decoded (truncated) is
+    found when it is read: that read raises :class:`DumpDamagedError`.
+
     Raises:
       DumpError: nothing complete there (an interrupted dump, a missing name: the message lists the dumps).
+      DumpDamagedError: a store of another format version (or of none), or a recorded chunk file missing; the
+        message names the array and its rows, and says to write the dump again (``--overwrite``).
     """
     from jaxconv.paths import as_path
 
@@ -109,6 +112,7 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
     if not dstore.is_complete(path):
         raise DumpError(f"{path} is not a complete dump (it is being written, was interrupted, or is not a dump); "
                         f"run jaxconv dump again to resume it.")
+    check_store(path, dstore.open_group(path))
     return Dump(path)
 
 
@@ -122,7 +126,7 @@ class Dump:
 
     def __init__(self, path):
         self.path = path
-        self.group = dstore.open_group(path)
+        self.group = checked_group(dstore.open_group(path), path)   # a chunk that cannot be decoded: DumpDamagedError
         self.attrs = dict(self.group.attrs)
         self.layers: list[str] = list(self.attrs["layers"])
         self.num_examples = int(self.attrs["num_examples"])

@@ -10,8 +10,10 @@ grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its m
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 
@@ -74,6 +76,13 @@ def resolve_layers(model: nnx.Module, layers: str | Sequence[str] | None) -> lis
             raise ValueError(f"--layers: {name!r} is not a convolution of this {type(model).__name__}; its layers "
                              f"are {', '.join(available)}.")
     return list(dict.fromkeys(names))
+
+
+def _lock(final):
+    """The store's lock, ``<final>.lock`` (process 0 writes, so process 0 holds it): a second writer refuses."""
+    from jaxconv import locks
+
+    return locks.hold(f"{os.fspath(final)}{locks.LOCK_SUFFIX}", "dump", enabled=jax.process_index() == 0)
 
 
 def _check_args(split, input, dtype, batch_size, name):
@@ -207,86 +216,89 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
-    if model is not None:
-        if texts is None or path is None or workdir is not None:
-            raise ValueError("dump_activations(model=...): give texts= and path= (where the store goes), and no "
-                             "workdir.")
-        from jaxconv.dump.memory import memory_run
-        from jaxconv.paths import as_path
+    with contextlib.ExitStack() as held:    # the store's lock (jaxconv.locks), from before it is read
+        if model is not None:
+            if texts is None or path is None or workdir is not None:
+                raise ValueError("dump_activations(model=...): give texts= and path= (where the store goes), and no "
+                                 "workdir.")
+            from jaxconv.dump.memory import memory_run
+            from jaxconv.paths import as_path
 
-        name, final = name or "texts", as_path(path)
-        if not overwrite:
-            dstore.refuse_complete(final)
-        run = memory_run(model, vocab, tokenizer)
-        source = SplitSource(name, list(texts), None if labels is None else [int(x) for x in labels],
-                             f"{len(texts)} texts in memory")
-    elif workdir is None:
-        raise ValueError("dump_activations: give workdir (a run folder), or model=, texts= and path=.")
-    else:
-        split = split or "test"
-        name = name or (FileSource(input).name if input is not None else split)
-        final = dump_path(workdir, name)
-        if not overwrite:  # before the slow part: nothing is read or written
-            dstore.refuse_complete(final)
-        run = load_run(workdir, checkpoint)
-        source = _source(run, split, input)
-    layers = resolve_layers(run.model, layers)
-    scan = source.scan(run.tokenize, run.num_classes)
-    fixed = run.fixed_length                        # a fixed-length model (the character CNN) reads one length
-    length = fixed or -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
-    mesh = jmesh.make_mesh()
-    ndev = mesh.devices.size
-    if batch_size is None:
-        batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
-    jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
-    facts, spans = layer_facts(run.model, layers, length)
-    rows = rows_per_chunk(facts, dtype, scan.num_examples, chunk_rows)
-    adapter = get_adapter(run.config)
-    n, K = scan.num_examples, run.num_classes
+            name, final = name or "texts", as_path(path)
+            if not overwrite:
+                dstore.refuse_complete(final)
+            held.enter_context(_lock(final))
+            run = memory_run(model, vocab, tokenizer)
+            source = SplitSource(name, list(texts), None if labels is None else [int(x) for x in labels],
+                                 f"{len(texts)} texts in memory")
+        elif workdir is None:
+            raise ValueError("dump_activations: give workdir (a run folder), or model=, texts= and path=.")
+        else:
+            split = split or "test"
+            name = name or (FileSource(input).name if input is not None else split)
+            final = dump_path(workdir, name)
+            if not overwrite:  # before the slow part: nothing is read or written
+                dstore.refuse_complete(final)
+            held.enter_context(_lock(final))
+            run = load_run(workdir, checkpoint)
+            source = _source(run, split, input)
+        layers = resolve_layers(run.model, layers)
+        scan = source.scan(run.tokenize, run.num_classes)
+        fixed = run.fixed_length                        # a fixed-length model (the character CNN) reads one length
+        length = fixed or -(-max(run.pad_left + scan.max_tokens + run.pad_right, run.min_length) // 8) * 8
+        mesh = jmesh.make_mesh()
+        ndev = mesh.devices.size
+        if batch_size is None:
+            batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
+        jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
+        facts, spans = layer_facts(run.model, layers, length)
+        rows = rows_per_chunk(facts, dtype, scan.num_examples, chunk_rows)
+        adapter = get_adapter(run.config)
+        n, K = scan.num_examples, run.num_classes
 
-    specs = array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
-    step, state = _make_step(run.model, adapter, layers, spans, dtype, mesh)
-    sharded = jmesh.data_sharding(mesh)
-    rows_of = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
-    step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded), rows_of,
-                      rows_of).compile()                                                # the one compile
-    probe = step.out_info                                                                # {name: (shape, dtype)}
-    if "predictions" in probe:
-        specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
-        specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
+        specs = array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
+        step, state = _make_step(run.model, adapter, layers, spans, dtype, mesh)
+        sharded = jmesh.data_sharding(mesh)
+        rows_of = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
+        step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded), rows_of,
+                          rows_of).compile()                                                # the one compile
+        probe = step.out_info                                                                # {name: (shape, dtype)}
+        if "predictions" in probe:
+            specs["predictions"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
+            specs["probabilities"] = dstore.ArraySpec((n, K), "float32", (rows, K), ("example", "class"))
 
-    consts, embedded = constants(run, adapter, layers, spans)
+        consts, embedded = constants(run, adapter, layers, spans)
 
-    attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
-                 embedded_layers=embedded,
-                 vocabulary=str(run.workdir / "vocab.json") if run.workdir is not None else None,
-                 workdir=str(run.workdir) if run.workdir is not None else None, config=json.loads(run.config.to_json_best_effort()),
-                 checkpoint=str(run.checkpoint), checkpoint_step=run.step, dtype=dtype, jaxconv_version=__version__,
-                 num_examples=n, padded_length=length, pad_left=run.pad_left, pad_right=run.pad_right,
-                 tokenizer=run.tokenizer, num_classes=K, label_names=run.label_names, has_labels=scan.has_labels,
-                 chunk_rows=rows, batch_size=int(batch_size), devices=int(ndev), model=type(run.model).__name__,
-                 unk_id=getattr(run.vocab, "unk_id", 1), padding=run.padding, truncating=run.truncating,
-                 imported_from=run.source)
-    fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
-                            dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
-    writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
-        else None
-    start = writer.start_row if writer is not None else 0
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+        attrs = dict(name=name, source=source.description, layers=layers, layer_info=facts, span_rule=SPAN_RULE,
+                     embedded_layers=embedded,
+                     vocabulary=str(run.workdir / "vocab.json") if run.workdir is not None else None,
+                     workdir=str(run.workdir) if run.workdir is not None else None, config=json.loads(run.config.to_json_best_effort()),
+                     checkpoint=str(run.checkpoint), checkpoint_step=run.step, dtype=dtype, jaxconv_version=__version__,
+                     num_examples=n, padded_length=length, pad_left=run.pad_left, pad_right=run.pad_right,
+                     tokenizer=run.tokenizer, num_classes=K, label_names=run.label_names, has_labels=scan.has_labels,
+                     chunk_rows=rows, batch_size=int(batch_size), devices=int(ndev), model=type(run.model).__name__,
+                     unk_id=getattr(run.vocab, "unk_id", 1), padding=run.padding, truncating=run.truncating,
+                     imported_from=run.source)
+        fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
+                                dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
+        writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
+            else None
+        start = writer.start_row if writer is not None else 0
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
 
-        start = int(multihost_utils.broadcast_one_to_all(np.int32(start)))
-    log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d rows%s",
-             name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
-             f", resuming at row {start}" if start else "")
-    t1 = time.perf_counter()
-    _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
-    stream = time.perf_counter() - t1
-    path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
-    seconds = time.perf_counter() - t0
-    return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
-                      seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
-                      checkpoint_step=run.step)
+            start = int(multihost_utils.broadcast_one_to_all(np.int32(start)))
+        log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d rows%s",
+                 name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
+                 f", resuming at row {start}" if start else "")
+        t1 = time.perf_counter()
+        _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+        stream = time.perf_counter() - t1
+        path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
+        seconds = time.perf_counter() - t0
+        return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
+                          seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
+                          checkpoint_step=run.step)
 
 
 def _host_rows(run, batch, length):

@@ -5,15 +5,20 @@ the longest, whether they carry labels) and a fingerprint, then :meth:`TextSourc
 row (a resumed dump starts at its last complete chunk). A text file is never held in memory whole.
 
 Text files (``--input FILE``): one sentence per line, UTF-8 (Latin-1 when the file is not valid UTF-8, decided for
-the whole file, as :func:`jaxconv.data.read_labeled_lines`); blank lines are skipped. When every non-blank line
+the whole file, as :func:`jaxconv.data.read_labeled_lines`); UTF-16 or UTF-32 when the file starts with its
+byte-order mark; blank lines are skipped. A file with a NUL byte (a binary file, or UTF-16/32 without a byte-order
+mark) is refused, naming the file and the line: what is stored is always the text as written, never bytes read
+in the wrong encoding. When every non-blank line
 starts with an integer and a space, that integer is the line's label; otherwise no line has one (a sentence may
 well begin with a number).
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 
@@ -26,6 +31,9 @@ SPLITS = ("test", "dev", "train")
 # "<int> <text>", split as jaxconv.data.read_labeled_lines splits (on spaces and tabs only: "\x85" is text).
 _LABELLED = re.compile(r"([+-]?[0-9]+)[ \t]+(.+)$", re.S)
 _STRIP = " \t\r\n\f\v"
+# Byte-order marks that name the encoding, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,28 +91,47 @@ class FileSource(TextSource):
         self.encoding: str | None = None
         self.labelled: bool | None = None
 
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
+    def _bom_encoding(self) -> str | None:
         with self.path.open("rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                yield lineno, raw
+            head = f.read(4)
+        return next((name for bom, name in _BOMS if head.startswith(bom)), None)
 
-    def _text(self, lineno: int, raw: bytes) -> str:
-        text = raw.decode(self.encoding)
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        """``(line number, text)``: decoded with ``self.encoding`` (lines split on ``\\n`` alone)."""
+        with self.path.open("rb") as f:
+            if self.encoding in ("utf-16", "utf-32"):
+                try:
+                    for lineno, text in enumerate(io.TextIOWrapper(f, encoding=self.encoding, newline="\n"), 1):
+                        yield lineno, text
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"--input {self.path} starts with a {self.encoding.upper()} byte-order mark "
+                                     f"but is not valid {self.encoding.upper()} ({e.reason}); expected a text file "
+                                     f"in one encoding.") from None
+                return
+            for lineno, raw in enumerate(f, 1):
+                yield lineno, raw.decode(self.encoding)
+
+    def _text(self, lineno: int, text: str) -> str:
+        if "\x00" in text:
+            raise ValueError(f"--input {self.path}:{lineno} holds a NUL byte: a binary file, or UTF-16/32 text "
+                             f"without a byte-order mark; expected text (UTF-8, Latin-1, or UTF-16/32 starting with "
+                             f"its byte-order mark).")
         return text.lstrip("\ufeff").strip(_STRIP) if lineno == 1 else text.strip(_STRIP)
 
     def scan(self, tokenize, num_classes) -> Scan:
         if not self.path.is_file():
             raise FileNotFoundError(f"--input {self.path}: no such file.")
-        self.encoding = "utf-8"
-        try:
-            for _, raw in self._lines():
-                raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.encoding = "latin-1"
+        self.encoding = self._bom_encoding() or "utf-8"
+        if self.encoding == "utf-8":
+            try:
+                for _ in self._lines():
+                    pass
+            except UnicodeDecodeError:
+                self.encoding = "latin-1"
         count = unlabelled = lines = 0
-        for lineno, raw in self._lines():
+        for lineno, line in self._lines():
             lines = lineno
-            text = self._text(lineno, raw)
+            text = self._text(lineno, line)
             if text:
                 count += 1
                 unlabelled += _LABELLED.match(text) is None
@@ -123,8 +150,8 @@ class FileSource(TextSource):
         return Scan(count, longest, self.labelled, h.hexdigest())
 
     def _examples(self) -> Iterator[tuple[int, str, int | None]]:
-        for lineno, raw in self._lines():
-            text = self._text(lineno, raw)
+        for lineno, line in self._lines():
+            text = self._text(lineno, line)
             if not text:
                 continue
             if self.labelled:

@@ -13,6 +13,11 @@ after it.
 
 Chunks: ``maps/<layer>`` ``(examples, positions, filters)`` is chunked ``(chunk_rows, positions, 1)``: one filter
 over all examples reads its own chunks only. Every other per-example array is chunked ``(chunk_rows, ...)``.
+Every chunk is written, also one that holds only the fill value (zarr's ``write_empty_chunks``), and the complete
+store records ``chunk_counts`` (``{array: number of chunks}``) in its attributes: a chunk file that is missing is
+damage, never zeros, and readers (:func:`jaxconv.load_dump`) refuse it (:func:`missing_chunks`).
+
+One writer at a time: ``jaxconv dump`` holds ``activations.zarr.lock`` while it writes (:mod:`jaxconv.locks`).
 """
 
 from __future__ import annotations
@@ -30,14 +35,17 @@ from etils import epath
 from jaxconv.paths import as_path, is_remote
 
 __all__ = ["STORE_NAME", "FORMAT", "ArraySpec", "StoreWriter", "DumpExistsError", "dump_dir", "open_store",
-           "open_group", "is_complete", "refuse_complete", "fingerprint"]
+           "open_group", "is_complete", "refuse_complete", "fingerprint", "missing_chunks"]
+
+#: Every chunk on disk, also one of fill values alone: a missing chunk file is then always damage.
+_ALL_CHUNKS = {"write_empty_chunks": True}
 
 log = logging.getLogger("jaxconv")
 
 STORE_NAME = "activations.zarr"
 PARTIAL = ".partial"
 #: The store's ``format`` attribute.
-FORMAT = "jaxconv.dump/1"
+FORMAT = "jaxconv.dump/2"   # 2: every chunk written, chunk_counts recorded
 
 
 class DumpExistsError(ValueError):
@@ -122,7 +130,7 @@ class StoreWriter:
         if self.group is None:
             self.group = self._create(specs, constants, attrs, fingerprint)
             self.start_row = 0
-        self.arrays = {name: self.group[name] for name in specs}
+        self.arrays = {name: self.group[name].with_config(_ALL_CHUNKS) for name in specs}   # not persisted
 
     # ------------------------------------------------------------------ set-up
 
@@ -153,11 +161,11 @@ class StoreWriter:
         for name, s in specs.items():
             fill = "" if s.dtype is str else 0
             group.create_array(name, shape=s.shape, chunks=s.chunks, dtype=s.dtype, fill_value=fill,
-                               dimension_names=s.dims)
+                               dimension_names=s.dims, config=_ALL_CHUNKS)
         for name, (value, dims) in constants.items():
             value = np.asarray(value)
             dtype = str if value.dtype.kind in "UOT" else value.dtype
-            a = group.create_array(name, shape=value.shape, dtype=dtype, dimension_names=dims)
+            a = group.create_array(name, shape=value.shape, dtype=dtype, dimension_names=dims, config=_ALL_CHUNKS)
             a[...] = value
         group.attrs.update({**attrs, "format": FORMAT, "fingerprint": fp, "rows_written": 0, "complete": False})
         return group
@@ -177,13 +185,59 @@ class StoreWriter:
         self.group.attrs["rows_written"] = start + n
 
     def finish(self, attrs: dict | None = None) -> epath.Path:
-        """Add ``attrs``, rename the partial store to its final name (replacing an old dump when overwriting),
-        then write ``complete: true`` last. Returns the final path."""
-        if attrs:
-            self.group.attrs.update(attrs)
+        """Add ``attrs`` and ``chunk_counts`` (every array's number of chunks, all written), rename the partial
+        store to its final name (replacing an old dump when overwriting), then write ``complete: true`` last.
+        Returns the final path."""
+        counts = {name: int(a.nchunks) for name, a in _arrays(self.group)}
+        self.group.attrs.update({**(attrs or {}), "chunk_counts": counts})
         if self.final.exists():
             self.final.rmtree()
         self.partial.rename(self.final)
         done = open_group(self.final, "r+")
         done.attrs["complete"] = True
         return self.final
+
+
+def _arrays(group: zarr.Group, prefix: str = ""):
+    """``(path, array)`` for every array under ``group``, subgroups included."""
+    for name, member in group.members():
+        if isinstance(member, zarr.Array):
+            yield prefix + name, member
+        else:
+            yield from _arrays(member, prefix + name + "/")
+
+
+def _store_keys(path) -> set[str]:
+    """Every key of the store at ``path`` (one listing)."""
+    from zarr.core.sync import sync
+
+    store = open_store(path, read_only=True)
+
+    async def collect():
+        return {k async for k in store.list()}
+
+    return sync(collect())
+
+
+def missing_chunks(path, group: zarr.Group) -> list[tuple[str, tuple[int, ...], str]]:
+    """The chunks recorded in ``chunk_counts`` whose files are not in the store: ``(array, chunk index, key)``
+    (empty when every one is there). One listing of the store; chunk keys are zarr v3's ``<array>/c/i/j/k``."""
+    import itertools
+
+    counts = group.attrs.get("chunk_counts") or {}
+    keys = _store_keys(path)
+    missing = []
+    for name in sorted(counts):
+        have = sum(k.startswith(name + "/c/") or k == name + "/c" for k in keys)
+        if have >= int(counts[name]):
+            continue
+        try:
+            grid = group[name].cdata_shape
+        except KeyError:   # the whole array is gone
+            missing.append((name, (), name))
+            continue
+        for index in itertools.product(*(range(g) for g in grid)):
+            key = "/".join([name, "c", *map(str, index)])
+            if key not in keys:
+                missing.append((name, index, key))
+    return missing

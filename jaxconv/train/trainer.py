@@ -53,7 +53,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxconv import locks
 from jaxconv._logging import show_info_logs
+from jaxconv.paths import prepare_workdir
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.compiles import COMPILES
 from jaxconv.train.dispatch import EpochCalls
@@ -79,18 +81,22 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:
     Raises:
       NonFiniteLossError: the loss became nan/inf (the message names the step and the last good checkpoint).
       ValueError: a bad config value (the message names the key).
+      jaxconv.locks.LockedError: another process trains in ``workdir`` (the message names it and ``W/.lock``).
     """
     show_info_logs()
     mesh_lib.maybe_initialize_distributed(config)
     mesh = mesh_lib.make_mesh()
     # Open or resume: config checks, the workdir, the data, the checkpoints and the bookkeeping saved with them.
-    run = open_run(config, workdir, mesh)
-    # State: fresh from the seed, or the latest checkpoint; with the data, on the device.
-    engine = Engine(config, run.data, initial_state(run, mesh), run.dropout_key, mesh,
-                    steps_per_call=run.rs.steps_per_call)
-    trainer = Trainer(run, engine)
-    trainer.train()                 # the epochs
-    return trainer.finish()         # the best model on test
+    # One writer per workdir: a second training on it refuses (jaxconv.locks; W/.lock).
+    primary = mesh_lib.is_primary()
+    with locks.hold(prepare_workdir(workdir, create=primary) / locks.WORKDIR_LOCK, "train", enabled=primary):
+        run = open_run(config, workdir, mesh)
+        # State: fresh from the seed, or the latest checkpoint; with the data, on the device.
+        engine = Engine(config, run.data, initial_state(run, mesh), run.dropout_key, mesh,
+                        steps_per_call=run.rs.steps_per_call)
+        trainer = Trainer(run, engine)
+        trainer.train()                 # the epochs
+        return trainer.finish()         # the best model on test
 
 
 class Clock:

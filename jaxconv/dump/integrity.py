@@ -1,0 +1,120 @@
+"""A dump's integrity on reading: the format version, every recorded chunk on disk, every chunk decodable.
+
+The writer (:mod:`jaxconv.dump.store`) writes every chunk and records ``chunk_counts``; :func:`check_store` lists
+the store once and refuses a missing chunk file; :func:`checked_group` wraps the group so that a chunk that is on
+disk but cannot be decoded (truncated, corrupt) raises :class:`DumpDamagedError` instead of a codec's traceback.
+Each refusal is one line naming the array, its rows and the fix: write the dump again with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import zarr
+
+from jaxconv.dump import store as dstore
+
+__all__ = ["DumpError", "DumpDamagedError", "check_store", "checked_group"]
+
+
+class DumpError(FileNotFoundError):
+    """No complete dump where one was asked for; the message names the path and what is there instead."""
+
+
+class DumpDamagedError(DumpError):
+    """A complete dump that cannot be read whole: a chunk file missing or unreadable (truncated), or a store of
+    another format version. The message names the array, the rows and the fix (write the dump again)."""
+
+
+def _fix(path) -> str:
+    return (f"re-run the dump with --overwrite (jaxconv dump --workdir RUN --name "
+            f"{os.path.basename(os.path.dirname(os.fspath(path).rstrip('/')))} --overwrite)")
+
+
+def _rows(array, index: tuple[int, ...]) -> str:
+    if not index or not array.shape:
+        return "all rows"
+    lo = index[0] * array.chunks[0]
+    rows = f"rows {lo}..{min(lo + array.chunks[0], array.shape[0]) - 1}"
+    if len(index) == 3 and array.shape[2] > 1:          # maps: (examples, positions, filters), one filter a chunk
+        rows += f", filter {index[2]}"
+    return rows
+
+
+def check_store(path, group) -> None:
+    """Refuse a store of another format version (or of none) and one whose recorded chunks are not all on disk.
+
+    Raises:
+      DumpDamagedError: one line naming the array, its rows and the fix.
+    """
+    found = group.attrs.get("format")
+    if found != dstore.FORMAT:
+        what = f"of format {found!r}" if found else "without a format (not written by jaxconv dump)"
+        raise DumpDamagedError(f"{path} is a store {what}; this jaxconv reads {dstore.FORMAT!r}: {_fix(path)}.")
+    missing = dstore.missing_chunks(path, group)
+    if missing:
+        name, index, key = missing[0]
+        more = f" (and {len(missing) - 1} more chunk(s))" if len(missing) > 1 else ""
+        where = _rows(group[name], index) if index else "the whole array"
+        raise DumpDamagedError(f"{path}: the chunk file {key} of {name} ({where}) is missing{more}; the store is "
+                               f"damaged: {_fix(path)}.")
+
+
+class _CheckedArray:
+    """A zarr array whose reads turn a chunk that cannot be decoded (truncated, corrupt) into a
+    :class:`DumpDamagedError` naming the array and the rows asked for. Anything else passes through."""
+
+    def __init__(self, array, path, name: str):
+        self._array, self._path, self._name = array, path, name
+
+    def __getattr__(self, attr):
+        return getattr(self._array, attr)
+
+    def _get(self, getter, key):
+        try:
+            return getter(key)
+        except (IndexError, TypeError, KeyError):
+            raise
+        except Exception as e:
+            first = key[0] if isinstance(key, tuple) and key else key
+            rows = f"rows {first.start or 0}..{(first.stop or self._array.shape[0]) - 1}" \
+                if isinstance(first, slice) and self._array.shape else f"rows {first!r}"[:80]
+            cause = " ".join(str(e).split())[:120]
+            raise DumpDamagedError(f"{self._path}: a chunk of {self._name} ({rows}) cannot be read "
+                                   f"({type(e).__name__}: {cause}); the store is damaged: {_fix(self._path)}.") \
+                from None
+
+    def __getitem__(self, key):
+        return self._get(self._array.__getitem__, key)
+
+    @property
+    def oindex(self):
+        outer = self
+
+        class _OIndex:
+            def __getitem__(self, key):
+                return outer._get(outer._array.oindex.__getitem__, key)
+
+        return _OIndex()
+
+
+def checked_group(group, path):
+    """``group`` handing out arrays whose undecodable chunks raise :class:`DumpDamagedError`."""
+    return _CheckedGroup(group, path)
+
+
+class _CheckedGroup:
+    """The dump's zarr group, handing out :class:`_CheckedArray` s."""
+
+    def __init__(self, group, path):
+        self._group, self._path = group, path
+
+    def __getattr__(self, attr):
+        return getattr(self._group, attr)
+
+    def __getitem__(self, name):
+        member = self._group[name]
+        return _CheckedArray(member, self._path, name) if isinstance(member, zarr.Array) else member
+
+    def __contains__(self, name) -> bool:
+        return name in self._group

@@ -1,0 +1,136 @@
+"""A dump's store against damage and a second writer: missing and truncated chunks, other format versions, the
+store's lock (two ``jaxconv dump`` into one name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import zarr
+from conftest import subprocess_env
+
+from jaxconv.cli import main
+from jaxconv.dump import dump_activations, dump_path, load_dump
+from jaxconv.dump.integrity import DumpDamagedError
+
+pytestmark = pytest.mark.slow  # trained runs dumped end to end
+
+
+def _lines(path, n: int = 40):
+    words = ["good", "bad", "fine", "awful", "movie", "plot", "the", "a"]
+    path.write_text("".join(f"{' '.join(words[(i + j) % 8] for j in range(3 + i % 5))}\n" for i in range(n)))
+    return path
+
+
+def _dump(run, tmp_path, name: str):
+    r = dump_activations(run, input=_lines(tmp_path / f"{name}.txt"), name=name, chunk_rows=16)
+    return pathlib.Path(r.path)
+
+
+def _report_error(run, name, capsys) -> str:
+    capsys.readouterr()
+    assert main(["report", "--workdir", str(run), "--dump", name, "--out", os.devnull + "_no"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, tmp_path, capsys):
+    store = _dump(demo_run, tmp_path, "holes")
+    assert load_dump(demo_run, "holes").feature_map("convs/0", 3)[:].shape[0] == 40
+    (store / "maps" / "convs" / "0" / "c" / "1" / "0" / "3").unlink()
+    with pytest.raises(DumpDamagedError) as e:
+        load_dump(demo_run, "holes")
+    message = str(e.value)
+    for part in ("maps/convs/0/c/1/0/3", "rows 16..31, filter 3", "is missing", "--overwrite", "--name holes"):
+        assert part in message, message
+    assert "maps/convs/0/c/1/0/3" in _report_error(demo_run, "holes", capsys)
+
+
+def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, tmp_path, capsys):
+    store = _dump(demo_run, tmp_path, "cut")
+    chunk = store / "maps" / "convs" / "0" / "c" / "0" / "0" / "2"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    d = load_dump(demo_run, "cut")                     # nothing missing: found on reading
+    np.asarray(d.feature_map("convs/0", 1))            # another filter's chunks read fine
+    with pytest.raises(DumpDamagedError) as e:
+        d.feature_map("convs/0", 2)[:]
+    message = str(e.value)
+    assert "\n" not in message and "maps/convs/0" in message and "rows 0..39" in message and "--overwrite" in message
+    err = _report_error(demo_run, "cut", capsys)
+    assert "maps/convs/0" in err and "--overwrite" in err
+
+
+@pytest.mark.parametrize("format", ["jaxconv.dump/1", None])
+def test_store_of_another_format_or_none_is_refused(demo_run, tmp_path, format):
+    store = _dump(demo_run, tmp_path, f"old{format is None}")
+    group = zarr.open_group(str(store), mode="r+")
+    if format is None:
+        del group.attrs["format"]
+    else:
+        group.attrs["format"] = format
+    with pytest.raises(DumpDamagedError, match="without a format" if format is None else "'jaxconv.dump/1'"):
+        load_dump(store)
+
+
+def test_two_dumps_into_one_name_one_refuses(demo_run, tmp_path):
+    """The first writer is held in the middle of its store; a second ``jaxconv dump`` of the same name refuses in
+    one line naming the first (host, pid) and the lock file; the first completes the store a lone dump writes."""
+    path = _lines(tmp_path / "both.txt")
+    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        import jaxconv.dump.store as store
+        original = store.StoreWriter.write
+        def write(self, start, block):
+            if start == 16:
+                print("HELD", flush=True)
+                sys.stdin.readline()
+            return original(self, start, block)
+        store.StoreWriter.write = write
+        from jaxconv.dump import dump_activations
+        dump_activations({str(demo_run)!r}, input={str(path)!r}, chunk_rows=16, name="both")
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert first.stdout.readline() == "HELD\n", first.stderr.read()[-3000:]
+        second = subprocess.run([sys.executable, "-m", "jaxconv", "dump", "--workdir", str(demo_run), "--input",
+                                 str(path), "--chunk-rows", "16", "--name", "both"], capture_output=True, text=True,
+                                timeout=300, env=subprocess_env())
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+    err = second.stderr.strip().splitlines()
+    assert second.returncode == 2 and len(err) == 1, second.stderr
+    lock = f"{dump_path(demo_run, 'both')}.lock"
+    assert f"pid {first.pid} on host {socket.gethostname()}" in err[0] and lock in err[0], err[0]
+    assert not os.path.exists(lock)
+    assert not any(p.name.endswith(".partial") for p in dump_path(demo_run, "both").parent.iterdir())
+    clean = dump_activations(demo_run, input=path, chunk_rows=16, name="alone")
+    a, b = load_dump(demo_run, "both"), load_dump(demo_run, "alone")
+    names = [n for n in b.attrs["chunk_counts"]]
+    assert sorted(a.attrs["chunk_counts"]) == sorted(names) and clean.num_examples == 40
+    for name in names:
+        np.testing.assert_array_equal(a.group[name][...], b.group[name][...], err_msg=name)
+
+
+def test_stale_dump_lock_is_taken_over(demo_run, tmp_path, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = pathlib.Path(f"{dump_path(demo_run, 'stale')}.lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": "2020-01-01T00:00:00+00:00",
+                                "what": "dump", "token": "x"}))
+    with caplog.at_level("WARNING", logger="jaxconv"):
+        dump_activations(demo_run, input=_lines(tmp_path / "stale.txt"), name="stale", chunk_rows=16)
+    assert "taking over the stale lock" in caplog.text and not lock.exists()
+    assert load_dump(demo_run, "stale").num_examples == 40
