@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from jaxconv import data as jdata
+from jaxconv.data.fingerprint import data_fingerprint
 
 __all__ = ["DataPipeline", "build_data", "data_root", "sst_trees_root", "data_files", "describe", "load_dataset",
            "split_dataset"]
@@ -65,6 +66,9 @@ class DataPipeline:
       sizes: examples per split.
       info: extra facts for the log and ``run.json`` (buckets, OOV rates, fold, skipped lines, truncated texts,
         file formats, the SST source).
+      fingerprint: ``{split: "sha256:..."}`` of each split's texts and labels as read
+        (:func:`jaxconv.data.fingerprint.data_fingerprint`); stored in ``run.json`` so that re-opening the run on
+        other data is refused.
     """
 
     name: str
@@ -77,6 +81,7 @@ class DataPipeline:
     label_names: list[str] | None
     sizes: dict[str, int]
     info: dict[str, Any]
+    fingerprint: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def data_root(config) -> pathlib.Path:
@@ -241,7 +246,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
                 vocab_from=vocab_from, dev_oov=vocab.oov_rate(tokens["dev"]))
     data = DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
                         train=train, dev=evals["dev"], test=evals["test"], num_classes=ds.num_classes,
-                        label_names=ds.label_names, sizes=sizes, info=info)
+                        label_names=ds.label_names, sizes=sizes, info=info, fingerprint=data_fingerprint(loaded))
     from jaxconv.train.mesh import is_primary
 
     if is_primary():
