@@ -204,6 +204,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     tokenize = jdata.get_tokenizer(tok_name)
     tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None
               for split in ("train", "dev", "test")}
+    _check_words(tokens["train"], tok_name, config, loaded)
     if max_length:
         cut = {split: sum(len(x) > max_length for x in toks) for split, toks in tokens.items() if toks is not None}
         tokens = {split: [x[:max_length] for x in toks] if toks is not None else None for split, toks in tokens.items()}
@@ -253,6 +254,19 @@ def build_data(config, *, min_length: int) -> DataPipeline:
         for line in describe(data):
             logger.info(line)
     return data
+
+
+def _check_words(train_tokens: list[list[str]], tok_name, config, loaded: jdata.TextDataset) -> None:
+    """Refuse training texts that are all empty after tokenizing (the model would see padding alone)."""
+    if not train_tokens or any(train_tokens):
+        return
+    tok = tok_name if isinstance(tok_name, str) else "custom"
+    where = (f"config.data.train={config.data.train}" if config.data.name == "file" and config.data.train
+             else f"{loaded.name} ({loaded.train.path})")
+    raise ValueError(f"{where}: all {len(train_tokens)} training texts are empty after the {tok!r} tokenizer "
+                     f"(config.data.tokenizer), so the model would train on padding alone; expected texts with words "
+                     f"it keeps. Choose another tokenizer (--config.data.tokenizer=whitespace) or check the file's "
+                     f"text column (config.data.format, config.data.text_field).")
 
 
 def _source_info(ds: jdata.TextDataset) -> dict[str, Any]:

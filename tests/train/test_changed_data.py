@@ -1,5 +1,6 @@
 """A run and its data: a run re-opened on other data is refused before anything of it is rewritten (the fingerprint
-in ``run.json``); data paths are stored absolute in ``config.json``."""
+in ``run.json``); data paths are stored absolute in ``config.json``; texts that are all empty after tokenizing are
+refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from conftest import subprocess_env as _env
 
 import jaxconv
 from jaxconv.cli import main
+from jaxconv.configs import load_config
+from jaxconv.data.pipeline import build_data
 
 pytestmark = pytest.mark.slow  # training commands
 
@@ -110,3 +113,21 @@ def test_relative_data_paths_are_stored_absolute_and_dump_works_elsewhere(tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (project / "run" / "dumps" / "test").is_dir()
 
+
+def test_texts_all_empty_after_tokenizing_are_refused_naming_the_tokenizer(tmp_path, capsys):
+    train, test = tmp_path / "sym.tsv", tmp_path / "t.tsv"
+    train.write_text("text\tlabel\n" + "".join(f"@@@ ###\t{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
+    test.write_text(_rows(10))
+    config = load_config("text_cnn", {"data.name": "file", "data.train": str(train), "data.test": str(test),
+                                      "data.tokenizer": "kim"})
+    with pytest.raises(ValueError) as e:
+        build_data(config, min_length=3)
+    assert str(e.value) == (f"config.data.train={train}: all 18 training texts are empty after the 'kim' tokenizer "
+                            f"(config.data.tokenizer), so the model would train on padding alone; expected texts with "
+                            f"words it keeps. Choose another tokenizer (--config.data.tokenizer=whitespace) or check "
+                            f"the file's text column (config.data.format, config.data.text_field).")
+    capsys.readouterr()
+    assert _train(tmp_path / "run", train, test, "--config.data.tokenizer=kim") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty after the 'kim' tokenizer" in err[0]
+    assert not (tmp_path / "run" / "vocab.json").exists()
