@@ -260,12 +260,13 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     """Check ``config``, prepare ``workdir``, build the data, open the checkpoints (refusing those of another
     experiment or of other data: :func:`jaxconv.train.reopen.check_same_data`) and the metrics; restore the
     bookkeeping when the workdir holds a run to resume. Every check comes before the first file is written, so a
-    refused run leaves the workdir as it was. The run's config (``config.json``, ``TrainingRun.config``) names its
-    data files by absolute paths (:func:`jaxconv.train.reopen.absolute_data_paths`)."""
+    refused run leaves the workdir as it was. The data is read, and named in messages, as ``config`` gives it; the
+    run's config (``config.json``, ``TrainingRun.config``) names its data files by absolute paths
+    (:func:`jaxconv.train.reopen.absolute_data_paths`)."""
     started = time.time()
     check_complete(config, reference_config(config), config.model.name)
     validate(config)  # numeric ranges, named fields, before anything is read or written
-    config = absolute_data_paths(config)
+    stored = absolute_data_paths(config)   # what config.json and the run keep; the data is read as given
     primary = mesh_lib.is_primary()
     workdir = prepare_workdir(workdir, create=primary)
     tc = config.train
@@ -277,7 +278,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     point = ckpts.resume_point("latest")          # the newest step that reads back whole (None: a fresh run)
     saved = point[1] if point is not None else None
     if saved is not None:  # before anything is written: is this the same experiment?
-        check_same_run(config, saved, workdir)
+        check_same_run(stored, saved, workdir)
 
     task = task_of(config)
     data = task.build_data(config)
@@ -295,7 +296,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     if rs.steps_per_call is None:  # a fresh run; or one saved before K existed, which ran one step per call
         rs.steps_per_call = steps_per_call if saved is None else 1
     run = TrainingRun(
-        config=config, workdir=workdir, primary=primary, data=data, ckpts=ckpts,
+        config=stored, workdir=workdir, primary=primary, data=data, ckpts=ckpts,
         metrics=MetricsWriter(workdir, enabled=primary, resume_step=rs.step if saved is not None else None,
                               tensorboard=bool(config.tensorboard)),
         rs=rs, resumed=saved is not None,
@@ -308,7 +309,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     if pretrained is not None:
         run.info(f"word vectors: {found} of {len(data.vocab)} vocabulary words found in {config.model.vectors}")
     if primary:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+        (workdir / "config.json").write_text(stored.to_json_best_effort(indent=2) + "\n")
     return run
 
 
