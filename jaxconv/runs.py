@@ -234,14 +234,20 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
 
 
 def write_run_info(workdir, data: Any) -> dict:
-    """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote."""
+    """Write ``workdir/run.json`` from a :class:`jaxconv.train.DataPipeline`; returns what it wrote.
+
+    It stores the classes, tokenizer, padding, buckets, sizes, the data's facts (``data``), the jaxconv version and
+    ``fingerprint``: ``{split: "sha256:...", "vocab": "sha256:..."}``, of each split's texts and labels as read and
+    of the vocabulary (:func:`jaxconv.train.reopen.run_fingerprint`), which a resumed run must match.
+    """
     from jaxconv import __version__
+    from jaxconv.train.reopen import run_fingerprint
 
     info = {"num_classes": int(data.num_classes), "label_names": data.label_names, "tokenizer": data.tokenizer,
             "pad_left": int(data.train.pad_left), "pad_right": int(data.train.pad_right),
             "min_length": int(data.train.min_length), "buckets": [int(b) for b in data.train.bucket_lengths],
             "vocab_size": len(data.vocab), "dataset": data.name, "sizes": dict(data.sizes),
-            "data": dict(data.info), "jaxconv_version": __version__}
+            "data": dict(data.info), "fingerprint": run_fingerprint(data), "jaxconv_version": __version__}
     write_text(as_path(workdir) / "run.json", json.dumps(info, indent=2, default=str) + "\n", what="the run's description")
     return info
 

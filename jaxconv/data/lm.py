@@ -33,6 +33,7 @@ import numpy as np
 from collections.abc import Sequence
 
 from jaxconv import data as jdata
+from jaxconv.data.fingerprint import split_fingerprint
 from jaxconv.data.pipeline import DataPipeline, data_root, load_dataset
 from jaxconv.data.vocab import encode_bytes
 
@@ -157,4 +158,5 @@ def build_lm_data(config) -> DataPipeline:
             "buckets": [seq_len], "truncated": 0, "vocab_size": len(vocab)}
     logger.info(f"language-model corpus {d.name}: lines {info['lines']}, tokens {tokens}, windows of {seq_len}")
     return DataPipeline(name=d.name, vocab=vocab, tokenizer=d.tokenizer, train=batches["train"], dev=batches["dev"],
-                        test=batches["test"], num_classes=len(vocab), label_names=None, sizes=sizes, info=info)
+                        test=batches["test"], num_classes=len(vocab), label_names=None, sizes=sizes, info=info,
+                        fingerprint={split: split_fingerprint(x) for split, x in lines.items()})

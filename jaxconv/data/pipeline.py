@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from jaxconv import data as jdata
+from jaxconv.data.fingerprint import data_fingerprint
 
 __all__ = ["DataPipeline", "build_data", "data_root", "sst_trees_root", "data_files", "describe", "load_dataset",
            "split_dataset"]
@@ -65,6 +66,9 @@ class DataPipeline:
       sizes: examples per split.
       info: extra facts for the log and ``run.json`` (buckets, OOV rates, fold, skipped lines, truncated texts,
         file formats, the SST source).
+      fingerprint: ``{split: "sha256:..."}`` of each split's texts and labels as read
+        (:func:`jaxconv.data.fingerprint.data_fingerprint`); stored in ``run.json`` so that re-opening the run on
+        other data is refused.
     """
 
     name: str
@@ -77,6 +81,7 @@ class DataPipeline:
     label_names: list[str] | None
     sizes: dict[str, int]
     info: dict[str, Any]
+    fingerprint: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def data_root(config) -> pathlib.Path:
@@ -199,6 +204,7 @@ def build_data(config, *, min_length: int) -> DataPipeline:
     tokenize = jdata.get_tokenizer(tok_name)
     tokens = {split: [tokenize(s) for s in getattr(ds, split).texts] if getattr(ds, split) is not None else None
               for split in ("train", "dev", "test")}
+    _check_words(tokens["train"], tok_name, config, loaded)
     if max_length:
         cut = {split: sum(len(x) > max_length for x in toks) for split, toks in tokens.items() if toks is not None}
         tokens = {split: [x[:max_length] for x in toks] if toks is not None else None for split, toks in tokens.items()}
@@ -241,13 +247,26 @@ def build_data(config, *, min_length: int) -> DataPipeline:
                 vocab_from=vocab_from, dev_oov=vocab.oov_rate(tokens["dev"]))
     data = DataPipeline(name=ds.name, vocab=vocab, tokenizer=tok_name if isinstance(tok_name, str) else "custom",
                         train=train, dev=evals["dev"], test=evals["test"], num_classes=ds.num_classes,
-                        label_names=ds.label_names, sizes=sizes, info=info)
+                        label_names=ds.label_names, sizes=sizes, info=info, fingerprint=data_fingerprint(loaded))
     from jaxconv.train.mesh import is_primary
 
     if is_primary():
         for line in describe(data):
             logger.info(line)
     return data
+
+
+def _check_words(train_tokens: list[list[str]], tok_name, config, loaded: jdata.TextDataset) -> None:
+    """Refuse training texts that are all empty after tokenizing (the model would see padding alone)."""
+    if not train_tokens or any(train_tokens):
+        return
+    tok = tok_name if isinstance(tok_name, str) else "custom"
+    where = (f"config.data.train={config.data.train}" if config.data.name == "file" and config.data.train
+             else f"{loaded.name} ({loaded.train.path})")
+    raise ValueError(f"{where}: all {len(train_tokens)} training texts are empty after the {tok!r} tokenizer "
+                     f"(config.data.tokenizer), so the model would train on padding alone; expected texts with words "
+                     f"it keeps. Choose another tokenizer (--config.data.tokenizer=whitespace) or check the file's "
+                     f"text column (config.data.format, config.data.text_field).")
 
 
 def _source_info(ds: jdata.TextDataset) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from jaxconv.data.pipeline import DataPipeline
 from jaxconv.train.metrics import MetricsWriter
 from jaxconv.train.optim import learning_rate_at, make_schedule, schedule_steps, sparse_embedding_settings
 from jaxconv.train.state import RunState, StateSpec, TrainState, Window, init_state, make_spec
+from jaxconv.train.reopen import PATH_FIELDS, absolute_data_paths, check_same_data, same_path
 from jaxconv.train.tasks import Task, task_of
 from jaxconv.paths import prepare_workdir
 from jaxconv.runs import write_run_info
@@ -257,10 +258,15 @@ class TrainingRun:
 
 def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     """Check ``config``, prepare ``workdir``, build the data, open the checkpoints (refusing those of another
-    experiment) and the metrics; restore the bookkeeping when the workdir holds a run to resume."""
+    experiment or of other data: :func:`jaxconv.train.reopen.check_same_data`) and the metrics; restore the
+    bookkeeping when the workdir holds a run to resume. Every check comes before the first file is written, so a
+    refused run leaves the workdir as it was. The data is read, and named in messages, as ``config`` gives it; the
+    run's config (``config.json``, ``TrainingRun.config``) names its data files by absolute paths
+    (:func:`jaxconv.train.reopen.absolute_data_paths`)."""
     started = time.time()
     check_complete(config, reference_config(config), config.model.name)
     validate(config)  # numeric ranges, named fields, before anything is read or written
+    stored = absolute_data_paths(config)   # what config.json and the run keep; the data is read as given
     primary = mesh_lib.is_primary()
     workdir = prepare_workdir(workdir, create=primary)
     tc = config.train
@@ -272,23 +278,25 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     point = ckpts.resume_point("latest")          # the newest step that reads back whole (None: a fresh run)
     saved = point[1] if point is not None else None
     if saved is not None:  # before anything is written: is this the same experiment?
-        check_same_run(config, saved, workdir)
+        check_same_run(stored, saved, workdir)
 
     task = task_of(config)
     data = task.build_data(config)
-    if primary:
-        data.vocab.save(workdir / "vocab.json")
-        write_run_info(workdir, data)
+    if saved is not None:
+        check_same_data(workdir, data, config)
     root = jax.random.key(int(config.seed))
     pretrained = None
     if "vectors" in config.model and config.model.vectors:   # word vectors: Kim's CNN only
         pretrained, found = load_word_vectors(config.model.vectors, data.vocab, int(config.model.embed_dim),
                                               seed=int(config.seed))
+    if primary:  # every check has passed: now the run's files
+        data.vocab.save(workdir / "vocab.json")
+        write_run_info(workdir, data)
     rs = RunState.from_meta(saved) if saved is not None else RunState()
     if rs.steps_per_call is None:  # a fresh run; or one saved before K existed, which ran one step per call
         rs.steps_per_call = steps_per_call if saved is None else 1
     run = TrainingRun(
-        config=config, workdir=workdir, primary=primary, data=data, ckpts=ckpts,
+        config=stored, workdir=workdir, primary=primary, data=data, ckpts=ckpts,
         metrics=MetricsWriter(workdir, enabled=primary, resume_step=rs.step if saved is not None else None,
                               tensorboard=bool(config.tensorboard)),
         rs=rs, resumed=saved is not None,
@@ -301,7 +309,7 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     if pretrained is not None:
         run.info(f"word vectors: {found} of {len(data.vocab)} vocabulary words found in {config.model.vectors}")
     if primary:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+        (workdir / "config.json").write_text(stored.to_json_best_effort(indent=2) + "\n")
     return run
 
 
@@ -343,8 +351,13 @@ def check_same_run(config, saved_meta: dict | None, workdir) -> None:
             return sparse_embedding_settings(config) is None
         return k in default and new.get(k) == default[k]
 
+    def changed(k):
+        if k in PATH_FIELDS:   # a relative path of an older run, or the same file named as given
+            return not same_path(old.get(k), new.get(k))
+        return old.get(k) != new.get(k)
+
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES and not (k not in old and unchanged_new_field(k))]
+            if changed(k) and k not in RESUMABLE_CHANGES and not (k not in old and unchanged_new_field(k))]
     if diff:
         raise ValueError(f"{workdir} holds checkpoints of a run with a different config ({'; '.join(diff[:6])}"
                          f"{'; ...' if len(diff) > 6 else ''}); resuming it would mix two experiments. Use a new "
