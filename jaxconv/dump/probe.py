@@ -1,5 +1,6 @@
 """Which filters carry a property of the examples: a regularised linear probe on the pooled activations
-(:func:`rank_filters`).
+(:func:`rank_filters`): ``rank_filters(d)`` ranks the filters that best predict the gold class; with a yes/no
+property per example ("contains this motif"), the filters that detect it.
 
 The probe is the linear correlation analysis that NeuroX (Dalvi et al. 2019) runs on neurons, here on filters:
 standardise every filter's max-pooled value over the dump's examples, fit a logistic regression (softmax for more
@@ -9,9 +10,9 @@ proximal gradient descent, and rank the filters by their weight: for a yes/no pr
 filters that remain are the ones the property needs.
 
 >>> d = jaxconv.load_dump("runs/demo", "test")                                 # doctest: +SKIP
->>> jaxconv.rank_filters(d)[:3]                  # the filters that best predict the gold class
->>> has_motif = ["m00b m00a m00c" in " ".join(d.words(i)) for i in range(d.num_examples)]
->>> jaxconv.rank_filters(d, has_motif)[0]        # the filter that detects that motif
+>>> jaxconv.rank_filters(d)[:3]                  # doctest: +SKIP
+>>> has_motif = ["m00b m00a m00c" in " ".join(d.words(i)) for i in range(d.num_examples)]   # doctest: +SKIP
+>>> jaxconv.rank_filters(d, has_motif)[0]        # doctest: +SKIP
 """
 
 from __future__ import annotations
