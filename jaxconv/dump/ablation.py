@@ -11,7 +11,7 @@ one dispatch per batch. Per filter the records hold:
   own class; negative means it helped).
 
 >>> records = jaxconv.ablate(jaxconv.load_run("runs/demo"), split="test")       # doctest: +SKIP
->>> sorted(records, key=lambda r: r.delta_logit)[:3]   # doctest: +SKIP         # the filters that matter most
+>>> sorted(records, key=lambda r: r.delta_logit)[:3]   # doctest: +SKIP
 
 The results are written beside the run's dump of the same split (``RUN/dumps/<name>/ablation.json``), where
 :meth:`jaxconv.dump.Dump.ablation` and the report read them.
