@@ -55,7 +55,7 @@ import jax.numpy as jnp
 
 from jaxconv import locks
 from jaxconv._logging import show_info_logs
-from jaxconv.paths import prepare_workdir
+from jaxconv.paths import as_path, prepare_workdir
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.compiles import COMPILES
 from jaxconv.train.dispatch import EpochCalls
@@ -89,14 +89,22 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:
     # Open or resume: config checks, the workdir, the data, the checkpoints and the bookkeeping saved with them.
     # One writer per workdir: a second training on it refuses (jaxconv.locks; W/.lock).
     primary = mesh_lib.is_primary()
-    with locks.hold(prepare_workdir(workdir, create=primary) / locks.WORKDIR_LOCK, "train", enabled=primary):
-        run = open_run(config, workdir, mesh)
-        # State: fresh from the seed, or the latest checkpoint; with the data, on the device.
-        engine = Engine(config, run.data, initial_state(run, mesh), run.dropout_key, mesh,
-                        steps_per_call=run.rs.steps_per_call)
-        trainer = Trainer(run, engine)
-        trainer.train()                 # the epochs
-        return trainer.finish()         # the best model on test
+    fresh = primary and not as_path(workdir).exists()
+    try:
+        with locks.hold(prepare_workdir(workdir, create=primary) / locks.WORKDIR_LOCK, "train", enabled=primary):
+            run = open_run(config, workdir, mesh)
+            # State: fresh from the seed, or the latest checkpoint; with the data, on the device.
+            engine = Engine(config, run.data, initial_state(run, mesh), run.dropout_key, mesh,
+                            steps_per_call=run.rs.steps_per_call)
+            trainer = Trainer(run, engine)
+            trainer.train()                 # the epochs
+            return trainer.finish()         # the best model on test
+    except BaseException:
+        # A run refused before it wrote anything (a bad config) leaves no folder it made for the lock alone.
+        path = as_path(workdir)
+        if fresh and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise
 
 
 class Clock:
