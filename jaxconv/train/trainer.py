@@ -55,7 +55,7 @@ import jax.numpy as jnp
 
 from jaxconv import locks
 from jaxconv._logging import show_info_logs
-from jaxconv.paths import as_path, prepare_workdir
+from jaxconv.paths import as_path, is_remote, prepare_workdir
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.compiles import COMPILES
 from jaxconv.train.dispatch import EpochCalls
@@ -89,7 +89,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, Any]:
     # Open or resume: config checks, the workdir, the data, the checkpoints and the bookkeeping saved with them.
     # One writer per workdir: a second training on it refuses (jaxconv.locks; W/.lock).
     primary = mesh_lib.is_primary()
-    fresh = primary and not as_path(workdir).exists()
+    fresh = primary and not is_remote(workdir) and not as_path(workdir).exists()   # local: a remote one is checked
+                                                                                   # by prepare_workdir
     try:
         with locks.hold(prepare_workdir(workdir, create=primary) / locks.WORKDIR_LOCK, "train", enabled=primary):
             run = open_run(config, workdir, mesh)
