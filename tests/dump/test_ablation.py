@@ -124,3 +124,6 @@ def test_ablate_command(demo_copy):
     r = subprocess.run([sys.executable, "-m", "jaxconv", "ablate", "--workdir", str(demo_dump), "--layers", "x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'x' is not a convolution" in r.stderr
+    # explain reads a trained run folder as it reads an imported one.
+    r = subprocess.run([sys.executable, "-m", "jaxconv", "explain", str(demo_dump)], capture_output=True, text=True)
+    assert r.returncode == 0 and "convs/0" in r.stdout and "(1, 64) -> (1, 2)" in r.stdout, r.stderr
