@@ -40,11 +40,11 @@ from jaxconv._readout import Readout, readout
 from jaxconv.data.tokenize import detokenize
 from jaxconv.predict import PRECISION
 
-__all__ = ["evidence", "Evidence", "FilterEvidence", "Window", "TopFilters", "readout", "Readout"]
+__all__ = ["evidence", "Evidence", "FilterEvidence", "NgramWindow", "TopFilters", "readout", "Readout"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Window:
+class NgramWindow:
     """The words behind a filter's max: ``words`` (a tuple of str; empty when the max fell on padding alone),
     ``span`` ``(start, end)`` the token positions they occupy in the row of ``tokens``, ``position`` the map position
     of the max, and ``text`` the words joined as the tokenizer joins them."""
@@ -66,7 +66,7 @@ class FilterEvidence:
     pooled: float
     contribution: float
     logit: float
-    window: Window
+    window: NgramWindow
 
     @property
     def text(self) -> str:
@@ -93,7 +93,7 @@ class Evidence:
       contributions: ``(N, K)`` float32, ``scale * W[j, c] * pooled_j``; ``contributions.sum(0) + bias == logits``.
       pooled: ``(N,)`` float32, each filter's max over positions; scale: the dropout scale (1, or Kim's
         test-time ``1 - rate``).
-      filters: ``N`` ``(layer, filter)`` pairs; ngrams: ``N`` :class:`Window` s, the window behind each max.
+      filters: ``N`` ``(layer, filter)`` pairs; ngrams: ``N`` :class:`NgramWindow` s, the window behind each max.
       prediction: the argmax of ``logits``.
     """
 
@@ -109,7 +109,7 @@ class Evidence:
     pooled: Float[np.ndarray, " N"]
     scale: float
     filters: list[tuple[str, int]]
-    ngrams: list[Window]
+    ngrams: list[NgramWindow]
 
     @property
     def prediction(self) -> int:
@@ -277,7 +277,7 @@ def evidence_rows(model: nnx.Module, tokens: Int[np.ndarray, "B L"], starts: Seq
                     a, z = max(s, first), min(e, first + len(row_words))
                     span = (a, z) if z > a else (a, a)
                     chosen = tuple(row_words[span[0] - first:span[1] - first])
-                    windows.append(Window(chosen, span, pos, detokenize(tokenizer, chosen)))
+                    windows.append(NgramWindow(chosen, span, pos, detokenize(tokenizer, chosen)))
             out.append(Evidence(
                 text=texts[i] if texts is not None else None, words=row_words, start=first, tokens=tokens[i],
                 tokenizer=tokenizer, class_names=names, logits=logits[b], bias=r.bias.copy(),

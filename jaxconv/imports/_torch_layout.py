@@ -4,7 +4,7 @@ PyTorch computes channels-first, ``(B, C, L)``; the layer graph (:mod:`jaxconv.m
 ``(B, L, C)``. Rather than transposing around every op, the importer keeps, for each torch value, a :class:`Val`:
 the layer-graph value that holds its numbers plus how torch's axes map onto that value's axes. A ``transpose``,
 ``permute``, ``unsqueeze`` or ``squeeze`` then changes only the map; an op that needs its input in a given order
-(a convolution wants ``(B, L, C)``, ``view`` wants torch's own order) asks :meth:`GraphBuilder.arrange` for it, which
+(a convolution wants ``(B, L, C)``, ``view`` wants torch's own order) asks :meth:`TorchGraph.arrange` for it, which
 emits a ``transpose`` and/or ``reshape`` node only when the map is not already that order.
 
 The map of a :class:`Val`: ``axes[i]`` is the graph axis that holds torch axis ``i``, or ``None`` for a unit axis that
@@ -15,7 +15,7 @@ axis maps to are unit axes too (after torch squeezed them). Torch's batch axis i
 >>> t = v.transposed(1, 2)                     # torch (B, D, L) is still graph (B, L, D): nothing emitted
 >>> t.axes, t.shape
 ((0, 2, 1), (2, 8, 7))
->>> g = GraphBuilder()
+>>> g = TorchGraph()
 >>> g.arrange(t, [0, 2, 1], "conv").name       # the order a conv1d reads: already there
 'embedding'
 >>> g.materialise(t, "view").name, g.nodes[-1]["op"], g.nodes[-1]["perm"]
@@ -29,7 +29,7 @@ import re
 
 import numpy as np
 
-__all__ = ["Val", "GraphBuilder", "graph_name"]
+__all__ = ["Val", "TorchGraph", "graph_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +102,7 @@ def graph_name(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
 
 
-class GraphBuilder:
+class TorchGraph:
     """The layer graph being written: ``nodes`` (in order), ``params`` by node, and unique names."""
 
     def __init__(self, input_name: str = "ids"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxconv.imports._torch_layout import GraphBuilder, Val, graph_name
+from jaxconv.imports._torch_layout import TorchGraph, Val, graph_name
 from jaxconv.imports._torch_ops import ASSERTS, HANDLERS, SUPPORTED
 from jaxconv.imports.source import UnsupportedModel
 
@@ -26,7 +26,7 @@ class Lowering:
       ep: a ``torch.export.ExportedProgram`` whose one user input is the token ids, int ``(B, L)``.
       input_name: the graph's input value (``"ids"``).
 
-    After :meth:`run`: ``g`` (the :class:`GraphBuilder`: nodes and params), ``layers`` (one ``(fx node name, aten
+    After :meth:`run`: ``g`` (the :class:`TorchGraph`: nodes and params), ``layers`` (one ``(fx node name, aten
     op, what it became)`` per op) and ``length``/``batch`` (the example input's ``L`` and ``B``).
     """
 
@@ -36,7 +36,7 @@ class Lowering:
         self._torch = torch
         self.ep = ep
         self.input_name = input_name
-        self.g = GraphBuilder(input_name)
+        self.g = TorchGraph(input_name)
         self.env: dict[Any, Any] = {}
         self.layers: list[tuple[str, str, str]] = []
         self.made_by: dict[str, Any] = {}

@@ -9,7 +9,7 @@ Keras 3 file's ``reference``, when it is installed. Files and in-memory models g
 (``{"class_name", "config"}``) and ``{layer name: weights}`` become layers in Keras 2/3 terms (Keras 1's
 ``Convolution1D(nb_filter, filter_length, border_mode, subsample_length)``, ``Dense(output_dim)``,
 ``MaxPooling1D(pool_length, stride)``, ``Dropout(p)``, ``Merge(mode='concat')`` renamed here), which
-:class:`~jaxconv.imports.keras_layers.GraphBuilder` turns into the layer graph.
+:class:`~jaxconv.imports.keras_layers.KerasGraph` turns into the layer graph.
 
 Topology: a Sequential config is the layer list (Keras 1 and Keras 2.0-2.1: a bare list; later
 ``{"name", "layers"}``); a functional one (``"Model"``, Keras 3 ``"Functional"``) names each layer's inputs in
@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxconv import layouts
 from jaxconv.imports.keras_files import layer_entries, read_file
-from jaxconv.imports.keras_layers import GraphBuilder
+from jaxconv.imports.keras_layers import KerasGraph
 from jaxconv.imports.source import SourceModel, UnsupportedModel
 
 __all__ = ["read_keras_file", "read_keras_model"]
@@ -122,7 +122,7 @@ def _source(model_config: dict, weights: dict, *, major: int, theano: bool, fram
             reference) -> SourceModel:
     try:
         layers, output, length = _topology(model_config)
-        builder = GraphBuilder(major, theano=theano, length=length)
+        builder = KerasGraph(major, theano=theano, length=length)
         for name, source_cls, kconf, inputs in layers:
             cls, kconf, arrays = _normalize(name, source_cls, kconf, weights.get(name, []), major)
             builder.add(name, cls, source_cls, kconf, inputs, arrays)
@@ -229,7 +229,7 @@ def _inbound(name: str, cls: str, node) -> list[str]:
 def _ancestors(layers: list, output: str) -> list:
     """The layers the output is computed from. Keras 3 traces the mask a layer receives into the config as
     operations (``NotEqual``, ``ExpandDims``, ``ZerosLike``, ``LogicalOr``, ``Concatenate``, ``Any``) passed as its
-    ``mask`` keyword; those feed no positional input and are dropped (:class:`GraphBuilder` derives the mask)."""
+    ``mask`` keyword; those feed no positional input and are dropped (:class:`KerasGraph` derives the mask)."""
     reads = {layer[0]: layer[3] for layer in layers}
     keep, todo = set(), [output]
     while todo:

@@ -1,4 +1,4 @@
-"""Keras layers -> layer-graph nodes (:mod:`jaxconv.models.imported`): :class:`GraphBuilder`.
+"""Keras layers -> layer-graph nodes (:mod:`jaxconv.models.imported`): :class:`KerasGraph`.
 
 Every source (a Keras 1/2/3 file, an in-memory ``keras.Model``) comes here as layers with Keras 2/3 class names and
 configs (:mod:`jaxconv.imports.keras` renames Keras 1's), each with its weights in Keras 2/3 layouts. The builder
@@ -31,7 +31,7 @@ import numpy as np
 
 from jaxconv.imports.source import UnsupportedModel
 
-__all__ = ["GraphBuilder", "SUPPORTED", "ACTIVATIONS"]
+__all__ = ["KerasGraph", "SUPPORTED", "ACTIVATIONS"]
 
 #: Keras activation names -> the layer graph's. ``swish`` is ``silu``; ``gelu`` is exact (Keras 3's default, and
 #: its only serializable form: ``approximate=True`` takes a ``functools.partial`` that ``get_config`` refuses).
@@ -64,7 +64,7 @@ def _out_length(n: int | None, k: int, stride: int, dilation: int, padding) -> i
     return (n + lo + hi - span) // stride + 1
 
 
-class GraphBuilder:
+class KerasGraph:
     """Builds the layer graph one Keras layer at a time, in an order where inputs come first.
 
     Args:
