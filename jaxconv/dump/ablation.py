@@ -99,15 +99,15 @@ def _program(graphdef, layers: tuple[str, ...]):
     return jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
 
 
-def _batches(run, texts: Sequence[str], labels: np.ndarray, batch_size: int, length: int | None):
-    for i in range(0, len(texts), batch_size):
-        chunk = list(texts[i:i + batch_size])
-        real = len(chunk)
-        chunk += [chunk[0]] * (batch_size - real)                                    # one batch shape
-        tokens = run.encode(chunk, length=length)                                    # (B, L)
+def _batches(tokens: np.ndarray, labels: np.ndarray, batch_size: int):
+    """Batches of ``batch_size`` rows of the encoded split ``(N, L)``; the last one filled with copies of its first
+    row (masked out by ``valid``), so every batch has one shape."""
+    for i in range(0, len(tokens), batch_size):
+        real = min(batch_size, len(tokens) - i)
+        rows = np.concatenate([np.arange(i, i + real), np.full(batch_size - real, i)])
         lab = np.zeros(batch_size, np.int32)
         lab[:real] = labels[i:i + real]
-        yield tokens, lab, np.arange(batch_size) < real
+        yield tokens[rows], lab, np.arange(batch_size) < real
 
 
 def _examples(run, split: str | None, input, texts, labels) -> tuple[str, list[str], np.ndarray]:
@@ -157,11 +157,11 @@ def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | 
     masks = np.ones((total + 1, total), np.float32)                                  # row 0: nothing zeroed
     masks[np.arange(1, total + 1), np.arange(total)] = 0.0
     batch_size = int(batch_size or run.config.train.eval_batch_size or run.config.train.batch_size)
-    length = run.fixed_length or max(run.encode(texts).shape[1], run.min_length)
+    encoded = run.encode(texts)                     # (N, L): the run's fixed length, else the longest text's
     graphdef, state = nnx.split(run.model)
     program = _program(graphdef, layers)
     correct, logit = np.zeros(total + 1), np.zeros(total + 1)
-    for tokens, lab, valid in _batches(run, texts, labels, batch_size, length):
+    for tokens, lab, valid in _batches(encoded, labels, batch_size):
         for m in range(0, total + 1, masks_per_call):
             c, s = program(jnp.asarray(masks[m:m + masks_per_call]), state, tokens, lab, valid)
             correct[m:m + masks_per_call] += np.asarray(c)
