@@ -4,13 +4,18 @@
 ('(2, 46, 111)', '?', '5x5', '5*5*3')
 >>> fmt_compact((3, 3)), fmt_compact((3, 2))
 ('3', '(3, 2)')
+>>> quote("x" * 100, limit=5), quote(["a", "b"])
+("'xxxxx...'", "['a', 'b']")
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["fmt_tuple", "fmt_axes", "fmt_compact"]
+__all__ = ["fmt_tuple", "fmt_axes", "fmt_compact", "quote", "QUOTE_LIMIT"]
+
+#: How many characters of a user's input an error message quotes.
+QUOTE_LIMIT = 80
 
 
 def fmt_tuple(values: Iterable | None, missing: str = "?") -> str:
@@ -31,3 +36,13 @@ def fmt_compact(values: Iterable) -> str:
     """One number when every axis has the same value (``"3"``), else :func:`fmt_tuple` (``"(3, 2)"``)."""
     values = tuple(values)
     return str(values[0]) if len(set(values)) == 1 else fmt_tuple(values)
+
+
+def quote(value, limit: int = QUOTE_LIMIT) -> str:
+    """A user's input quoted in a message: ``repr`` of a string cut to ``limit`` characters (then ``...``) inside the
+    quotes; any other value's ``repr`` cut to ``limit`` characters. One rule for every message that quotes input, so a
+    line of raw bytes never makes a message of thousands of characters."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= limit else value[:limit] + "...")
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

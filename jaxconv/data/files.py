@@ -12,16 +12,22 @@ Formats (``format=``, or ``"auto"``):
 
 The text is the column (or key) ``text_field``; by default ``text``, else ``sentence``. The label is
 ``label_field`` (default ``label``). ``"auto"`` goes by the file's extension (``.tsv``, ``.csv``, ``.jsonl`` /
-``.ndjson`` / ``.json``), else by its first non-blank line: ``{`` starts JSON lines; a tab-separated header naming
+``.ndjson`` / ``.json``, also before ``.gz``), else by its first non-blank line: ``{`` starts JSON lines; a tab-separated header naming
 the label column is TSV, a comma-separated one CSV; anything else is ``label_text`` -- unless that reading gives
 more than 50 different labels, and more than one per two examples, which is refused as a wrong guess (a table with
-other column names) instead of trained on.
+other column names) instead of trained on; so is a guessed ``label_text`` file whose first line looks like a
+tab-separated header (``sentence<TAB>sentiment``: its "label" occurs on no other line).
 
 Labels may be integers or strings. Over the training file's labels: integers ``0 .. C-1`` are the class ids;
 other integers (``-1``/``1``, ``1..5``) and strings become ids in sorted order (numeric for integers), and their
 names are kept in :attr:`TextDataset.label_names`. Every dev/test label must occur in the training file.
 
-Decoding and malformed lines follow :mod:`jaxconv.data.lines` (``on_error``), with ``file:line`` in every message.
+Decoding (UTF-16/32 by byte-order mark, ``.gz``, binary files refused) and malformed lines follow
+:mod:`jaxconv.data.lines` (``on_error``), with ``file:line`` in every message.
+
+String labels are Unicode-normalised (NFC) as they are read, so ``"café"`` written precomposed (NFC) or decomposed
+(NFD) is one class. Texts are kept exactly as written (stripped of surrounding whitespace): the tokenizer decides
+what counts as the same word, and a reader never alters text.
 
 >>> import os, tempfile
 >>> d = tempfile.mkdtemp()
@@ -38,12 +44,14 @@ import csv
 import io
 import json
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from jaxconv.data.lines import STRIP, LineProblems, check_on_error, decode_lines, snippet
+from jaxconv._format import quote
+from jaxconv.data.lines import STRIP, LineProblems, check_on_error, decode_lines, is_gzip_name, snippet
 from jaxconv.data.readers import INT_LABEL, LabeledText, TextDataset, split_label_text
 
 __all__ = ["FORMATS", "TEXT_FIELDS", "Examples", "read_examples", "detect_format", "load_files"]
@@ -94,6 +102,12 @@ def _first_line(lines: Sequence[str]) -> tuple[int, str]:
     return -1, ""
 
 
+def _extension(path: PathLike) -> str:
+    """The lower-cased extension that names the format: the one before ``.gz`` for a gzip file."""
+    p = Path(path)
+    return Path(p.stem).suffix.lower() if is_gzip_name(p) else p.suffix.lower()
+
+
 def detect_format(path: PathLike, lines: Sequence[str], label_field: str = "label") -> str:
     """``format="auto"``: the format of ``path`` by extension, else by its first non-blank line (module docstring).
 
@@ -102,7 +116,7 @@ def detect_format(path: PathLike, lines: Sequence[str], label_field: str = "labe
     >>> detect_format("x.all", ["1 a fine film"]), detect_format("x.data", ["text\\tlabel"])
     ('label_text', 'tsv')
     """
-    ext = Path(path).suffix.lower()
+    ext = _extension(path)
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
     _, first = _first_line(lines)
@@ -110,8 +124,13 @@ def detect_format(path: PathLike, lines: Sequence[str], label_field: str = "labe
         return "jsonl"
     if label_field in [c.strip() for c in first.split("\t")] and "\t" in first:
         return "tsv"
-    if "," in first and label_field in [c.strip() for c in next(csv.reader([first]))]:
-        return "csv"
+    if "," in first:
+        try:
+            header = next(csv.reader([first]))
+        except csv.Error:       # not a CSV header (e.g. an unbalanced quote)
+            header = []
+        if label_field in [c.strip() for c in header]:
+            return "csv"
     return "label_text"
 
 
@@ -119,13 +138,13 @@ def _columns(header: list[str], path, lineno: int, text_field: str, label_field:
     """Indices of the text and label columns of a header row."""
     cols = [c.strip(STRIP) for c in header]
     if label_field not in cols:
-        raise ValueError(f"{path}:{lineno}: no column named {label_field!r} in the {fmt} header {cols}; name the "
-                         f"label column with --config.data.label_field=NAME (Python: label_field=).")
+        raise ValueError(f"{path}:{lineno}: no column named {quote(label_field)} in the {fmt} header {quote(cols)}; "
+                         f"name the label column with --config.data.label_field=NAME (Python: label_field=).")
     names = (text_field,) if text_field else TEXT_FIELDS
     text = next((n for n in names if n in cols), None)
     if text is None:
-        raise ValueError(f"{path}:{lineno}: no text column {' or '.join(map(repr, names))} in the {fmt} header "
-                         f"{cols}; name it with --config.data.text_field=NAME (Python: text_field=).")
+        raise ValueError(f"{path}:{lineno}: no text column {' or '.join(map(quote, names))} in the {fmt} header "
+                         f"{quote(cols)}; name it with --config.data.text_field=NAME (Python: text_field=).")
     return cols.index(text), cols.index(label_field)
 
 
@@ -192,7 +211,7 @@ def _read_jsonl(lines, problems: LineProblems, text_field, label_field, out) -> 
             continue
         text, label = obj[key], obj[label_field]
         if not isinstance(text, str):
-            problems.add(lineno, f"{key!r} must be a string, got {snippet(json.dumps(text))}")
+            problems.add(lineno, f"{quote(key)} must be a string, got {snippet(json.dumps(text))}")
         elif isinstance(label, bool) or not isinstance(label, (int, str)):
             problems.add(lineno, f"label {label_field!r} must be an integer or a string, got "
                                  f"{snippet(json.dumps(label))}")
@@ -222,7 +241,7 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
     p = Path(path)
     lines, used = decode_lines(p, encoding)
     fmt = detect_format(p, lines, label_field) if format == "auto" else format
-    guessed = format == "auto" and p.suffix.lower() not in _EXTENSIONS            # from the content
+    guessed = format == "auto" and _extension(p) not in _EXTENSIONS               # from the content
     hint = f" (format {fmt!r} guessed from the content; else set --config.data.format)" if guessed else ""
     problems = LineProblems(p, on_error, _EXPECTED[fmt] + hint)
     texts: list[str] = []
@@ -230,8 +249,10 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
     numbers: list[int] = []
 
     def out(lineno: int, text: str, label) -> None:
+        if isinstance(label, str):
+            label = unicodedata.normalize("NFC", label)
         if not text:
-            problems.add(lineno, f"empty text (label {label!r})")
+            problems.add(lineno, f"empty text (label {quote(label)})")
         elif label == "":
             problems.add(lineno, f"empty label for text {snippet(text)}")
         else:
@@ -255,6 +276,8 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
         raise ValueError(f"{p}: no examples found ({len(lines)} line(s), {problems.count} skipped; format {fmt}); "
                          f"{_EXPECTED[fmt]}.")
     distinct = len(set(labels))
+    if guessed and fmt == "label_text":
+        _refuse_guessed_header(p, lines, labels, label_field)
     if guessed and fmt == "label_text" and distinct > max(MAX_GUESSED_LABELS, len(labels) // 2):
         raise ValueError(f"{p}: read as '<label> <text>' lines (config.data.format='auto'), it has {distinct} different "
                          f"labels in {len(labels)} examples, so the guess is likely wrong: a TSV/CSV file whose label "
@@ -262,6 +285,23 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
                          f"and --config.data.label_field / --config.data.text_field.")
     return Examples(texts=texts, labels=labels, lines=numbers, path=str(p), encoding=used, format=fmt,
                     skipped=problems.count)
+
+
+def _refuse_guessed_header(path: Path, lines: Sequence[str], labels: Sequence, label_field: str) -> None:
+    """A file guessed to be ``label_text`` whose first line looks like a tab-separated header (a first field that is
+    no integer and labels no other line) is refused, naming the guess and the fix."""
+    i, first = _first_line(lines)
+    if "\t" not in first or len(labels) < 2:
+        return
+    head = first.split("\t")[0].strip(STRIP)
+    if head == "" or _is_int(head) or labels.count(head) != 1 or labels[0] != head:
+        return
+    cols = [c.strip(STRIP) for c in first.split("\t")]
+    raise ValueError(f"{path}:{i + 1}: format 'label_text' was guessed from the content (config.data.format='auto'), "
+                     f"but the first line {quote(first)} looks like a TSV header without a column named "
+                     f"{quote(label_field)} (columns {quote(cols)}); set --config.data.format=tsv and "
+                     f"--config.data.label_field=<the label column> (and --config.data.text_field), or "
+                     f"--config.data.format=label_text if it is one.")
 
 
 def _is_int(label) -> bool:
@@ -305,13 +345,16 @@ def load_files(train: PathLike, dev: PathLike | None = None, test: PathLike | No
         raise ValueError("load_files needs a training file (config.data.train); got none.")
     read: dict[str, Examples] = {}
     for split, f in files.items():
+        if Path(f).is_dir():
+            raise IsADirectoryError(f"{split} file {quote(str(f))} (config.data.{split}) is a directory; expected a "
+                                    f"data file, e.g. --config.data.{split}={Path(f) / 'train.tsv'}.")
         if not Path(f).is_file():
             raise FileNotFoundError(f"{split} file not found: {str(f)!r} (config.data.{split}).")
         read[split] = read_examples(f, format=format, text_field=text_field, label_field=label_field,
                                     encoding=encoding, on_error=on_error)
     ids, names = _label_ids(read["train"])
     if len(ids) < 2:
-        raise ValueError(f"{read['train'].path}: every example has the label {next(iter(ids))!r}; a classifier needs "
+        raise ValueError(f"{read['train'].path}: every example has the label {quote(next(iter(ids)))}; a classifier needs "
                          f"at least 2 labels in the training file.")
     integer = names is None or all(_is_int(n) for n in names)
     splits: dict[str, LabeledText] = {}
@@ -321,9 +364,9 @@ def load_files(train: PathLike, dev: PathLike | None = None, test: PathLike | No
             key = int(label) if integer and _is_int(label) else str(label)
             if key not in ids:
                 shown = sorted(ids) if names is None else names
-                raise ValueError(f"{ex.path}:{lineno}: label {label!r} does not occur in the training file "
-                                 f"{read['train'].path!r} (its labels: {shown}); every {split} label must be a "
-                                 f"training label.")
+                raise ValueError(f"{ex.path}:{lineno}: label {quote(label)} does not occur in the training file "
+                                 f"{read['train'].path!r} (its labels: {quote(shown)}); every {split} label must be "
+                                 f"a training label.")
             y.append(ids[key])
         splits[split] = LabeledText(texts=ex.texts, labels=y, path=ex.path, encoding=ex.encoding, skipped=ex.skipped)
     return TextDataset(

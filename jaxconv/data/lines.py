@@ -4,14 +4,21 @@ Every reader of one-example-per-line files (:func:`jaxconv.data.read_labeled_lin
 goes through :func:`decode_lines` and reports malformed lines through :class:`LineProblems`, so the rules are the
 same everywhere:
 
-- Lines are split on ``"\\n"`` only (``"\\r"`` is stripped later): Latin-1 text may hold ``"\\x85"`` (NEL), which
-  :meth:`str.splitlines` would wrongly treat as a line break. A final line break does not make an empty last line.
-- Without an explicit ``encoding``, a file that is valid UTF-8 is decoded as UTF-8 (``"utf-8-sig"`` when it starts
-  with a byte-order mark). Otherwise each line is decoded on its own: as UTF-8 when it is valid UTF-8, else as
+- Line breaks are ``"\\n"``, ``"\\r\\n"`` and a lone ``"\\r"`` (universal newlines, as :func:`open` reads text), and
+  nothing else: Latin-1 text may hold ``"\\x85"`` (NEL), which :meth:`str.splitlines` would wrongly treat as a line
+  break. A final line break does not make an empty last line.
+- A file whose name ends in ``.gz`` is gzip-decompressed first (its format is then guessed from the name before
+  ``.gz``).
+- Without an explicit ``encoding``, a file that starts with a UTF-16 or UTF-32 byte-order mark is decoded with that
+  codec; else a file that is valid UTF-8 is decoded as UTF-8 (``"utf-8-sig"`` when it starts with a byte-order mark).
+  Otherwise each line is decoded on its own: as UTF-8 when it is valid UTF-8, else as
   Latin-1 (which never fails). Valid text is never changed. When every line with non-ASCII bytes needed Latin-1
   the file is a Latin-1 file (MR, TREC): encoding ``"latin-1"``, the same text as decoding the whole file as
   Latin-1. When some lines are UTF-8 and some are not, the encoding is ``"utf-8+latin-1"`` and a warning names
   ``file:line`` of the Latin-1 lines.
+- A binary file is refused (``ValueError`` naming ``file:line``), never decoded into garbage: one with a NUL byte (a
+  compressed or binary file, or UTF-16/32 text without its byte-order mark), or one whose lines that are not UTF-8
+  hold control characters (Latin-1 text has none).
 - ``on_error="raise"``: the first malformed line raises ``ValueError`` naming ``file:line``, the text and what was
   expected, and how to skip such lines. ``"skip"``: malformed lines are skipped, counted, and one warning gives
   the count and the first few ``file:line`` reasons.
@@ -31,14 +38,20 @@ True
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import logging
 import os
+import re
 import warnings
+import zlib
 from pathlib import Path
 from typing import Union
 
+from jaxconv._format import quote
+
 __all__ = ["decode_lines", "LineProblems", "ON_ERROR_CHOICES", "SKIP_HINT", "check_on_error", "snippet",
-           "STRIP"]
+           "STRIP", "BOMS", "bom_encoding", "binary_message", "read_data", "is_gzip_name"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -55,6 +68,13 @@ STRIP = " \t\r\n\f\v"
 #: How many reasons a skip warning lists.
 SHOWN = 3
 
+#: Byte-order marks that name a wide encoding, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+
+# Control characters that text files do not hold (tab, line breaks, form feed and vertical tab are text).
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
 logger = logging.getLogger("jaxconv.data")
 
 
@@ -65,8 +85,65 @@ def check_on_error(on_error: str) -> None:
 
 
 def snippet(text: str, limit: int = 60) -> str:
-    """``repr`` of ``text``, cut to ``limit`` characters with ``...``."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+    """``repr`` of ``text``, cut to ``limit`` characters with ``...`` (:func:`jaxconv._format.quote`)."""
+    return quote(text, limit)
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """``"utf-16"`` / ``"utf-32"`` when ``head`` (a file's first bytes) starts with that byte-order mark, else None.
+
+    >>> bom_encoding("x".encode("utf-16")), bom_encoding("x".encode("utf-32")), bom_encoding(b"x")
+    ('utf-16', 'utf-32', None)
+    """
+    return next((name for bom, name in BOMS if head.startswith(bom)), None)
+
+
+def binary_message(where: str) -> str:
+    """The refusal of a binary file; ``where`` names the argument, the file and the line."""
+    return (f"{where} holds a NUL byte or control characters: a binary or compressed file (a gzip file is read when "
+            f"its name ends in .gz), or UTF-16/32 text without a byte-order mark; expected text (UTF-8, Latin-1, or "
+            f"UTF-16/32 starting with its byte-order mark).")
+
+
+def is_gzip_name(path: PathLike) -> bool:
+    """Whether ``path``'s name ends in ``.gz`` (read through gzip)."""
+    return os.fspath(path).lower().endswith(".gz")
+
+
+def read_data(path: PathLike, what: str = "data file") -> bytes:
+    """The bytes of a data file, gzip-decompressed when its name ends in ``.gz``.
+
+    Raises:
+      FileNotFoundError: no such file. IsADirectoryError: a directory. ValueError: a ``.gz`` file that is not gzip.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{str(p)!r} is a directory, not a {what}; expected a file (e.g. {p}/train.tsv).")
+    if not p.is_file():
+        raise FileNotFoundError(f"No such {what}: {str(p)!r}.")
+    data = p.read_bytes()
+    if is_gzip_name(p):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{p}: cannot decompress it as gzip ({e}); a file named *.gz must be gzip-compressed "
+                             f"text (else rename it).") from None
+    return data
+
+
+def _universal(text):
+    """``"\\r\\n"`` and lone ``"\\r"`` as ``"\\n"`` (``str`` or ``bytes``)."""
+    if isinstance(text, bytes):
+        return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _refuse_nul(path: Path, text) -> None:
+    """Refuse ``text`` (``str`` or ``bytes``, line breaks already ``"\\n"``) when it holds a NUL."""
+    nul, newline = ("\x00", "\n") if isinstance(text, str) else (b"\x00", b"\n")
+    i = text.find(nul)
+    if i >= 0:
+        raise ValueError(binary_message(f"{path}:{text.count(newline, 0, i) + 1}"))
 
 
 def _explicit(path: Path, data: bytes, encoding: str) -> str:
@@ -92,23 +169,36 @@ def decode_lines(path: PathLike, encoding: str | None = None) -> tuple[list[str]
     """The lines of a file and the encoding used (the module docstring's rules).
 
     Args:
-      path: the file.
-      encoding: a codec for the whole file, or ``None`` (UTF-8, Latin-1 for lines that are not UTF-8).
+      path: the file (``*.gz``: gzip-compressed).
+      encoding: a codec for the whole file, or ``None`` (a UTF-16/32 byte-order mark, else UTF-8, Latin-1 for lines
+        that are not UTF-8).
 
     Returns:
-      ``(lines, encoding)``: the lines without their ``"\\n"``; ``encoding`` is the codec given, or one of
-      ``"utf-8"``, ``"utf-8-sig"``, ``"latin-1"``, ``"utf-8+latin-1"``.
+      ``(lines, encoding)``: the lines without their line breaks; ``encoding`` is the codec given, or one of
+      ``"utf-16"``, ``"utf-32"``, ``"utf-8"``, ``"utf-8-sig"``, ``"latin-1"``, ``"utf-8+latin-1"``.
 
     Raises:
-      FileNotFoundError: no such file.
-      ValueError: undecodable bytes with an explicit ``encoding`` (``file:line``), an unknown codec.
+      FileNotFoundError: no such file. IsADirectoryError: a directory.
+      ValueError: a binary file (``file:line``), undecodable bytes with an explicit ``encoding`` or after a
+        byte-order mark (``file:line``), an unknown codec, a ``*.gz`` file that is not gzip.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No such data file: {str(p)!r}.")
-    data = p.read_bytes()
+    data = read_data(p)
     if encoding is not None:
-        return _split(_explicit(p, data, encoding)), encoding
+        text = _universal(_explicit(p, data, encoding))
+        _refuse_nul(p, text)
+        return _split(text), encoding
+    wide = bom_encoding(data[:4])
+    if wide is not None:
+        try:
+            text = _universal(data.decode(wide))             # the codec reads and drops the byte-order mark
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{p} starts with a {wide.upper()} byte-order mark but is not valid {wide.upper()} "
+                             f"({e.reason}); expected a text file in one encoding.") from None
+        _refuse_nul(p, text)
+        return _split(text), wide
+    data = _universal(data)
+    _refuse_nul(p, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -126,6 +216,8 @@ def decode_lines(path: PathLike, encoding: str | None = None) -> tuple[list[str]
             utf8_non_ascii += not raw.isascii()
         except UnicodeDecodeError:
             line = raw.decode("latin-1")  # maps every byte to a code point: never fails
+            if _CONTROL.search(line):
+                raise ValueError(binary_message(f"{p}:{lineno}")) from None
             latin1.append(lineno)
         lines.append(line)
     if lines and lines[0].startswith("\ufeff"):

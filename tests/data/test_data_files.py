@@ -230,7 +230,7 @@ def test_latin1_and_ascii_files_decode_as_before(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                           # a Latin-1 file: no warning
         assert decode_lines(latin) == (["0 plain", "1 café crème", "0 a\x85b"], "latin-1")
-        assert decode_lines(_write(tmp_path / "a.txt", b"1 ok\r\n0 fine")) == (["1 ok\r", "0 fine"], "utf-8")
+        assert decode_lines(_write(tmp_path / "a.txt", b"1 ok\r\n0 fine")) == (["1 ok", "0 fine"], "utf-8")
         assert decode_lines(_write(tmp_path / "b.txt", b"\xef\xbb\xbf1 bom\n")) == (["1 bom"], "utf-8-sig")
     with pytest.raises(ValueError, match=r"l\.txt:2: cannot decode byte b'\\xe9' as encoding='utf-8'"):
         decode_lines(latin, "utf-8")
