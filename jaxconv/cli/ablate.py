@@ -14,7 +14,8 @@ def _cmd_ablate(args) -> int:
     from jaxconv.runs import load_run
 
     run = load_run(args.workdir)
-    records = ablate(run, args.split, input=args.input, layers=args.layers, batch_size=args.batch_size)
+    records = ablate(run, args.split, input=args.input, format=args.format, layers=args.layers,
+                     batch_size=args.batch_size)
     name = pathlib.Path(args.input).stem if args.input else args.split or "test"
     order = sorted(records, key=lambda r: (r.delta_logit, r.delta_accuracy))
     print(f"ablation of {len(records)} filters over {name} ({', '.join(sorted({r.layer for r in records}))}); "
@@ -38,7 +39,11 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", required=True, help="the run's directory (trained or imported)")
     p.add_argument("--split", help="test (default), dev or train: as training split the data")
-    p.add_argument("--input", metavar="FILE", help="a file of '<label> <text>' lines instead of a split")
+    p.add_argument("--input", metavar="FILE", help="a labelled file instead of a split: '<label> <text>' lines, "
+                                                   "TSV, CSV or JSON lines, as training reads them")
+    p.add_argument("--format", help="how to read --input: auto, label_text, tsv, csv, jsonl (training's formats, with the run's "
+                        "text_field/label_field) or text (one sentence per line, no labels); default: the run's "
+                        "config.data.format")
     p.add_argument("--layers", help="comma-separated conv paths (default: every conv)")
     p.add_argument("--batch-size", type=int, help="examples per call (default: the config's eval batch size)")
     p.add_argument("--top", type=int, default=10, help="filters to print (10)")

@@ -28,9 +28,9 @@ def _cmd_dump(args) -> int:
 
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jaxconv").setLevel(logging.INFO)
-    r = dump_activations(args.workdir, split=args.split, input=args.input, layers=args.layers, dtype=args.dtype,
-                         checkpoint=parse_checkpoint(args.checkpoint), batch_size=args.batch_size, name=args.name,
-                         overwrite=args.overwrite, chunk_rows=args.chunk_rows)
+    r = dump_activations(args.workdir, split=args.split, input=args.input, format=args.format, layers=args.layers,
+                         dtype=args.dtype, checkpoint=parse_checkpoint(args.checkpoint), batch_size=args.batch_size,
+                         name=args.name, overwrite=args.overwrite, chunk_rows=args.chunk_rows)
     resumed = f", resumed at row {r.resumed_from}" if r.resumed_from else ""
     print(f"dump {r.name}: {r.num_examples} examples x layers {', '.join(r.layers)} from checkpoint step "
           f"{r.checkpoint_step} in {r.seconds:.1f} s ({r.examples_per_s:.0f} examples/s{resumed})\n"
@@ -54,8 +54,11 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", required=True, help="the training run's directory (or gs:// path)")
     p.add_argument("--split", help="test (the default without --input), dev or train: as training split the data")
-    p.add_argument("--input", metavar="FILE", help="a text file instead of a split: one sentence per line, "
-                                                   "optionally after an integer label")
+    p.add_argument("--input", metavar="FILE", help="a file instead of a split: one sentence per line, optionally "
+                                                   "after a label, or TSV, CSV, JSON lines as training reads them")
+    p.add_argument("--format", help="how to read --input: auto, label_text, tsv, csv, jsonl (training's formats, with the run's "
+                        "text_field/label_field) or text (one sentence per line, no labels); default: the run's "
+                        "config.data.format")
     p.add_argument("--layers", help="comma-separated conv paths, e.g. convs/0,convs/2 (default: every conv)")
     p.add_argument("--dtype", default="float32", help="the maps on disk: float32 (default) or float16")
     p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")

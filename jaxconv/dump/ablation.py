@@ -110,7 +110,7 @@ def _batches(tokens: np.ndarray, labels: np.ndarray, batch_size: int):
         yield tokens[rows], lab, np.arange(batch_size) < real
 
 
-def _examples(run, split: str | None, input, texts, labels) -> tuple[str, list[str], np.ndarray]:
+def _examples(run, split: str | None, input, texts, labels, format=None) -> tuple[str, list[str], np.ndarray]:
     """``(name, texts, labels)``: given texts, a labelled file, or a split of the run's dataset."""
     from jaxconv.dump.runner import _source
 
@@ -119,7 +119,10 @@ def _examples(run, split: str | None, input, texts, labels) -> tuple[str, list[s
             raise ValueError(f"ablate: texts= needs labels= of the same length (one class per text); got "
                              f"{None if labels is None else len(labels)} labels for {len(texts)} texts.")
         return "texts", list(texts), np.asarray(labels, np.int32)
-    source = _source(run, split or "test", input)
+    if format is not None and input is None:
+        raise ValueError(f"ablate: format={format!r} reads an input file; give input=FILE (--input), or leave "
+                         f"format out.")
+    source = _source(run, split or "test", input, format)
     source.scan(run.tokenize, run.num_classes)
     pairs = list(source.examples())
     if any(label is None for _, label in pairs):
@@ -128,15 +131,16 @@ def _examples(run, split: str | None, input, texts, labels) -> tuple[str, list[s
     return source.name, [t for t, _ in pairs], np.array([label for _, label in pairs], np.int32)
 
 
-def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | None = None,
+def ablate(run, split: str | None = None, *, input=None, format: str | None = None, texts: Sequence[str] | None = None,
            labels: Sequence[int] | None = None, layers: str | Sequence[str] | None = None,
            batch_size: int | None = None, masks_per_call: int = 128, write: bool = True) -> list[Ablation]:
     """Zero each filter of ``layers`` in turn over a labelled split; returns one :class:`Ablation` per filter.
 
     Args:
       run: a :class:`jaxconv.Run` (``jaxconv.load_run`` or ``jaxconv.import_model``) of a classifier.
-      split: ``"test"`` (default), ``"dev"`` or ``"train"`` of the run's dataset; or ``input``: a file of
-        ``<label> <text>`` lines; or ``texts`` with ``labels``.
+      split: ``"test"`` (default), ``"dev"`` or ``"train"`` of the run's dataset; or ``input``: a labelled file read
+        as training reads its files (``<label> <text>`` lines, TSV, CSV, JSON lines: ``format``, default the run's
+        ``config.data.format``; :mod:`jaxconv.dump.sources`); or ``texts`` with ``labels``.
       layers: conv paths (default every conv).
       batch_size: examples per call (default the run's eval batch size).
       masks_per_call: filters ablated per compiled call (the vmapped axis; bounds memory).
@@ -150,7 +154,7 @@ def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | 
 
     t0 = time.perf_counter()
     layers = tuple(resolve_layers(run.model, layers))
-    name, texts, labels = _examples(run, split, input, texts, labels)
+    name, texts, labels = _examples(run, split, input, texts, labels, format)
     convs = _conv_modules(run.model, layers)
     names = [(layer, j) for layer, conv in convs.items() for j in range(conv.filters)]
     total = len(names)

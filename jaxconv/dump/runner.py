@@ -98,9 +98,22 @@ def _check_args(split, input, dtype, batch_size, name):
         raise ValueError(f"--name {name!r} is not a usable dump name; expected a plain folder name.")
 
 
-def _source(run, split: str, input) -> TextSource:
+def _data_option(run, field: str, default):
+    """``run.config.data.<field>``, or ``default`` when the run's config has none (an imported model's)."""
+    try:
+        value = run.config.data[field]
+    except (AttributeError, KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+def _source(run, split: str, input, format: str | None = None) -> TextSource:
     if input is not None:
-        return FileSource(input)
+        origin = "--format" if format is not None else "the run's config.data.format"
+        return FileSource(input, format=format or _data_option(run, "format", "auto"),
+                          text_field=_data_option(run, "text_field", ""),
+                          label_field=_data_option(run, "label_field", "label"),
+                          on_error=_data_option(run, "on_error", "raise"), label_names=run.label_names, origin=origin)
     if run.source is not None:
         raise ValueError(f"--split {split!r}: {run.workdir} holds an imported model, which has no dataset; give "
                          f"--input FILE (one sentence per line, optionally after an integer label).")
@@ -176,7 +189,8 @@ def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[s
 
 
 
-def dump_activations(workdir=None, *, split: str | None = None, input=None, layers: str | Sequence[str] | None = None,
+def dump_activations(workdir=None, *, split: str | None = None, input=None, format: str | None = None,
+                     layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
                      name: str | None = None, overwrite: bool = False, chunk_rows: int | None = None,
                      model=None, texts: Sequence[str] | None = None, labels: Sequence[int] | None = None,
@@ -188,7 +202,9 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
       workdir: the training (or imported) run's directory (local or ``gs://``).
       split: ``"test"`` (the default without ``input``), ``"dev"`` or ``"train"``, as training split the data (same
         fold and hold-out).
-      input: a text file to dump instead of a split (one sentence per line, optional leading integer label).
+      input: a file to dump instead of a split, read as training reads its files (:mod:`jaxconv.dump.sources`).
+      format: how to read ``input``: ``"auto"``, ``"label_text"``, ``"tsv"``, ``"csv"``, ``"jsonl"`` or ``"text"``
+        (one sentence per line, no labels); default the run's ``config.data.format``.
       layers: conv paths (``"convs/0,convs/2"`` or a list); default every conv of the model.
       dtype: ``"float32"`` or ``"float16"``: the maps on disk.
       checkpoint: ``"best"`` (default), ``"latest"`` or a step (:func:`jaxconv.load_run`).
@@ -216,6 +232,8 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
+    if format is not None and input is None:
+        raise ValueError(f"--format {format!r} reads an --input file; give --input FILE, or leave --format out.")
     with contextlib.ExitStack() as held:    # the store's lock (jaxconv.locks), from before it is read
         if model is not None:
             if texts is None or path is None or workdir is not None:
@@ -241,7 +259,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
                 dstore.refuse_complete(final)
             held.enter_context(_lock(final))
             run = load_run(workdir, checkpoint)
-            source = _source(run, split, input)
+            source = _source(run, split, input, format)
         layers = resolve_layers(run.model, layers)
         scan = source.scan(run.tokenize, run.num_classes)
         fixed = run.fixed_length                        # a fixed-length model (the character CNN) reads one length
