@@ -19,13 +19,16 @@ __all__ = ["add_parser"]
 
 def _texts(args) -> list[str]:
     texts = list(args.texts)
-    if args.input is not None:
+    if args.input == "-":
+        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    elif args.input is not None:          # decoded as training decodes its files (jaxconv.data.lines)
+        from jaxconv.data.lines import decode_lines
+
         try:
-            stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-        except OSError as e:
-            raise CliError(f"--input {args.input!r}: {e.strerror or e}.") from None
-        with stream:
-            texts += [line.rstrip("\n") for line in stream if line.strip()]
+            lines, _ = decode_lines(args.input)
+        except (OSError, ValueError) as e:
+            raise CliError(f"--input {e}" if str(e).startswith(args.input) else f"--input: {e}") from None
+        texts += [line for line in lines if line.strip()]
     if not texts:
         raise CliError("give the texts to classify: jaxconv predict --workdir RUN \"some text\" [...] "
                        "(or --input FILE, one text per line).")

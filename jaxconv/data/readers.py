@@ -170,7 +170,7 @@ def read_labeled_lines(path: PathLike, *, encoding: str | None = None, on_error:
 
 
 def split_label_text(raw: str) -> tuple[str, str] | str:
-    """``"<label> <text>"`` -> ``(label, text)`` (both stripped), or the problem with the line as a string (quoting
+    """``"<label> <text>"`` -> ``(label, text)`` (both stripped of :data:`STRIP`, as every reader strips), or the problem with the line as a string (quoting
     at most 60 characters of it).
 
     >>> split_label_text("pos  a fine film \\r")
@@ -182,9 +182,9 @@ def split_label_text(raw: str) -> tuple[str, str] | str:
     if not line:
         return "blank line"
     parts = re.split(r"[ \t]+", line, maxsplit=1)
-    if len(parts) < 2 or not parts[1]:
+    if len(parts) < 2 or not parts[1].strip(STRIP):
         return f"no text after label {snippet(parts[0], 20)} in line {snippet(line)}"
-    return parts[0], parts[1]
+    return parts[0], parts[1].strip(STRIP)
 
 
 # ---------------------------------------------------------------------------------------------------

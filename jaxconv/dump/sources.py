@@ -226,11 +226,14 @@ class FileSource(TextSource):
             return Scan(len(self._table), longest, True, h.hexdigest())
         count = lines = 0
         integers = names = True
+        first, tabs = None, set()              # the first sentence, and the tab counts of every non-blank line
         for lineno, line in self._lines():
             lines = lineno
             text = self._text(lineno, line)
             if text:
                 count += 1
+                first = first or (lineno, text)
+                tabs.add(text.count("\t"))
                 parsed = split_label_text(text)
                 if self.read_as == "label_text" and self.format != "auto" and isinstance(parsed, str):
                     raise ValueError(f"--input {self.path}:{lineno}: {parsed}; expected '<label> <text>' (format "
@@ -247,6 +250,12 @@ class FileSource(TextSource):
         else:
             self.labelled = self.format == "label_text" or integers or names
             self.read_as = "label_text" if self.labelled else "text"
+            if not self.labelled and count > 1 and len(tabs) == 1 and 0 not in tabs:
+                raise ValueError(
+                    f"--input {self.path}:{first[0]}: every line has {tabs.pop()} tab(s), so the first line "
+                    f"{quote(first[1])} looks like a TSV header, but it names no label column {quote(self.label_field)} "
+                    f"(the run's config.data.label_field); name the columns as the run does to read it as TSV, or give "
+                    f"--format text to read each line as one sentence.")
         h = hashlib.sha256(f"{self.encoding} {self.labelled}\n".encode())
         longest = 0
         for lineno, text, label in self._examples():

@@ -153,3 +153,15 @@ def test_gzip_and_cr_only_input(tmp_path):
 def test_a_directory_is_called_a_directory(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"--input {tmp_path} is a directory; expected a file of sentences"):
         _read_as(tmp_path)
+
+
+def test_a_tsv_header_the_run_does_not_name_is_refused_not_read_as_a_sentence(tmp_path):
+    path = tmp_path / "sst.data"
+    path.write_text("sentence\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in ROWS))
+    with pytest.raises(ValueError) as e:
+        _read_as(path)
+    assert str(e.value) == (f"--input {path}:1: every line has 1 tab(s), so the first line 'sentence\\tsentiment' "
+                            f"looks like a TSV header, but it names no label column 'label' (the run's "
+                            f"config.data.label_field); name the columns as the run does to read it as TSV, or give "
+                            f"--format text to read each line as one sentence.")
+    assert _read_as(path, format="text")[1][0] == ("sentence\tsentiment", None)
