@@ -54,7 +54,7 @@ from jaxconv._format import quote
 from jaxconv.data.lines import STRIP, LineProblems, check_on_error, decode_lines, is_gzip_name, snippet
 from jaxconv.data.readers import INT_LABEL, LabeledText, TextDataset, split_label_text
 
-__all__ = ["FORMATS", "TEXT_FIELDS", "Examples", "read_examples", "detect_format", "load_files"]
+__all__ = ["FORMATS", "TEXT_FIELDS", "Examples", "read_examples", "detect_format", "extension_format", "load_files"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -108,6 +108,16 @@ def _extension(path: PathLike) -> str:
     return Path(p.stem).suffix.lower() if is_gzip_name(p) else p.suffix.lower()
 
 
+def extension_format(path: PathLike) -> str | None:
+    """The format ``path``'s extension names (``.tsv``, ``.csv``, ``.jsonl`` / ``.ndjson`` / ``.json``, also before
+    ``.gz``), or None.
+
+    >>> extension_format("r.tsv.gz"), extension_format("r.ndjson"), extension_format("r.data")
+    ('tsv', 'jsonl', None)
+    """
+    return _EXTENSIONS.get(_extension(path))
+
+
 def detect_format(path: PathLike, lines: Sequence[str], label_field: str = "label") -> str:
     """``format="auto"``: the format of ``path`` by extension, else by its first non-blank line (module docstring).
 
@@ -116,9 +126,8 @@ def detect_format(path: PathLike, lines: Sequence[str], label_field: str = "labe
     >>> detect_format("x.all", ["1 a fine film"]), detect_format("x.data", ["text\\tlabel"])
     ('label_text', 'tsv')
     """
-    ext = _extension(path)
-    if ext in _EXTENSIONS:
-        return _EXTENSIONS[ext]
+    if extension_format(path) is not None:
+        return extension_format(path)
     _, first = _first_line(lines)
     if first.startswith("{"):
         return "jsonl"
@@ -241,7 +250,7 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
     p = Path(path)
     lines, used = decode_lines(p, encoding)
     fmt = detect_format(p, lines, label_field) if format == "auto" else format
-    guessed = format == "auto" and _extension(p) not in _EXTENSIONS               # from the content
+    guessed = format == "auto" and extension_format(p) is None                    # from the content
     hint = f" (format {fmt!r} guessed from the content; else set --config.data.format)" if guessed else ""
     problems = LineProblems(p, on_error, _EXPECTED[fmt] + hint)
     texts: list[str] = []

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from etils import epath
 
 from jaxconv._format import quote
-from jaxconv.data.files import FORMATS, _EXTENSIONS, _extension, detect_format, read_examples
+from jaxconv.data.files import FORMATS, detect_format, extension_format, read_examples
 from jaxconv.data.lines import STRIP, binary_message, bom_encoding, is_gzip_name
 from jaxconv.data.readers import INT_LABEL, split_label_text
 
@@ -185,8 +185,8 @@ class FileSource(TextSource):
         """The format to read: ``self.format``, or for ``"auto"`` training's guess (extension, first line)."""
         if self.format != "auto":
             return self.format
-        if _extension(self.path) in _EXTENSIONS:
-            return _EXTENSIONS[_extension(self.path)]
+        if extension_format(self.path) is not None:
+            return extension_format(self.path)
         first = next((text for lineno, line in self._lines() if (text := self._text(lineno, line))), "")
         return detect_format(self.path, [first], self.label_field)
 
