@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxconv._args import check_count, check_index, check_texts
+
 __all__ = ["Ablation", "ablate", "ablation_path", "read_ablation", "masked_logits"]
 
 
@@ -115,10 +117,12 @@ def _examples(run, split: str | None, input, texts, labels) -> tuple[str, list[s
     from jaxconv.dump.runner import _source
 
     if texts is not None:
+        texts = check_texts("ablate", "texts", texts)
         if labels is None or len(labels) != len(texts):
             raise ValueError(f"ablate: texts= needs labels= of the same length (one class per text); got "
                              f"{None if labels is None else len(labels)} labels for {len(texts)} texts.")
-        return "texts", list(texts), np.asarray(labels, np.int32)
+        labels = [check_index("ablate", f"labels[{i}]", x, run.num_classes) for i, x in enumerate(labels)]
+        return "texts", texts, np.asarray(labels, np.int32)
     source = _source(run, split or "test", input)
     source.scan(run.tokenize, run.num_classes)
     pairs = list(source.examples())
@@ -136,7 +140,8 @@ def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | 
     Args:
       run: a :class:`jaxconv.Run` (``jaxconv.load_run`` or ``jaxconv.import_model``) of a classifier.
       split: ``"test"`` (default), ``"dev"`` or ``"train"`` of the run's dataset; or ``input``: a file of
-        ``<label> <text>`` lines; or ``texts`` with ``labels``.
+        ``<label> <text>`` lines; or ``texts`` (one str is one text) with ``labels`` (class indices in
+        ``[0, num_classes)``, one per text).
       layers: conv paths (default every conv).
       batch_size: examples per call (default the run's eval batch size).
       masks_per_call: filters ablated per compiled call (the vmapped axis; bounds memory).
@@ -149,6 +154,9 @@ def ablate(run, split: str | None = None, *, input=None, texts: Sequence[str] | 
     from jaxconv.paths import write_text
 
     t0 = time.perf_counter()
+    masks_per_call = check_count("ablate", "masks_per_call", masks_per_call)
+    if batch_size is not None:
+        batch_size = check_count("ablate", "batch_size", batch_size)
     layers = tuple(resolve_layers(run.model, layers))
     name, texts, labels = _examples(run, split, input, texts, labels)
     convs = _conv_modules(run.model, layers)
