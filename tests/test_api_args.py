@@ -102,6 +102,12 @@ def test_dump_filter_and_example_indices(dump):
         dump.slot_contributions(dump.attrs["embedded_layers"][0], 0, [0, -2])
 
 
+def test_rank_filters_iterations(dump):
+    with pytest.raises(TypeError, match=re.escape("rank_filters: iterations=2.5 is a float, not an int; expected an "
+                                                  "int >= 1.")):
+        jaxconv.rank_filters(dump, iterations=2.5)       # was: 2 iterations
+
+
 def test_class_name_of_a_class_that_is_not_there(dump):
     assert dump.class_name(None) == "-" and dump.class_name(np.int64(1)) == dump.class_name(1)
     with pytest.raises(IndexError, match=re.escape(f"Dump.class_name: c=99 is out of range; expected an int with "
