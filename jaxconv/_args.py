@@ -31,6 +31,7 @@ accepted).
 from __future__ import annotations
 
 import numbers
+
 __all__ = ["ArgumentIndexError", "check_count", "check_index", "check_texts", "shown", "SHOWN"]
 
 #: How many characters of a value's ``repr`` an error message quotes.
@@ -95,4 +96,3 @@ def check_texts(owner: str, name: str, value) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"{owner}: {name}[{i}]={shown(t)} is {_kind(t)}; expected a str (each text is a str).")
     return texts
-

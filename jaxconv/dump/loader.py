@@ -99,9 +99,9 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
 
     base = as_path(path_or_workdir)
     expected = "expected a run folder (with dumps/), a dump folder or a .zarr store."
-    if not base.exists():
+    if not base.exists() and not (base.parent / (base.name + dstore.PARTIAL)).exists():   # (partial: below)
         raise DumpError(f"load_dump: {base} does not exist; {expected}")
-    if not base.is_dir():
+    if base.exists() and not base.is_dir():
         raise DumpError(f"load_dump: {base} is a file; {expected}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"load_dump: name={shown(name)} is a {type(name).__name__}; expected a str (a dump's name "
@@ -283,9 +283,11 @@ class Dump:
         """
         filter = self._check(layer, filter, "Dump.slot_contributions")
         self._need_embedding(layer, "slot contributions")
-        items = [examples] if np.ndim(examples) == 0 else list(np.asarray(examples, object).reshape(-1))
-        rows = np.array([check_index("Dump.slot_contributions", f"examples[{i}]", e, self.num_examples)
-                         for i, e in enumerate(items)], np.int64)
+        rows = np.asarray(examples).reshape(-1)                                        # (n,) example indices
+        integral = np.issubdtype(rows.dtype, np.integer)
+        for i in np.flatnonzero((rows < 0) | (rows >= self.num_examples)) if integral else range(len(rows)):
+            check_index("Dump.slot_contributions", f"examples[{i}]", rows[i].item(), self.num_examples)
+        rows = rows.astype(np.int64)
         info = self.attrs["layer_info"][layer]
         return analysis.slot_contributions(
             self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"), self.column("tokens")[rows],
