@@ -8,6 +8,11 @@ Training and runs load on first use (they import orbax): ``jaxconv.load_config``
 ``jaxconv.load_run``, ``jaxconv.load_dump`` and ``jaxconv.dump_activations`` (activation dumps,
 :mod:`jaxconv.dump`), ``jaxconv.import_model`` (trained Keras and PyTorch models, :mod:`jaxconv.imports`),
 ``jaxconv.evidence`` (why a prediction: per-filter terms, :mod:`jaxconv._evidence`).
+
+One rule for arguments across the API (:mod:`jaxconv._args`): a count (``k``) is an int >= 1; an index (``filter``,
+``example``, a class) is an int in ``[0, n)``, never negative; one str where texts are taken is one text. Anything
+else is refused with a TypeError or ValueError naming the function, the argument and the value; nothing is rounded,
+clipped or counted from the end.
 """
 
 from jaxconv import layouts, shapes

@@ -36,6 +36,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from jaxconv._args import check_count, check_index, check_texts, shown
 from jaxconv._readout import Readout, readout
 from jaxconv.data.tokenize import detokenize
 from jaxconv.predict import PRECISION
@@ -131,11 +132,11 @@ class Evidence:
             return self.prediction
         if isinstance(for_class, str) and for_class in self.class_names:
             return self.class_names.index(for_class)
-        K = len(self.class_names)
-        if isinstance(for_class, (int, np.integer)) and not isinstance(for_class, bool) and 0 <= for_class < K:
-            return int(for_class)
-        raise ValueError(f"for_class={for_class!r} is not a class; expected an index 0 <= c < {K} or one of "
-                         f"{self.class_names}.")
+        if isinstance(for_class, str):
+            raise ValueError(f"Evidence: for_class={shown(for_class)} is not a class; expected one of "
+                             f"{self.class_names} or an index.")
+        return check_index("Evidence", "for_class", for_class, len(self.class_names),
+                           what=f"the classes {self.class_names}")
 
     def margins(self, for_class: int | str | None = None) -> Float[np.ndarray, " N"]:
         """``(N,)``: each filter's contribution to class ``c`` (default: the predicted one) minus its mean
@@ -154,7 +155,9 @@ class Evidence:
         return float(b[c] - (b.sum() - b[c]) / max(len(b) - 1, 1)) if len(b) > 1 else float(b[0])
 
     def filter(self, j: int, for_class: int | str | None = None) -> FilterEvidence:
-        """Row ``j``'s term (:attr:`filters` order) for class ``for_class`` (default: the predicted one)."""
+        """Row ``j``'s term (:attr:`filters` order) for class ``for_class`` (default: the predicted one); ``j`` is an
+        int in ``[0, len(filters))``."""
+        j = check_index("Evidence.filter", "j", j, len(self.filters))
         c = self._class(for_class)
         layer, f = self.filters[j]
         return FilterEvidence(layer, f, float(self.pooled[j]), float(self.margins(c)[j]),
@@ -162,9 +165,8 @@ class Evidence:
 
     def top(self, k: int = 5, for_class: int | str | None = None) -> TopFilters:
         """The ``k`` filters with the largest positive margins for the class (default: the predicted one), and the
-        ``k`` with the most negative; filters with a zero margin are in neither."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ValueError(f"k={k!r} is not understood; expected an int >= 0.")
+        ``k`` with the most negative; filters with a zero margin are in neither. ``k`` is an int >= 1."""
+        k = check_count("Evidence.top", "k", k)
         c = self._class(for_class)
         m = self.margins(c)
         order = np.argsort(-m, kind="stable")
@@ -184,6 +186,7 @@ class Evidence:
 
     def table(self, k: int = 5) -> str:
         """The prediction, its probabilities and the top ``k`` filters for and against it, as plain text."""
+        k = check_count("Evidence.table", "k", k)
         c = self.prediction
         probs = "  ".join(f"{n} {p:.3f}" for n, p in self.probabilities.items())
         margin = float(self.margins(c).sum() + self.margin_bias(c))
@@ -305,16 +308,16 @@ def evidence(run_or_model, texts_or_tokens, *, words: Sequence[Sequence[str]] | 
       ValueError: the model is not of the shape evidence needs (the message says why), a language model's run, or
         a text that is not a str.
     """
-    from jaxconv.predict import batches, check_batch_size, check_classifier, check_texts, class_names as names_of
+    from jaxconv.predict import batches, check_classifier, class_names as names_of
     from jaxconv.runs import Run
 
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_count("jaxconv.evidence", "batch_size", batch_size)
     if isinstance(run_or_model, Run):
         run = run_or_model
         check_classifier(run, "evidence")
         readout(run.model)                                                              # the shape error first
         single = isinstance(texts_or_tokens, str)
-        texts = check_texts(texts_or_tokens)
+        texts = check_texts("jaxconv.evidence", "texts_or_tokens", texts_or_tokens)
         out: list = [None] * len(texts)
         for rows, length in batches(run, texts, batch_size):
             chunk = [texts[i] for i in rows]

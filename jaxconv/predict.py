@@ -24,7 +24,9 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-__all__ = ["Prediction", "predict", "padded_length", "check_texts"]
+from jaxconv._args import check_count, check_texts
+
+__all__ = ["Prediction", "predict", "padded_length"]
 
 #: Padded lengths are rounded up to a multiple of this (fewer distinct shapes, fewer compiles).
 LENGTH_MULTIPLE = 8
@@ -68,26 +70,6 @@ def class_names(run) -> list[str]:
     """The run's class names, or ``"0"``, ``"1"``, ... when it has none."""
     names = run.label_names
     return [str(n) for n in names] if names else [str(i) for i in range(int(run.num_classes))]
-
-
-def check_texts(texts, what: str = "texts") -> list[str]:
-    """``texts`` as a list of str (one str is one text); ValueError naming the first item that is not a str."""
-    if isinstance(texts, str):
-        return [texts]
-    try:
-        texts = list(texts)
-    except TypeError:
-        raise ValueError(f"{what}={texts!r} is not understood; expected a str or a sequence of str.") from None
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"{what}[{i}]={t!r} is a {type(t).__name__}; expected a str.")
-    return texts
-
-
-def check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is not understood; expected an int >= 1.")
-    return int(batch_size)
 
 
 def padded_length(run, text: str) -> int:
@@ -137,17 +119,18 @@ def predict(run, texts: str | Sequence[str], *, batch_size: int = 32) -> list[Pr
 
     Args:
       run: a :class:`jaxconv.Run` whose model is a classifier.
-      texts: one text or a sequence of texts (raw strings, tokenized as in training).
-      batch_size: rows per forward pass (every chunk is padded to this many rows).
+      texts: a sequence of texts (raw strings, tokenized as in training); one str is one text.
+      batch_size: rows per forward pass (every chunk is padded to this many rows), an int >= 1.
 
     Returns:
       one :class:`Prediction` per text, in order.
 
     Raises:
-      ValueError: a text that is not a str, a bad ``batch_size``, or a language model's run.
+      TypeError: ``texts`` that are not a str or a sequence of str; a ``batch_size`` that is not an int.
+      ValueError: ``batch_size`` below 1, or a language model's run.
     """
-    texts = check_texts(texts)
-    batch_size = check_batch_size(batch_size)
+    texts = check_texts("jaxconv.predict", "texts", texts)
+    batch_size = check_count("jaxconv.predict", "batch_size", batch_size)
     check_classifier(run, "predict")
     names = class_names(run)
     graphdef, state = nnx.split(run.model)

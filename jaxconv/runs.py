@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from jaxconv._args import check_count, check_texts, shown
 from jaxconv.paths import as_path, write_text
 
 __all__ = ["Run", "load_run", "CHECKPOINTS", "write_run_info", "read_run_info"]
@@ -48,6 +49,11 @@ class Run:
         (an imported model's ``max_length``), or None.
       source: for an imported model, where it came from and how closely it matched its source (``run.json``'s
         ``"source"``); None for a run trained here.
+
+    Texts follow the API's rule (:mod:`jaxconv._args`): wherever texts are taken (:meth:`encode`,
+    :meth:`encode_rows`, :meth:`predict`, :meth:`evidence`), one str is one text, never a sequence of characters;
+    ``None`` or an item that is not a str is a TypeError naming the method and the item. Counts (``batch_size``,
+    ``n``) are ints >= 1.
     """
 
     workdir: Any
@@ -71,8 +77,8 @@ class Run:
 
     def encode(self, texts: Sequence[str], length: int | None = None) -> np.ndarray:
         """Token ids of ``texts`` as training built them (or as an imported model's source fed its model): int32
-        ``(len(texts), L)``; see :meth:`encode_rows`."""
-        return self.encode_rows(texts, length)[0]
+        ``(len(texts), L)``; see :meth:`encode_rows` (one str is one text: ``(1, L)``)."""
+        return self._encode_rows(check_texts("Run.encode", "texts", texts), length, "Run.encode")[0]
 
     def encode_rows(self, texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray,
                                                                                      np.ndarray, list[list[str]]]:
@@ -88,7 +94,17 @@ class Run:
         Returns:
           ``tokens`` int32 ``(B, L)``; ``starts`` and ``lengths`` int32 ``(B,)``: row ``i``'s words are at
           ``tokens[i, starts[i]:starts[i] + lengths[i]]``; ``words``: those words, per row.
+
+        Raises:
+          TypeError: ``texts`` is not a str (one text) or a sequence of str; ``length`` is not an int.
+          ValueError: ``length`` is shorter than the model's ``min_length``.
         """
+        return self._encode_rows(check_texts("Run.encode_rows", "texts", texts), length, "Run.encode_rows")
+
+    def _encode_rows(self, texts: list[str], length: int | None,
+                     owner: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+        if length is not None:
+            length = check_count(owner, "length", length)
         rows = []
         for t in texts:
             words = self.tokenize(t)
@@ -115,10 +131,11 @@ class Run:
     def predict(self, texts: str | Sequence[str], *, batch_size: int = 32) -> list:
         """The predicted class of each text: one :class:`jaxconv.predict.Prediction` per text (``.text``, ``.label``
         the class name, ``.index``, ``.probabilities`` name -> probability), batched and jitted
-        (:func:`jaxconv.predict.predict`)."""
+        (:func:`jaxconv.predict.predict`). One str is one text."""
         from jaxconv.predict import predict
 
-        return predict(self, texts, batch_size=batch_size)
+        texts = check_texts("Run.predict", "texts", texts)
+        return predict(self, texts, batch_size=check_count("Run.predict", "batch_size", batch_size))
 
     def evidence(self, text: str | Sequence[str], *, batch_size: int = 32):
         """Why the model predicted what it did for ``text``: the exact per-filter terms of its logits
@@ -126,7 +143,8 @@ class Run:
         max-pooled filters read by a linear layer."""
         from jaxconv._evidence import evidence
 
-        return evidence(self, text, batch_size=batch_size)
+        check_texts("Run.evidence", "text", text)
+        return evidence(self, text, batch_size=check_count("Run.evidence", "batch_size", batch_size))
 
     def __repr__(self) -> str:
         names = self.label_names or [str(i) for i in range(self.num_classes)]
@@ -161,6 +179,9 @@ class Run:
         if not hasattr(self.model, "sample"):
             raise ValueError(f"{self.workdir} holds a {type(self.model).__name__}, which classifies; generate needs "
                              f"a language model (a model kind whose task is 'next_token').")
+        n = check_count("Run.generate", "n", n)
+        if not isinstance(prompt, str):
+            raise TypeError(f"Run.generate: prompt={shown(prompt)} is a {type(prompt).__name__}; expected a str.")
         ids = self.vocab.encode(self.tokenize(prompt))
         if not ids:
             raise ValueError(f"prompt={prompt!r} has no token for the {self.tokenizer!r} tokenizer.")

@@ -77,7 +77,7 @@ def test_predict_gives_names_and_probabilities_batched_and_jitted(run):
     for i in (0, 3):
         single = run.predict(TEXTS[i])
         assert len(single) == 1 and single[0].probabilities == pytest.approx(preds[i].probabilities, abs=1e-6)
-    with pytest.raises(ValueError, match=r"texts\[1\]=3 is a int; expected a str"):
+    with pytest.raises(TypeError, match=r"Run.predict: texts\[1\]=3 is a int; expected a str"):
         run.predict(["ok", 3])
     with pytest.raises(ValueError, match="batch_size=0"):
         run.predict(["ok"], batch_size=0)

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxconv._args import check_count, check_index, check_texts
+
 __all__ = ["Ablation", "ablate", "ablation_path", "read_ablation", "masked_logits"]
 
 
@@ -115,9 +117,11 @@ def _examples(run, split: str | None, input, texts, labels, format=None) -> tupl
     from jaxconv.dump.runner import _source
 
     if texts is not None:
+        texts = check_texts("ablate", "texts", texts)
         if labels is None or len(labels) != len(texts):
             raise ValueError(f"ablate: texts= needs labels= of the same length (one class per text); got "
                              f"{None if labels is None else len(labels)} labels for {len(texts)} texts.")
+        labels = [check_index("ablate", f"labels[{i}]", x, run.num_classes) for i, x in enumerate(labels)]
         return "texts", list(texts), np.asarray(labels, np.int32)
     if format is not None and input is None:
         raise ValueError(f"ablate: format={format!r} reads an input file; give input=FILE (--input), or leave "
@@ -140,7 +144,8 @@ def ablate(run, split: str | None = None, *, input=None, format: str | None = No
       run: a :class:`jaxconv.Run` (``jaxconv.load_run`` or ``jaxconv.import_model``) of a classifier.
       split: ``"test"`` (default), ``"dev"`` or ``"train"`` of the run's dataset; or ``input``: a labelled file read
         as training reads its files (``<label> <text>`` lines, TSV, CSV, JSON lines: ``format``, default the run's
-        ``config.data.format``; :mod:`jaxconv.dump.sources`); or ``texts`` with ``labels``.
+        ``config.data.format``; :mod:`jaxconv.dump.sources`); or ``texts`` (one str is one text) with ``labels``
+        (class indices in ``[0, num_classes)``, one per text).
       layers: conv paths (default every conv).
       batch_size: examples per call (default the run's eval batch size).
       masks_per_call: filters ablated per compiled call (the vmapped axis; bounds memory).
@@ -153,6 +158,9 @@ def ablate(run, split: str | None = None, *, input=None, format: str | None = No
     from jaxconv.paths import write_text
 
     t0 = time.perf_counter()
+    masks_per_call = check_count("ablate", "masks_per_call", masks_per_call)
+    if batch_size is not None:
+        batch_size = check_count("ablate", "batch_size", batch_size)
     layers = tuple(resolve_layers(run.model, layers))
     name, texts, labels = _examples(run, split, input, texts, labels, format)
     convs = _conv_modules(run.model, layers)

@@ -24,6 +24,7 @@ import numpy as np
 import zarr
 from jaxtyping import Float, Int
 
+from jaxconv._args import check_count, check_index, shown
 from jaxconv.data.tokenize import detokenize
 from jaxconv.dump import analysis
 from jaxconv.dump import store as dstore
@@ -88,13 +89,23 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
     found when it is read: that read raises :class:`DumpDamagedError`.
 
     Raises:
-      DumpError: nothing complete there (an interrupted dump, a missing name: the message lists the dumps).
+      DumpError: no such path, a file that is not a store, nothing complete there (an interrupted dump, a missing
+        name: the message lists the dumps).
+      TypeError: a ``name`` that is not a str.
       DumpDamagedError: a store of another format version (or of none), or a recorded chunk file missing; the
         message names the array and its rows, and says to write the dump again (``--overwrite``).
     """
     from jaxconv.paths import as_path
 
     base = as_path(path_or_workdir)
+    expected = "expected a run folder (with dumps/), a dump folder or a .zarr store."
+    if not base.exists() and not (base.parent / (base.name + dstore.PARTIAL)).exists():   # (partial: below)
+        raise DumpError(f"load_dump: {base} does not exist; {expected}")
+    if base.exists() and not base.is_dir():
+        raise DumpError(f"load_dump: {base} is a file; {expected}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"load_dump: name={shown(name)} is a {type(name).__name__}; expected a str (a dump's name "
+                        f"in {base / 'dumps'}).")
     if name is None and (base.name == dstore.STORE_NAME or (base / "zarr.json").exists()):
         path = base
     elif name is None and (base / dstore.STORE_NAME).exists():
@@ -118,6 +129,10 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
 
 class Dump:
     """A complete dump (see :mod:`jaxconv.dump` for the store's arrays). Reads lazily from the zarr group.
+
+    Arguments follow the API's rule (:mod:`jaxconv._args`): ``k`` is an int >= 1; ``filter``, ``example`` and a
+    class ``c`` are ints in ``[0, n)``, never negative; a float, None or a bool is a TypeError, a value out of range
+    a ValueError (an index's is also an IndexError), naming the method, the argument and the value.
 
     Attributes:
       path: the store; group: the ``zarr.Group``; attrs: its attributes (a dict); layers; num_examples;
@@ -147,13 +162,16 @@ class Dump:
 
     # ------------------------------------------------------------------ arrays
 
-    def _check(self, layer: str, filter: int | None = None) -> None:
+    def _check(self, layer: str, filter: int | None = None, owner: str = "Dump") -> int | None:
+        """Check ``layer`` (and ``filter``, an index of its filters); returns ``filter`` as an int."""
         if layer not in self.layers:
             raise ValueError(f"layer {layer!r} is not in this dump; its layers are {', '.join(self.layers)}.")
-        if filter is not None:
-            F = self.num_filters(layer)
-            if isinstance(filter, bool) or not isinstance(filter, (int, np.integer)) or not 0 <= filter < F:
-                raise IndexError(f"filter={filter!r} is out of range for layer {layer!r}; expected 0 <= filter < {F}.")
+        if filter is None:
+            return None
+        return check_index(owner, "filter", filter, self.num_filters(layer), what=f"layer {layer!r}")
+
+    def _example(self, example, owner: str) -> int:
+        return check_index(owner, "example", example, self.num_examples)
 
     def num_filters(self, layer: str) -> int:
         self._check(layer)
@@ -169,7 +187,7 @@ class Dump:
 
     def feature_map(self, layer: str, filter: int) -> FilterMap:
         """Filter ``filter`` of ``layer`` over every example: a lazy :class:`FilterMap` ``(examples, positions)``."""
-        self._check(layer, filter)
+        filter = self._check(layer, filter, "Dump.feature_map")
         return FilterMap(self.group[f"maps/{layer}"], filter)
 
     def pooled(self, layer: str) -> Float[np.ndarray, " examples filters"]:
@@ -202,28 +220,31 @@ class Dump:
     def start(self, example: int) -> int:
         """The token position of the example's first word: ``starts[i]`` (a left-padded imported model's rows
         start at different positions), or ``pad_left`` in a store without ``starts``."""
+        example = self._example(example, "Dump.start")
         starts = self._read("starts")
-        return int(starts[int(example)]) if starts is not None else self.pad_left
+        return int(starts[example]) if starts is not None else self.pad_left
 
     def words(self, example: int) -> list[str]:
         """The example's tokens as words (padding excluded); ``words(i)[j]`` is at token position
         ``start(i) + j``."""
+        example = self._example(example, "Dump.words")
         cached = self._cache.get("words")
-        text = str(cached[int(example)] if cached is not None else self.group["words"][int(example)])
+        text = str(cached[example] if cached is not None else self.group["words"][example])
         return [w.replace("\u00a0", " ") for w in text.split(" ")] if text else []
 
     def class_name(self, c: int | None) -> str:
         """Class ``c``'s name (``label_names[c]``; the number as a string when the dump has no names); ``"-"`` for
-        None."""
+        None. ``c`` is an int in ``[0, num_classes)``."""
         if c is None:
             return "-"
+        c = check_index("Dump.class_name", "c", c, len(self.label_names) if self.label_names else self.num_classes)
         return str(self.label_names[c]) if self.label_names else str(c)
 
     # ------------------------------------------------------------------ analysis
 
     def ngram(self, layer: str, filter: int, example: int) -> NGram:
         """Example ``example``'s strongest n-gram for the filter (its argmax position's span)."""
-        self._check(layer, filter)
+        filter, example = self._check(layer, filter, "Dump.ngram"), self._example(example, "Dump.ngram")
         value = float(self.pooled(layer)[example, filter])
         pos = int(self._read(f"argmax/{layer}")[example, filter])
         start, end = (int(x) for x in self._read(f"spans/{layer}")[pos])
@@ -246,8 +267,8 @@ class Dump:
 
         With ``distinct=True``: those ``k`` merged into one record per distinct ``text`` (strongest first), each
         with ``count``, how many of the ``k`` had it (:func:`jaxconv.dump.ngrams.distinct`)."""
-        self._check(layer, filter)
-        order = np.argsort(-self.pooled(layer)[:, filter], kind="stable")[:int(k)]
+        filter, k = self._check(layer, filter, "Dump.top_ngrams"), check_count("Dump.top_ngrams", "k", k)
+        order = np.argsort(-self.pooled(layer)[:, filter], kind="stable")[:k]
         out = [self.ngram(layer, filter, int(i)) for i in order]
         return distinct_ngrams(out) if distinct else out
 
@@ -260,9 +281,13 @@ class Dump:
         Raises:
           ValueError: the layer does not read the embedding directly, or the dump holds no embedding.
         """
-        self._check(layer, filter)
+        filter = self._check(layer, filter, "Dump.slot_contributions")
         self._need_embedding(layer, "slot contributions")
-        rows = np.asarray(examples, np.int64).reshape(-1)
+        rows = np.asarray(examples).reshape(-1)                                        # (n,) example indices
+        integral = np.issubdtype(rows.dtype, np.integer)
+        for i in np.flatnonzero((rows < 0) | (rows >= self.num_examples)) if integral else range(len(rows)):
+            check_index("Dump.slot_contributions", f"examples[{i}]", rows[i].item(), self.num_examples)
+        rows = rows.astype(np.int64)
         info = self.attrs["layer_info"][layer]
         return analysis.slot_contributions(
             self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"), self.column("tokens")[rows],
@@ -273,6 +298,7 @@ class Dump:
         """The distinct n-grams of the ``k`` strongest examples grouped by the slots that fire, after Jacovi et al.
         (2018): :func:`jaxconv.dump.ngrams.group_by_slots`, largest group first. For a layer that does not read
         the word vectors: one group (``slots=None``) of the distinct n-grams."""
+        k = check_count("Dump.ngram_groups", "k", k)
         tops = self.top_ngrams(layer, filter, k)
         embedded = layer in (self.attrs.get("embedded_layers") or []) and self.has("embedding")
         contributions = self.slot_contributions(layer, filter, [g.example for g in tops]) if embedded and tops else None
@@ -281,8 +307,9 @@ class Dump:
     def token_activations(self, layer: str, filter: int, example: int) -> Float[np.ndarray, " words"]:
         """Per word of the example, the filter's strongest activation among the windows that contain it
         (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``."""
-        self._check(layer, filter)
-        row = self.feature_map(layer, filter)[int(example)]                              # (P,)
+        owner = "Dump.token_activations"
+        filter, example = self._check(layer, filter, owner), self._example(example, owner)
+        row = self.feature_map(layer, filter)[example]                                   # (P,)
         return analysis.token_scores(row, self._read(f"spans/{layer}"), self.start(example), len(self.words(example)))
 
     def slot_words(self, layer: str, filter: int, k: int = 10) -> list[list[SlotWord]]:
@@ -295,14 +322,14 @@ class Dump:
         Raises:
           ValueError: the layer does not read the embedding directly, or the dump holds no embedding.
         """
-        self._check(layer, filter)
+        filter, k = self._check(layer, filter, "Dump.slot_words"), check_count("Dump.slot_words", "k", k)
         self._need_embedding(layer, "slot words")
         scores = analysis.slot_scores(self.group[f"kernels/{layer}"][:, :, filter], self._read("embedding"))   # (W, V)
         scores[:, :2] = -np.inf                                                          # <pad>, <unk>
         vocab = self.vocab
         out = []
         for row in scores:
-            top = np.argsort(-row, kind="stable")[:int(k)]
+            top = np.argsort(-row, kind="stable")[:k]
             out.append([SlotWord(vocab[i], int(i), float(row[i])) for i in top])
         return out
 
@@ -323,7 +350,7 @@ class Dump:
 
         When no cut reaches ``minimum_purity`` there is no threshold: the :class:`jaxconv.dump.analysis.Threshold`
         has ``value=None`` and ``found`` False (``describe()`` says "no threshold reaches 75% purity")."""
-        self._check(layer, filter)
+        filter = self._check(layer, filter, "Dump.threshold")
         predicted = self.predictions if self.predictions is not None else self.labels
         if predicted is None:
             raise ValueError("threshold: this dump has neither predictions nor labels to measure purity with.")

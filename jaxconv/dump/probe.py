@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxconv._args import check_count
+
 __all__ = ["FilterRank", "rank_filters", "fit_probe"]
 
 
@@ -99,7 +101,8 @@ def rank_filters(dump, labels: Any = None, *, layers: str | Sequence[str] | None
       dump: a :class:`jaxconv.dump.Dump`.
       labels: the property, one value per example in the dump's order: None (the gold class), ``"predictions"``,
         a sequence (bools, ints or strings), or a file with one value per line.
-      layers: conv paths (default every dumped layer); alpha, l1_ratio, iterations: the probe (:func:`fit_probe`).
+      layers: conv paths (default every dumped layer); alpha, l1_ratio, iterations (an int >= 1): the probe
+        (:func:`fit_probe`).
 
     Returns:
       Every filter as a :class:`FilterRank`, first the one the probe weighs most.
@@ -107,6 +110,7 @@ def rank_filters(dump, labels: Any = None, *, layers: str | Sequence[str] | None
     Raises:
       ValueError: a label count that is not the dump's example count, a property with one value only, no labels.
     """
+    iterations = check_count("rank_filters", "iterations", iterations)
     y_raw = _labels(dump, labels)
     values, y = np.unique(y_raw, return_inverse=True)
     if len(values) < 2:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxconv._args import check_index, check_texts
 from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
@@ -216,7 +217,8 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
       model, texts, labels, vocab, tokenizer, path: a dump with no workdir (a notebook's model): the model (an
         ``nnx.Module`` from token ids to logits, or a :class:`jaxconv.Run`), the texts and their optional labels,
         its vocabulary (a ``Vocab``, a list of tokens or a token -> id dict; not needed for a Run) and tokenizer
-        name, and the store's ``path`` (:func:`jaxconv.dump.memory.memory_run`).
+        name, and the store's ``path`` (:func:`jaxconv.dump.memory.memory_run`). One str is one text
+        (:mod:`jaxconv._args`); each label is a class index in ``[0, num_classes)``.
 
     Returns:
       :class:`DumpResult`; the store is at ``RUN/dumps/<name>/activations.zarr``.
@@ -242,13 +244,19 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
             from jaxconv.dump.memory import memory_run
             from jaxconv.paths import as_path
 
+            texts = check_texts("dump_activations", "texts", texts)
             name, final = name or "texts", as_path(path)
             if not overwrite:
                 dstore.refuse_complete(final)
             held.enter_context(_lock(final))
             run = memory_run(model, vocab, tokenizer)
-            source = SplitSource(name, list(texts), None if labels is None else [int(x) for x in labels],
-                                 f"{len(texts)} texts in memory")
+            if labels is not None:
+                if len(labels) != len(texts):
+                    raise ValueError(f"dump_activations: {len(labels)} labels for {len(texts)} texts; expected one "
+                                     f"class per text (or labels=None).")
+                labels = [check_index("dump_activations", f"labels[{i}]", x, run.num_classes)
+                          for i, x in enumerate(labels)]
+            source = SplitSource(name, texts, labels, f"{len(texts)} texts in memory")
         elif workdir is None:
             raise ValueError("dump_activations: give workdir (a run folder), or model=, texts= and path=.")
         else:

@@ -13,6 +13,7 @@ import numpy as np
 from flax import nnx
 
 from jaxconv import shapes
+from jaxconv._args import shown
 from jaxconv._format import fmt_axes, fmt_tuple
 from jaxconv.inspection._trace import _as_struct, _ConvView, _modules_by_path, _path_str, _takes_token_ids, _trace
 
@@ -244,7 +245,7 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
       An :class:`Explanation` with one row per module call (a module called twice gets two rows).
 
     Raises:
-      TypeError: a float input to a model that embeds token ids (an ``nnx.Embed`` or an ``embed`` method) which
+      TypeError: ``model`` is not an ``nnx.Module``; a float input to a model that embeds token ids (an ``nnx.Embed`` or an ``embed`` method) which
         fails on it; the message says to pass integer ids (``dtype=jnp.int32``).
 
     Receptive fields follow the arrays through the calls: the model input has size 1, jump 1 at each position axis
@@ -256,6 +257,9 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
     input's batch and position axes (an embedding lookup done with ``jnp.take``), the input's own field. Anything
     else (pooling over time, reshapes) has no receptive field, shown as ``?`` on the conv rows that follow.
     """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"jaxconv.explain: model={shown(model)} is a {type(model).__name__}; expected an nnx.Module "
+                        f"called as model(x) (jaxconv.load_run(workdir).model is one).")
     struct = _as_struct(x_or_shape, dtype)
     try:
         records = _trace(model, struct)

@@ -12,6 +12,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from jaxconv import shapes
+from jaxconv._args import check_index
 from jaxconv._format import fmt_tuple
 from jaxconv.inspection._explain import explain
 from jaxconv.inspection._trace import _as_struct, _input_rf, _modules_by_path, _path_str, _takes_token_ids
@@ -140,11 +141,9 @@ def feature_maps(model: nnx.Module, x, *, layers: str | Sequence[str] | None = N
     return {p: out[p] for p in wanted if p in out} | {k: v for k, v in out.items() if k not in wanted}
 
 
-def _check_filter(conv: ConvND, layer: str, filter) -> int:
-    if not shapes.is_integral(filter) or not -conv.filters <= filter < conv.filters:
-        raise IndexError(f"filter={filter!r} is out of range for layer {layer!r}, which has filters={conv.filters}; "
-                         f"expected an int with 0 <= filter < {conv.filters}.")
-    return int(filter) % conv.filters
+def _check_filter(conv: ConvND, layer: str, filter, owner: str) -> int:
+    """``filter`` as an index of the conv's filters (:func:`jaxconv._args.check_index`: no negative index)."""
+    return check_index(owner, "filter", filter, conv.filters, what=f"layer {layer!r}, which has filters={conv.filters}")
 
 
 def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
@@ -155,11 +154,12 @@ def feature_map(model: nnx.Module, x, layer: str, filter: int, *,
       Conv1D: ``(batch, out_length)``; Conv2D: ``(batch, out_height, out_width)``.
 
     Raises:
-      IndexError: ``filter`` outside ``[0, filters)``. ValueError: unknown ``layer`` (lists the conv paths; a
-        ``flax.nnx.Conv`` layer gets the advice of :func:`feature_maps`).
+      TypeError: ``filter`` is not an int (``1.0`` neither). IndexError (also a ValueError): ``filter`` outside
+        ``[0, filters)``; a negative one too (``-1`` is not the last filter). ValueError: unknown ``layer`` (lists
+        the conv paths; a ``flax.nnx.Conv`` layer gets the advice of :func:`feature_maps`).
     """
     conv = _resolve_layers(model, [layer])[layer]
-    j = _check_filter(conv, layer, filter)
+    j = _check_filter(conv, layer, filter, "jaxconv.feature_map")
     return feature_maps(model, x, layers=[layer], stage=stage)[layer][..., j]
 
 

@@ -120,13 +120,14 @@ def saliency(model: nnx.Module, x, layer: str, filter: int, *, reduce: str = "ma
       ``(batch,)``. One jitted gradient, compiled once per model structure, layer, filter, reduce and input shape.
 
     Raises:
-      ValueError: unknown layer / embed / reduce / stage, or no embedding found. IndexError: bad filter index.
+      ValueError: unknown layer / embed / reduce / stage, or no embedding found. TypeError: a ``filter`` that is
+        not an int. IndexError (also a ValueError): ``filter`` outside ``[0, filters)``, negative ones included.
     """
     if reduce not in _REDUCE:
         raise ValueError(f"reduce={reduce!r} is not known; expected 'max', 'mean' or 'sum'.")
     _stage(stage)
     conv = _resolve_layers(model, [layer])[layer]
-    j = _check_filter(conv, layer, filter)
+    j = _check_filter(conv, layer, filter, "jaxconv.saliency")
     x = jnp.asarray(x)
     if embed is None:
         mods = _modules_by_path(model)

@@ -22,6 +22,7 @@ from flax import nnx
 from jax import lax
 
 from jaxconv import shapes
+from jaxconv._args import check_index
 from jaxconv._format import fmt_compact, fmt_tuple
 from jaxconv.nn._validation import check_float_dtype, check_numeric_input, check_rngs
 from jaxconv.nn.interop import FrameworkWeights
@@ -213,12 +214,12 @@ class ConvND(FrameworkWeights, nnx.Module):
         """Filter ``j``'s weights: Conv1D ``(kernel_size, in_channels // groups)``, Conv2D ``(kh, kw, in // groups)``.
 
         Output channel ``j`` is the correlation of this array with the input channels of ``j``'s group
-        (``group = j // (filters // groups)``), plus ``bias[j]``.
+        (``group = j // (filters // groups)``), plus ``bias[j]``. ``j`` is an int in ``[0, filters)``, never
+        negative (:mod:`jaxconv._args`): TypeError for a float or a bool, IndexError (also a ValueError) outside.
         """
-        if not shapes.is_integral(j) or not -self.filters <= j < self.filters:
-            raise IndexError(f"{type(self).__name__}: filter j={j!r} is out of range; expected an int with "
-                             f"0 <= j < filters={self.filters} (negative j counts from the end).")
-        return self.kernel[..., int(j)]
+        j = check_index(f"{type(self).__name__}.filter_kernel", "j", j, self.filters,
+                        what=f"filters={self.filters}")
+        return self.kernel[..., j]
 
     # ---------------------------------------------------------------- compute
 

@@ -299,7 +299,8 @@ def test_load_dump_errors_name_what_is_there(demo_dump, tmp_path):
     d = load_dump(dump_path(demo_dump, "test"))
     with pytest.raises(ValueError, match=r"layer 'convs/7' is not in this dump; its layers are convs/0, convs/1"):
         d.feature_map("convs/7", 0)
-    with pytest.raises(IndexError, match=r"filter=32 is out of range for layer 'convs/0'; expected 0 <= filter < 32"):
+    with pytest.raises(IndexError, match=r"filter=32 is out of range for layer 'convs/0'; expected an int with "
+                                         r"0 <= filter < 32"):
         d.top_ngrams("convs/0", 32)
 
 

@@ -538,8 +538,10 @@ def test_saliency_arguments():
     model, _ = kim(**SMALL)
     tokens = jnp.ones((1, 6), jnp.int32)
     a = jaxconv.saliency(model, tokens, "convs/0", 1, reduce="sum", embed="embed")
-    b = jaxconv.saliency(model, tokens, "convs/0", 1 - 6, reduce="sum")
+    b = jaxconv.saliency(model, tokens, "convs/0", np.int64(1), reduce="sum")
     np.testing.assert_allclose(a.grad_norm, b.grad_norm)
+    with pytest.raises(IndexError, match="filter=-5 is out of range .*negative indices are not accepted"):
+        jaxconv.saliency(model, tokens, "convs/0", 1 - 6, reduce="sum")
     with pytest.raises(ValueError, match="reduce='median' is not known"):
         jaxconv.saliency(model, tokens, "convs/0", 0, reduce="median")
     with pytest.raises(IndexError, match="filter=6 is out of range"):

@@ -157,11 +157,16 @@ def test_filter_kernel():
     np.testing.assert_array_equal(conv.filter_kernel(1), np.asarray(conv.kernel[...])[:, :, 1])
     conv2 = C2(3, 5, (3, 2))
     assert conv2.filter_kernel(4).shape == (3, 2, 3)
-    for j in (4, 7, 1.0, True):
+    for j in (4, 7):
         with pytest.raises(IndexError, match=re.escape(
-                f"Conv1D: filter j={j!r} is out of range; expected an int with 0 <= j < filters=4 (negative j counts "
-                f"from the end).")):
+                f"Conv1D.filter_kernel: j={j!r} is out of range for filters=4; expected an int with 0 <= j < 4.")):
             conv.filter_kernel(j)
+    with pytest.raises(IndexError, match=re.escape("Conv1D.filter_kernel: j=-1 is out of range for filters=4; "
+                                                   "expected an int with 0 <= j < 4 (negative indices are not")):
+        conv.filter_kernel(-1)                            # was: the last filter
+    for j, kind in ((1.0, "a float"), (True, "a bool")):
+        with pytest.raises(TypeError, match=re.escape(f"Conv1D.filter_kernel: j={j!r} is {kind}, not an int")):
+            conv.filter_kernel(j)                         # was: "out of range"
 
 
 def test_filter_kernel_is_what_output_channel_j_computes():
