@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+from jaxconv.cli._common import positive_int
+
 __all__ = ["add_parser"]
 
 
@@ -45,6 +47,6 @@ def add_parser(sub) -> None:
                         "text_field/label_field) or text (one sentence per line, no labels); default: the run's "
                         "config.data.format")
     p.add_argument("--layers", help="comma-separated conv paths (default: every conv)")
-    p.add_argument("--batch-size", type=int, help="examples per call (default: the config's eval batch size)")
-    p.add_argument("--top", type=int, default=10, help="filters to print (10)")
+    p.add_argument("--batch-size", type=positive_int, help="examples per call (default: the config's eval batch size)")
+    p.add_argument("--top", type=positive_int, default=10, help="filters to print (10)")
     p.set_defaults(func=_cmd_ablate)

@@ -405,6 +405,9 @@ SPEC_HELP = (f"expected a built-in config name ({', '.join(BUILTIN_CONFIGS)}) or
      "jaxconv explain: error: argument --num-classes: expected an int >= 1; got -2"),
     (["explain", "text_cnn", "--vocab-size", "many"],
      "jaxconv explain: error: argument --vocab-size: 'many' is not an int; expected an int >= 1"),
+    (["ablate", "--workdir", "w", "--batch-size", "0"],
+     "jaxconv ablate: error: argument --batch-size: expected an int >= 1; got 0"),
+    (["ablate", "--workdir", "w", "--top", "-3"], "jaxconv ablate: error: argument --top: expected an int >= 1; got -3"),
     (["train", "--config", "nope.py", "--workdir", "w"], f"jaxconv train: error: config file 'nope.py' does not "
                                                           f"exist; {SPEC_HELP}"),
     (["train", "--config", "configs/text_cnn.py:bogus", "--workdir", "w"],
