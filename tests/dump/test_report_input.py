@@ -7,8 +7,9 @@ import matplotlib.text
 import pytest
 import zarr
 
+from jaxconv.cli import main
 from jaxconv.dump import dump_activations, dump_path, figures, load_dump
-from jaxconv.dump.report import write_report
+from jaxconv.dump.report import HEATMAP_EXAMPLES, write_report
 
 pytestmark = pytest.mark.slow  # reports of a trained run's dump
 
@@ -48,3 +49,37 @@ def test_dollar_signs_are_drawn_literally(dollars, tmp_path, monkeypatch):
     dollar = [t for t in texts if "$" in t.get_text()]
     assert all(not t.get_parse_math() and not t.get_usetex() for t in dollar), \
         [t.get_text() for t in dollar if t.get_parse_math()]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5"])
+def test_report_examples_must_be_an_int_of_at_least_one(dollars, tmp_path, value, capsys):
+    out = tmp_path / "report"
+    capsys.readouterr()
+    assert main(["report", "--workdir", str(dollars.path.parent.parent.parent), "--dump", "dollars", "--out",
+                 str(out), "--examples", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "argument --examples" in err and "expected an int >= 1" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "3"])
+def test_write_report_examples_must_be_an_int_of_at_least_one(dollars, tmp_path, value):
+    out = tmp_path / "report"
+    with pytest.raises(ValueError, match=r"examples=.* expected an int >= 1"):
+        write_report(dollars, out, examples=value)
+    assert not out.exists()                                                   # refused before writing anything
+
+
+def test_report_examples_are_capped_at_the_dumps_rows_with_a_note(dollars, tmp_path, monkeypatch, capsys):
+    drawn = _drawn(monkeypatch)
+    out = tmp_path / "report"
+    capsys.readouterr()
+    assert main(["report", "--workdir", str(dollars.path.parent.parent.parent), "--dump", "dollars", "--out",
+                 str(out), "--examples", "100000"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --examples 100000 is more than the dump's 12 examples; showing all 12" in err, err
+    page = (out / "filters" / "convs-0-f0.html").read_text()
+    assert page.count('<tr class="example">') == 12
+    panels = [ax for ax in drawn[0].axes if ax.get_title()]                   # the heatmap: a titled panel each
+    assert len(panels) == HEATMAP_EXAMPLES < 12
