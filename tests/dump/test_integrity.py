@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,18 @@ def _dump(run, tmp_path, name: str):
     return pathlib.Path(r.path)
 
 
+@pytest.fixture(scope="module")
+def clean(demo_run, tmp_path_factory):
+    """A whole dump of 40 lines in chunks of 16 rows, written once: :func:`_copy` hands out copies to damage."""
+    return _dump(demo_run, tmp_path_factory.mktemp("clean"), "clean")
+
+
+def _copy(clean, name: str) -> pathlib.Path:
+    """A copy of the ``clean`` dump as the run's dump ``name``; returns its store."""
+    shutil.copytree(clean.parent, clean.parent.parent / name)
+    return clean.parent.parent / name / clean.name
+
+
 def _report_error(run, name, capsys) -> str:
     capsys.readouterr()
     assert main(["report", "--workdir", str(run), "--dump", name, "--out", os.devnull + "_no"]) == 2
@@ -43,8 +56,8 @@ def _report_error(run, name, capsys) -> str:
     return err
 
 
-def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, tmp_path, capsys):
-    store = _dump(demo_run, tmp_path, "holes")
+def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, clean, capsys):
+    store = _copy(clean, "holes")
     assert load_dump(demo_run, "holes").feature_map("convs/0", 3)[:].shape[0] == 40
     (store / "maps" / "convs" / "0" / "c" / "1" / "0" / "3").unlink()
     with pytest.raises(DumpDamagedError) as e:
@@ -55,8 +68,8 @@ def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, tmp_path, 
     assert "maps/convs/0/c/1/0/3" in _report_error(demo_run, "holes", capsys)
 
 
-def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, tmp_path, capsys):
-    store = _dump(demo_run, tmp_path, "cut")
+def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, clean, capsys):
+    store = _copy(clean, "cut")
     chunk = store / "maps" / "convs" / "0" / "c" / "0" / "0" / "2"
     chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
     d = load_dump(demo_run, "cut")                     # nothing missing: found on reading
@@ -69,9 +82,51 @@ def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, tmp_pat
     assert "maps/convs/0" in err and "--overwrite" in err
 
 
+@pytest.mark.parametrize("damage", ["no layer_info", "no filters", "no array metadata"])
+def test_store_without_an_attribute_or_array_the_loader_needs(demo_run, clean, capsys, damage):
+    name = "lacks" + str(["no layer_info", "no filters", "no array metadata"].index(damage))
+    store = _copy(clean, name)
+    group = zarr.open_group(str(store), mode="r+")
+    if damage == "no layer_info":
+        del group.attrs["layer_info"]
+        missing = "attribute layer_info is missing"
+    elif damage == "no filters":
+        info = dict(group.attrs["layer_info"])
+        info["convs/1"] = {k: v for k, v in info["convs/1"].items() if k != "filters"}
+        group.attrs["layer_info"] = info
+        missing = "attribute layer_info['convs/1']['filters'] is missing"
+    else:
+        (store / "pooled" / "convs" / "2" / "zarr.json").unlink()
+        missing = "file pooled/convs/2/zarr.json of pooled/convs/2 (the whole array) is missing"
+    with pytest.raises(DumpDamagedError) as e:
+        load_dump(demo_run, name)
+    message = str(e.value)
+    assert "\n" not in message and str(store) in message and missing in message, message
+    assert f"--name {name} --overwrite" in message, message
+    err = _report_error(demo_run, name, capsys)
+    assert str(store) in err and missing in err, err
+
+
+def test_unreadable_array_metadata_is_one_line(demo_run, clean, capsys):
+    store = _copy(clean, "badmeta")
+    meta = store / "pooled" / "convs" / "0" / "zarr.json"
+    meta.write_bytes(meta.read_bytes()[: meta.stat().st_size // 2])
+    err = _report_error(demo_run, "badmeta", capsys)
+    assert f"{store}: the metadata of pooled/convs/0 (pooled/convs/0/zarr.json) cannot be read" in err, err
+    assert "--name badmeta --overwrite" in err
+
+
+def test_truncated_per_example_chunk_names_all_rows(demo_run, clean, capsys):
+    store = _copy(clean, "cutwords")
+    chunk = store / "words" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    err = _report_error(demo_run, "cutwords", capsys)
+    assert f"{store}: a chunk of words (all rows) cannot be read" in err and "--overwrite" in err, err
+
+
 @pytest.mark.parametrize("format", ["jaxconv.dump/1", None])
-def test_store_of_another_format_or_none_is_refused(demo_run, tmp_path, format):
-    store = _dump(demo_run, tmp_path, f"old{format is None}")
+def test_store_of_another_format_or_none_is_refused(clean, format):
+    store = _copy(clean, f"old{format is None}")
     group = zarr.open_group(str(store), mode="r+")
     if format is None:
         del group.attrs["format"]
