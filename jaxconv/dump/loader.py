@@ -83,14 +83,17 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
         with ``name``.
       name: the dump's name when the first argument is a workdir (default: its only dump).
 
-    Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, and every chunk
-    the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be decoded (truncated) is
-    found when it is read: that read raises :class:`DumpDamagedError`.
+    Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, it has every
+    attribute a reader needs (``layer_info`` and the others of :data:`jaxconv.dump.integrity.REQUIRED_ATTRS`), and
+    every array and chunk the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be
+    decoded (truncated), or an array metadata file that cannot be read, is found when it is read: that read raises
+    :class:`DumpDamagedError`.
 
     Raises:
       DumpError: nothing complete there (an interrupted dump, a missing name: the message lists the dumps).
-      DumpDamagedError: a store of another format version (or of none), or a recorded chunk file missing; the
-        message names the array and its rows, and says to write the dump again (``--overwrite``).
+      DumpDamagedError: a store of another format version (or of none), a missing attribute, or a recorded array
+        or chunk file missing; the message names the store, the attribute or the array and its rows, and says to
+        write the dump again (``--overwrite``).
     """
     from jaxconv.paths import as_path
 
