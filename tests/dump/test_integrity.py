@@ -7,16 +7,14 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 import zarr
-from conftest import subprocess_env
+from helpers import second_writer_while_first_holds
 
 from jaxconv.cli import main
 from jaxconv.dump import dump_activations, dump_path, load_dump
@@ -140,34 +138,21 @@ def test_two_dumps_into_one_name_one_refuses(demo_run, tmp_path):
     """The first writer is held in the middle of its store; a second ``jaxconv dump`` of the same name refuses in
     one line naming the first (host, pid) and the lock file; the first completes the store a lone dump writes."""
     path = _lines(tmp_path / "both.txt")
-    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
+    pid, second = second_writer_while_first_holds(f"""
         import jaxconv.dump.store as store
         original = store.StoreWriter.write
         def write(self, start, block):
             if start == 16:
-                print("HELD", flush=True)
-                sys.stdin.readline()
+                hold()
             return original(self, start, block)
         store.StoreWriter.write = write
         from jaxconv.dump import dump_activations
         dump_activations({str(demo_run)!r}, input={str(path)!r}, chunk_rows=16, name="both")
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        assert first.stdout.readline() == "HELD\n", first.stderr.read()[-3000:]
-        second = subprocess.run([sys.executable, "-m", "jaxconv", "dump", "--workdir", str(demo_run), "--input",
-                                 str(path), "--chunk-rows", "16", "--name", "both"], capture_output=True, text=True,
-                                timeout=300, env=subprocess_env())
-        first.stdin.write("\n")
-        first.stdin.flush()
-        assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
+    """, ["dump", "--workdir", str(demo_run), "--input", str(path), "--chunk-rows", "16", "--name", "both"])
     err = second.stderr.strip().splitlines()
     assert second.returncode == 2 and len(err) == 1, second.stderr
     lock = f"{dump_path(demo_run, 'both')}.lock"
-    assert f"pid {first.pid} on host {socket.gethostname()}" in err[0] and lock in err[0], err[0]
+    assert f"pid {pid} on host {socket.gethostname()}" in err[0] and lock in err[0], err[0]
     assert not os.path.exists(lock)
     assert not any(p.name.endswith(".partial") for p in dump_path(demo_run, "both").parent.iterdir())
     clean = dump_activations(demo_run, input=path, chunk_rows=16, name="alone")
