@@ -281,11 +281,15 @@ class Dump:
         contributions = self.slot_contributions(layer, filter, [g.example for g in tops]) if embedded and tops else None
         return group_by_slots(tops, contributions)
 
-    def token_activations(self, layer: str, filter: int, example: int) -> Float[np.ndarray, " words"]:
+    def token_activations(self, layer: str, filter: int, example: int,
+                          row: Float[np.ndarray, " positions"] | None = None) -> Float[np.ndarray, " words"]:
         """Per word of the example, the filter's strongest activation among the windows that contain it
-        (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``."""
+        (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``. ``row``: the example's feature
+        map ``(positions,)`` when already read (``feature_map(layer, filter)[examples]`` reads many at once);
+        default: read it."""
         self._check(layer, filter)
-        row = self.feature_map(layer, filter)[int(example)]                              # (P,)
+        if row is None:
+            row = self.feature_map(layer, filter)[int(example)]                          # (P,)
         return analysis.token_scores(row, self._read(f"spans/{layer}"), self.start(example), len(self.words(example)))
 
     def slot_words(self, layer: str, filter: int, k: int = 10) -> list[list[SlotWord]]:

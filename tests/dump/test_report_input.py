@@ -4,6 +4,7 @@ and ``--examples`` / ``examples=`` (an int >= 1, capped at the dump's rows with 
 from __future__ import annotations
 
 import matplotlib.text
+import numpy as np
 import pytest
 import zarr
 
@@ -83,3 +84,20 @@ def test_report_examples_are_capped_at_the_dumps_rows_with_a_note(dollars, tmp_p
     assert page.count('<tr class="example">') == 12
     panels = [ax for ax in drawn[0].axes if ax.get_title()]                   # the heatmap: a titled panel each
     assert len(panels) == HEATMAP_EXAMPLES < 12
+
+
+def test_a_filter_page_reads_its_map_once_for_all_its_examples(dollars, monkeypatch):
+    """Each shaded example used to read its own row (its whole chunk, decompressed again): minutes for a page of
+    hundreds of examples. One read of the rows shown, and the same shading as row by row."""
+    from jaxconv.dump.loader import FilterMap
+    from jaxconv.dump.report_filter import filter_page, filter_row
+
+    row = filter_row(dollars, "convs/0", 3, top_k=5, slot_k=2, pooled=dollars.pooled("convs/0"), assoc=None)
+    expected = [dollars.token_activations("convs/0", 3, i) for i in range(12)]
+    reads, original = [], FilterMap.__getitem__
+    monkeypatch.setattr(FilterMap, "__getitem__", lambda self, key: reads.append(key) or original(self, key))
+    page = filter_page(dollars, row, list(range(12)))
+    assert len(reads) == 1 and page.count('<tr class="example">') == 12
+    for i in range(12):
+        got = dollars.token_activations("convs/0", 3, i, row=original(dollars.feature_map("convs/0", 3), [i])[0])
+        np.testing.assert_array_equal(got, expected[i])
