@@ -21,8 +21,11 @@ starting in the same instant exactly one creates it:
 
 When it is released: on leaving :func:`hold` (also on an exception); a process killed with SIGKILL leaves its
 file. A lock whose holder is on this host and whose process no longer exists is stale: it is taken over, with a
-log line. A lock of another host is never taken over (its process cannot be checked): the message names the file
-to delete once that holder is known to be gone.
+log line. Taking over is read, compare, delete, then create as above: the delete is not conditional (fsspec has no
+conditional delete), so of two processes taking over one stale lock in the same instant, the slower one's delete
+can remove the faster one's new lock; writers that come seconds apart are excluded. A lock of another host is
+never taken over (its process cannot be checked): the message names the file to delete once that holder is known
+to be gone.
 """
 
 from __future__ import annotations
