@@ -47,7 +47,7 @@ def _rows(array, index: tuple[int, ...]) -> str:
 #: The store attributes a reader needs (:class:`jaxconv.dump.Dump`, the report), and per layer, its ``layer_info``.
 REQUIRED_ATTRS = ("name", "source", "layers", "layer_info", "num_examples", "num_classes", "padded_length",
                   "pad_left", "tokenizer", "checkpoint_step", "chunk_counts")
-REQUIRED_LAYER_INFO = ("filters", "positions", "kernel_shape", "stride", "padding", "dilation")
+REQUIRED_LAYER_INFO = ("filters", "positions", "kernel_shape", "kernel", "stride", "padding", "dilation", "rf_size")
 
 
 def _check_attributes(path, attrs) -> None:

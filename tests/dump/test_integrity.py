@@ -37,7 +37,7 @@ def _dump(run, tmp_path, name: str):
 @pytest.fixture(scope="module")
 def clean(demo_run, tmp_path_factory):
     """A whole dump of 40 lines in chunks of 16 rows, written once: :func:`_copy` hands out copies to damage."""
-    return _dump(demo_run, tmp_path_factory.mktemp("clean"), "clean")
+    return _dump(demo_run, tmp_path_factory.mktemp("intact"), "intact")
 
 
 def _copy(clean, name: str) -> pathlib.Path:
