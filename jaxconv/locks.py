@@ -7,15 +7,25 @@ file ``.../activations.zarr.lock``, held by ``jaxconv dump`` / ``dump_activation
 What the lock file holds: one JSON object ``{"host", "pid", "since", "what"}``: the holder's host name, process
 id, start time (ISO 8601, UTC) and what it does (``"train"``, ``"dump"``).
 
-How it is taken: on a local disk the file is created with ``O_CREAT | O_EXCL`` (atomic: of two writers, exactly
-one creates it). On an object store (``gs://``; :mod:`etils.epath`) there is no exclusive create: the lock is
-best effort (the file is checked, then written, then read back to see whose it is), which catches writers that
-start seconds apart but not ones that start in the same instant.
+How it is taken: created only if it does not exist, in one step that the storage decides, so that of two writers
+starting in the same instant exactly one creates it:
+
+- a local disk: ``open(O_CREAT | O_EXCL)``;
+- an object store (``gs://``, ``s3://``, through fsspec): a conditional write, ``pipe_file(mode="create")``:
+  ``s3fs`` sends ``PutObject`` with ``If-None-Match: *`` and ``gcsfs`` an upload with ``ifGenerationMatch=0``.
+  Both stores guarantee that such a write succeeds only when no object has that name, atomically (S3 answers the
+  loser 412 Precondition Failed, which s3fs raises as ``FileExistsError``; so does GCS), and reads after a write
+  are strongly consistent, so the read-back that follows sees the winner. A file system whose fsspec class has no
+  conditional write (its ``pipe_file`` checks, then writes) is best effort: the read-back still catches writers
+  that start apart, not two that write in the same instant.
 
 When it is released: on leaving :func:`hold` (also on an exception); a process killed with SIGKILL leaves its
 file. A lock whose holder is on this host and whose process no longer exists is stale: it is taken over, with a
-log line. A lock of another host is never taken over (its process cannot be checked): the message names the file
-to delete once that holder is known to be gone.
+log line. Taking over is read, compare, delete, then create as above: the delete is not conditional (fsspec has no
+conditional delete), so of two processes taking over one stale lock in the same instant, the slower one's delete
+can remove the faster one's new lock; writers that come seconds apart are excluded. A lock of another host is
+never taken over (its process cannot be checked): the message names the file to delete once that holder is known
+to be gone.
 """
 
 from __future__ import annotations
@@ -103,10 +113,18 @@ def _create_local(path: str, body: bytes) -> bool:
 
 
 def _create_remote(path: epath.Path, me: dict, body: bytes) -> bool:
-    if path.exists():
+    """Create the lock object ``path`` unless it exists (a conditional write: see the module docstring)."""
+    import fsspec
+
+    fs, key = fsspec.core.url_to_fs(os.fspath(path))
+    try:
+        fs.pipe_file(key, body, mode="create")
+    except FileExistsError:
         return False
-    path.write_bytes(body)
-    return (read_lock(path) or {}).get("token") == me["token"]   # the last of two racing writers wins
+    except OSError:       # a store that reports the failed precondition otherwise: whose lock is there decides
+        if read_lock(path) is None:
+            raise
+    return (read_lock(path) or {}).get("token") == me["token"]   # a store without conditional writes: last one wins
 
 
 def _acquire(path: epath.Path, what: str) -> dict:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from jaxconv.cli._common import positive_int
 
 __all__ = ["add_parser", "make_report", "report_dir"]
 
@@ -27,7 +30,8 @@ def _listing(reports) -> None:
 def make_report(workdir, dump: str | None = None, out=None, *, examples: int = 3):
     """Write the report of ``RUN/dumps/<dump>`` to ``out`` (default ``RUN/report/<dump>``, and then
     ``RUN/report/index.html`` lists the run's reports); returns a :class:`jaxconv.dump.report.ReportResult`.
-    Without ``dump``: the run's only dump, else ``test``."""
+    Without ``dump``: the run's only dump, else ``test``. ``examples``: an int >= 1, capped at the dump's rows
+    (:func:`jaxconv.dump.report.chosen_examples`; ``ReportResult.examples`` is the number shown)."""
     from jaxconv.dump import load_dump
     from jaxconv.dump.report import write_report
     from jaxconv.dump.store import dump_dir
@@ -46,6 +50,9 @@ def make_report(workdir, dump: str | None = None, out=None, *, examples: int = 3
 
 def _cmd_report(args) -> int:
     r = make_report(args.workdir, args.dump, args.out, examples=args.examples)
+    if r.examples < args.examples:
+        print(f"note: --examples {args.examples} is more than the dump's {r.examples} examples; showing all "
+              f"{r.examples}", file=sys.stderr)
     print(f"report: {r.index}  ({r.pages} filter pages, {r.figures} figures; open it in a browser, no server needed)")
     return 0
 
@@ -65,5 +72,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workdir", required=True, help="the training run's directory")
     p.add_argument("--dump", help="the dump's name (default: the only one, else test)")
     p.add_argument("--out", help="where to write (default: RUN/report/<dump>)")
-    p.add_argument("--examples", type=int, default=3, help="the dump's first N examples shown on each page (3)")
+    p.add_argument("--examples", type=positive_int, default=3,
+                   help="the dump's first N examples (an int >= 1) shown on each filter page, and the first few "
+                        "of them in each layer's heatmap; capped at the dump's number of examples, with a note (3)")
     p.set_defaults(func=_cmd_report)

@@ -7,10 +7,15 @@ values) and :func:`class_means` (each class's mean pooled value per filter, with
 SVG text, no file): :func:`histogram_svg` (its pooled values, with axes, counts and the threshold) and
 :func:`slot_bars_svg` (the L2 norm of each kernel row, a bar per slot, with the slot's nearest word). Every label
 that holds dataset text is HTML-escaped.
+
+Text is drawn as it is written: every text artist of the PNGs (titles, tick labels, axis labels) is made with
+mathtext and TeX off (``parse_math=False``, ``usetex=False``), so a label or a word such as ``$5 or $10`` or
+``$\foo$`` shows literally instead of being typeset as maths (or aborting the figure).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Sequence
@@ -21,12 +26,31 @@ from jaxtyping import Float
 __all__ = ["example_heatmaps", "pooled_distribution", "class_means", "histogram_svg", "slot_bars_svg"]
 
 
+#: Matplotlib settings while a PNG is drawn and saved: text is literal (no mathtext, no TeX); see the module doc.
+LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def _literal_text(draw):
+    """Run the figure function ``draw`` (it draws and saves) with :data:`LITERAL_TEXT`: every text artist it makes,
+    also the tick labels made while saving, takes its ``parse_math`` / ``usetex`` from these settings."""
+
+    @functools.wraps(draw)
+    def wrapped(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+
+    return wrapped
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+@_literal_text
 def example_heatmaps(dump, layer: str, examples: Sequence[int], path: str | os.PathLike):
     """One panel per example: the layer's map ``(filters, positions)``, positions labelled by their window's first
     word, each panel titled with the example's number, label and prediction; one colour scale for all panels
@@ -56,6 +80,7 @@ def example_heatmaps(dump, layer: str, examples: Sequence[int], path: str | os.P
     return fig
 
 
+@_literal_text
 def pooled_distribution(pooled: Float[np.ndarray, " examples filters"], layer: str, path: str | os.PathLike):
     """Box plots of ``pooled`` ``(examples, filters)``, one per filter (whiskers 1.5 IQR, outliers not drawn);
     the title gives the number of examples. Returns the ``Figure``."""
@@ -72,6 +97,7 @@ def pooled_distribution(pooled: Float[np.ndarray, " examples filters"], layer: s
     return fig
 
 
+@_literal_text
 def class_means(pooled: Float[np.ndarray, " examples filters"], classes: np.ndarray, names: Sequence[str],
                 layer: str, path: str | os.PathLike):
     """Heatmap ``(classes, filters)``: each class's mean pooled value per filter (``classes`` ``(examples,)``),

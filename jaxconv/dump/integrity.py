@@ -1,9 +1,12 @@
-"""A dump's integrity on reading: the format version, every recorded chunk on disk, every chunk decodable.
+"""A dump's integrity on reading: the format version, the attributes a reader needs, every recorded array and chunk
+on disk, every chunk and array metadata decodable.
 
-The writer (:mod:`jaxconv.dump.store`) writes every chunk and records ``chunk_counts``; :func:`check_store` lists
-the store once and refuses a missing chunk file; :func:`checked_group` wraps the group so that a chunk that is on
-disk but cannot be decoded (truncated, corrupt) raises :class:`DumpDamagedError` instead of a codec's traceback.
-Each refusal is one line naming the array, its rows and the fix: write the dump again with ``--overwrite``.
+The writer (:mod:`jaxconv.dump.store`) writes every chunk and records ``chunk_counts``; :func:`check_store` reads
+the attributes (:data:`REQUIRED_ATTRS`), lists the store once and refuses a missing array or chunk file;
+:func:`checked_group` wraps the group so that a chunk that is on disk but cannot be decoded (truncated, corrupt), or
+an array whose ``zarr.json`` cannot be read, raises :class:`DumpDamagedError` instead of a codec's or JSON's
+traceback. Each refusal is one line naming the store, the array or attribute (with the rows) and the fix: write
+the dump again with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -41,8 +44,31 @@ def _rows(array, index: tuple[int, ...]) -> str:
     return rows
 
 
+#: The store attributes a reader needs (:class:`jaxconv.dump.Dump`, the report), and per layer, its ``layer_info``.
+REQUIRED_ATTRS = ("name", "source", "layers", "layer_info", "num_examples", "num_classes", "padded_length",
+                  "pad_left", "tokenizer", "checkpoint_step", "chunk_counts")
+REQUIRED_LAYER_INFO = ("filters", "positions", "kernel_shape", "kernel", "stride", "padding", "dilation", "rf_size")
+
+
+def _check_attributes(path, attrs) -> None:
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+    if not missing:
+        layers, info = attrs["layers"], attrs["layer_info"]
+        if not isinstance(layers, list) or not isinstance(info, dict):
+            missing = ["layers" if not isinstance(layers, list) else "layer_info"]
+        else:
+            missing = [f"layer_info[{la!r}]" if not isinstance(info.get(la), dict) else f"layer_info[{la!r}][{k!r}]"
+                       for la in layers for k in REQUIRED_LAYER_INFO
+                       if not isinstance(info.get(la), dict) or k not in info[la]][:1]
+    if missing:
+        raise DumpDamagedError(f"{path}: the store's attribute {str(missing[0])[:80]} is missing (a store jaxconv "
+                               f"dump writes always has it); the store is damaged or was edited: {_fix(path)}.")
+
+
 def check_store(path, group) -> None:
-    """Refuse a store of another format version (or of none) and one whose recorded chunks are not all on disk.
+    """Refuse a store of another format version (or of none), one that lacks an attribute the reader needs
+    (:data:`REQUIRED_ATTRS`, per layer :data:`REQUIRED_LAYER_INFO`), and one whose recorded arrays or chunks are
+    not all on disk.
 
     Raises:
       DumpDamagedError: one line naming the array, its rows and the fix.
@@ -51,12 +77,14 @@ def check_store(path, group) -> None:
     if found != dstore.FORMAT:
         what = f"of format {found!r}" if found else "without a format (not written by jaxconv dump)"
         raise DumpDamagedError(f"{path} is a store {what}; this jaxconv reads {dstore.FORMAT!r}: {_fix(path)}.")
+    _check_attributes(path, group.attrs)
     missing = dstore.missing_chunks(path, group)
     if missing:
         name, index, key = missing[0]
         more = f" (and {len(missing) - 1} more chunk(s))" if len(missing) > 1 else ""
         where = _rows(group[name], index) if index else "the whole array"
-        raise DumpDamagedError(f"{path}: the chunk file {key} of {name} ({where}) is missing{more}; the store is "
+        kind = "chunk file" if index else "file"
+        raise DumpDamagedError(f"{path}: the {kind} {key} of {name} ({where}) is missing{more}; the store is "
                                f"damaged: {_fix(path)}.")
 
 
@@ -77,8 +105,12 @@ class _CheckedArray:
             raise
         except Exception as e:
             first = key[0] if isinstance(key, tuple) and key else key
-            rows = f"rows {first.start or 0}..{(first.stop or self._array.shape[0]) - 1}" \
-                if isinstance(first, slice) and self._array.shape else f"rows {first!r}"[:80]
+            if first is Ellipsis or not self._array.shape:
+                rows = "all rows"
+            elif isinstance(first, slice):
+                rows = f"rows {first.start or 0}..{(first.stop or self._array.shape[0]) - 1}"
+            else:
+                rows = f"rows {first!r}"[:80]
             cause = " ".join(str(e).split())[:120]
             raise DumpDamagedError(f"{self._path}: a chunk of {self._name} ({rows}) cannot be read "
                                    f"({type(e).__name__}: {cause}); the store is damaged: {_fix(self._path)}.") \
@@ -113,7 +145,15 @@ class _CheckedGroup:
         return getattr(self._group, attr)
 
     def __getitem__(self, name):
-        member = self._group[name]
+        try:
+            member = self._group[name]
+        except KeyError:                     # no such member: Dump.has() asks
+            raise
+        except Exception as e:               # its metadata (zarr.json) is there but cannot be read
+            cause = " ".join(str(e).split())[:120]
+            raise DumpDamagedError(f"{self._path}: the metadata of {str(name)[:80]} ({name}/zarr.json) cannot be "
+                                   f"read ({type(e).__name__}: {cause}); the store is damaged: {_fix(self._path)}.") \
+                from None
         return _CheckedArray(member, self._path, name) if isinstance(member, zarr.Array) else member
 
     def __contains__(self, name) -> bool:

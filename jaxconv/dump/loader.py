@@ -84,16 +84,19 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
         with ``name``.
       name: the dump's name when the first argument is a workdir (default: its only dump).
 
-    Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, and every chunk
-    the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be decoded (truncated) is
-    found when it is read: that read raises :class:`DumpDamagedError`.
+    Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, it has every
+    attribute a reader needs (``layer_info`` and the others of :data:`jaxconv.dump.integrity.REQUIRED_ATTRS`), and
+    every array and chunk the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be
+    decoded (truncated), or an array metadata file that cannot be read, is found when it is read: that read raises
+    :class:`DumpDamagedError`.
 
     Raises:
       DumpError: no such path, a file that is not a store, nothing complete there (an interrupted dump, a missing
         name: the message lists the dumps).
       TypeError: a ``name`` that is not a str.
-      DumpDamagedError: a store of another format version (or of none), or a recorded chunk file missing; the
-        message names the array and its rows, and says to write the dump again (``--overwrite``).
+      DumpDamagedError: a store of another format version (or of none), a missing attribute, or a recorded array
+        or chunk file missing; the message names the store, the attribute or the array and its rows, and says to
+        write the dump again (``--overwrite``).
     """
     from jaxconv.paths import as_path
 
@@ -304,12 +307,16 @@ class Dump:
         contributions = self.slot_contributions(layer, filter, [g.example for g in tops]) if embedded and tops else None
         return group_by_slots(tops, contributions)
 
-    def token_activations(self, layer: str, filter: int, example: int) -> Float[np.ndarray, " words"]:
+    def token_activations(self, layer: str, filter: int, example: int,
+                          row: Float[np.ndarray, " positions"] | None = None) -> Float[np.ndarray, " words"]:
         """Per word of the example, the filter's strongest activation among the windows that contain it
-        (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``."""
+        (:func:`jaxconv.dump.analysis.token_scores`): ``(len(words(example)),)``. ``row``: the example's feature
+        map ``(positions,)`` when already read (``feature_map(layer, filter)[examples]`` reads many at once);
+        default: read it."""
         owner = "Dump.token_activations"
         filter, example = self._check(layer, filter, owner), self._example(example, owner)
-        row = self.feature_map(layer, filter)[example]                                   # (P,)
+        if row is None:
+            row = self.feature_map(layer, filter)[example]                                   # (P,)
         return analysis.token_scores(row, self._read(f"spans/{layer}"), self.start(example), len(self.words(example)))
 
     def slot_words(self, layer: str, filter: int, k: int = 10) -> list[list[SlotWord]]:

@@ -34,7 +34,8 @@ from jaxconv.dump.report_filter import FilterRow, filter_page, filter_row, thres
 from jaxconv.dump.report_html import escape as _e
 from jaxconv.dump.report_html import filter_slug, page
 
-__all__ = ["write_report", "ReportResult", "Column", "Page", "filter_slug", "SEARCH_SCRIPT"]
+__all__ = ["write_report", "ReportResult", "chosen_examples", "HEATMAP_EXAMPLES", "Column", "Page", "filter_slug",
+           "SEARCH_SCRIPT"]
 
 #: The index's only script: hide the rows whose ``data-search`` does not contain the search box's text.
 SEARCH_SCRIPT = """(function () {
@@ -54,13 +55,48 @@ SEARCH_SCRIPT = """(function () {
 })();"""
 
 
+#: The most examples a layer's heatmap figure draws (the first of those shown; the filter pages show them all).
+HEATMAP_EXAMPLES = 10
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportResult:
-    """Where the report went: ``index`` (path of index.html), ``pages`` (filter pages), ``figures`` (PNGs)."""
+    """Where the report went: ``index`` (path of index.html), ``pages`` (filter pages), ``figures`` (PNGs),
+    ``examples`` (how many examples each filter page shows)."""
 
     index: str
     pages: int
     figures: int
+    examples: int = 0
+
+
+def chosen_examples(examples, num_examples: int) -> list[int]:
+    """The rows that ``examples`` (:func:`write_report`'s argument) names in a dump of ``num_examples`` rows.
+
+    The rule: an int ``N >= 1`` means the first ``N`` rows, capped at ``num_examples`` (a larger ``N`` shows them
+    all); a sequence names rows, each an int in ``0 <= row < num_examples``.
+
+    Raises:
+      ValueError: ``examples`` is not an int >= 1 (0, -3, 2.5, True, "3") nor a sequence of ints; IndexError: a
+        row out of range. Each message names ``examples``, the value and what is expected.
+    """
+    if isinstance(examples, (int, np.integer)) and not isinstance(examples, (bool, np.bool_)):
+        if examples < 1:
+            raise ValueError(f"examples={int(examples)} is not a number of examples to show; expected an int >= 1 "
+                             f"(at most the dump's {num_examples} rows are shown) or a list of rows.")
+        return list(range(min(int(examples), num_examples)))
+    if isinstance(examples, (str, bytes, float, bool, np.floating, np.bool_)) or not hasattr(examples, "__iter__"):
+        raise ValueError(f"examples={str(repr(examples))[:80]} is not understood; expected an int >= 1 (the dump's "
+                         f"first N rows) or a list of rows.")
+    chosen = list(examples)
+    wrong = [i for i in chosen if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))]
+    if wrong:
+        raise ValueError(f"examples holds {str(repr(wrong[0]))[:80]}, not a row; expected ints in 0 <= row < "
+                         f"{num_examples}.")
+    bad = [int(i) for i in chosen if not 0 <= i < num_examples]
+    if bad:
+        raise IndexError(f"examples={bad!r} are out of range; expected 0 <= example < {num_examples}.")
+    return [int(i) for i in chosen]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +222,10 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
     """Write the report of ``dump`` (a :class:`jaxconv.dump.Dump`) into ``out_dir`` (created; files replaced).
 
     Args:
-      examples: the dump's first this many examples (or these examples) are shown, shaded, on every filter page
-        and in the per-layer heatmaps.
+      examples: the dump's first this many examples (an int >= 1, capped at the dump's rows: a larger number shows
+        them all; ``ReportResult.examples`` says how many), or these rows (a list); they are shown, shaded, on
+        every filter page, and the first :data:`HEATMAP_EXAMPLES` of them in each layer's heatmap figure. See
+        :func:`chosen_examples`.
       top_k: each filter's top n-grams are drawn from its ``top_k`` strongest examples (distinct, with counts,
         grouped by the slots that fire); slot_k: words per slot.
       shade_max: the activation shaded fully on every filter page (default: each filter's strongest pooled value
@@ -200,19 +238,13 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
 
     from jaxconv.dump.report_why import why_columns
 
+    chosen = chosen_examples(examples, dump.num_examples)         # bad input refused before anything is written
     columns = [*columns, *why_columns(dump)]
     out = epath.Path(os.fspath(out_dir))
     (out / "filters").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dump.column("words")
     dump.column("tokens")
-    if isinstance(examples, (int, np.integer)):
-        chosen = list(range(min(int(examples), dump.num_examples)))
-    else:
-        chosen = [int(i) for i in examples]
-        bad = [i for i in chosen if not 0 <= i < dump.num_examples]
-        if bad:
-            raise IndexError(f"examples={bad!r} are out of range; expected 0 <= example < {dump.num_examples}.")
     classes = dump.labels if dump.labels is not None else dump.predictions
     names = [dump.class_name(c) for c in range(dump.num_classes)]
     figs: dict[str, list[str]] = {}
@@ -221,7 +253,7 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
         slug = filter_slug(layer, 0)[:-3]
         figs[layer] = [f"heatmap-{slug}.png", f"pooled-{slug}.png"]
         if chosen:
-            figures.example_heatmaps(dump, layer, chosen, out / "figures" / figs[layer][0])
+            figures.example_heatmaps(dump, layer, chosen[:HEATMAP_EXAMPLES], out / "figures" / figs[layer][0])
         else:
             figs[layer].pop(0)
         pooled = dump.pooled(layer)
@@ -248,4 +280,5 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
     for p in pages:
         body = p.body(out) if callable(p.body) else p.body
         (out / p.file).write_text(page(f"{p.title}: jaxconv report", _nav(pages) + body))
-    return ReportResult(index=str(out / "index.html"), pages=len(rows), figures=sum(len(v) for v in figs.values()))
+    return ReportResult(index=str(out / "index.html"), pages=len(rows), figures=sum(len(v) for v in figs.values()),
+                        examples=len(chosen))

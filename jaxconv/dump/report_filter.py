@@ -181,11 +181,12 @@ def filter_page(dump, row: FilterRow, examples: list[int], *, shade_max: float |
                  f"windows that contain it (hover for the value); dotted: not in the vocabulary (the model saw "
                  f"&lt;unk&gt;).</p><table><tr><th>example</th><th>label</th><th>predicted</th><th>pooled</th>"
                  f"<th>sentence</th></tr>")
-    for i in shown:
+    maps = dump.feature_map(layer, f)[shown] if shown else []     # (len(shown), positions): one read, not one each
+    for i, m in zip(shown, maps):
         g = dump.ngram(layer, f, i)
         parts.append(f'<tr class="example"><td class="num">{i}</td><td>{_e(dump.class_name(g.label))}</td>'
                      f'<td>{_e(dump.class_name(g.prediction))}</td><td class="num">{g.value:.3f}</td>'
-                     f"<td>{shaded_sentence(dump, i, dump.token_activations(layer, f, i), scale)}</td></tr>")
+                     f"<td>{shaded_sentence(dump, i, dump.token_activations(layer, f, i, row=m), scale)}</td></tr>")
     parts.append("</table>")
     if row.slot_words:
         slots = row.slot_words

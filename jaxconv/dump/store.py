@@ -228,6 +228,9 @@ def missing_chunks(path, group: zarr.Group) -> list[tuple[str, tuple[int, ...], 
     keys = _store_keys(path)
     missing = []
     for name in sorted(counts):
+        if f"{name}/zarr.json" not in keys:   # the array's metadata is gone: the array cannot be opened at all
+            missing.append((name, (), f"{name}/zarr.json"))
+            continue
         have = sum(k.startswith(name + "/c/") or k == name + "/c" for k in keys)
         if have >= int(counts[name]):
             continue

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 import pytest
-from conftest import in_ci
+from helpers import chromium
 from flax import nnx
 
 import jaxconv
@@ -21,8 +18,6 @@ from jaxconv.dump import dump_activations, load_dump
 from jaxconv.dump.examples_page import write_examples_page
 
 HOSTILE = ["1 <script>alert(1)</script> m00b m00a m00c w0001", '0 a <b>bold</b> & "q" m01c m01a m01b w0003']
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -78,36 +73,22 @@ def test_examples_page_without_a_run_or_of_another_shape_says_why(tmp_path):
     assert "this CharCNN is not: its convolutions are stacked" in text and "<section" not in text
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        message = "headless Chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
-        if in_ci():
-            pytest.fail(f"CI must check the report in a real browser: {message}")
-        pytest.skip(message)
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                              timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 @pytest.mark.slow
 def test_report_links_the_examples_page_and_chromium_shows_it_as_text(hostile, demo_dump, tmp_path):
     from PIL import Image
 
     out = tmp_path / "report"
     assert main(["report", "--workdir", str(demo_dump), "--dump", "hostile", "--out", str(out)]) == 0
-    dom = _chromium("--dump-dom", (out / "index.html").as_uri()).stdout
+    dom = chromium("--dump-dom", (out / "index.html").as_uri()).stdout
     assert '<a href="examples.html">' in dom
-    dom = _chromium("--dump-dom", (out / "examples.html").as_uri()).stdout
+    dom = chromium("--dump-dom", (out / "examples.html").as_uri()).stdout
     assert "<title>Why the model predicted that: dump hostile</title>" in dom
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "<script" not in dom.lower()
     assert dom.count('<section class="example"') == 10 and dom.count('<tr class="for">') >= 10
     links = re.findall(r'<a href="(filters/[^"]+\.html)">', dom)
     assert links and all((out / link).is_file() for link in links)
     shot = tmp_path / "examples.png"
-    _chromium("--window-size=1280,1400", f"--screenshot={shot}", (out / "examples.html").as_uri())
+    chromium("--window-size=1280,1400", f"--screenshot={shot}", (out / "examples.html").as_uri())
     image = np.asarray(Image.open(shot).convert("RGB"), np.float32)
     assert image.std() > 20 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50    # not blank
     green = (image[..., 1] > image[..., 0] + 40) & (image[..., 1] > image[..., 2] + 40)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
+import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 import zarr
-from conftest import subprocess_env
+from helpers import second_writer_while_first_holds
 
 from jaxconv.cli import main
 from jaxconv.dump import dump_activations, dump_path, load_dump
@@ -35,6 +34,18 @@ def _dump(run, tmp_path, name: str):
     return pathlib.Path(r.path)
 
 
+@pytest.fixture(scope="module")
+def clean(demo_run, tmp_path_factory):
+    """A whole dump of 40 lines in chunks of 16 rows, written once: :func:`_copy` hands out copies to damage."""
+    return _dump(demo_run, tmp_path_factory.mktemp("intact"), "intact")
+
+
+def _copy(clean, name: str) -> pathlib.Path:
+    """A copy of the ``clean`` dump as the run's dump ``name``; returns its store."""
+    shutil.copytree(clean.parent, clean.parent.parent / name)
+    return clean.parent.parent / name / clean.name
+
+
 def _report_error(run, name, capsys) -> str:
     capsys.readouterr()
     assert main(["report", "--workdir", str(run), "--dump", name, "--out", os.devnull + "_no"]) == 2
@@ -43,8 +54,8 @@ def _report_error(run, name, capsys) -> str:
     return err
 
 
-def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, tmp_path, capsys):
-    store = _dump(demo_run, tmp_path, "holes")
+def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, clean, capsys):
+    store = _copy(clean, "holes")
     assert load_dump(demo_run, "holes").feature_map("convs/0", 3)[:].shape[0] == 40
     (store / "maps" / "convs" / "0" / "c" / "1" / "0" / "3").unlink()
     with pytest.raises(DumpDamagedError) as e:
@@ -55,8 +66,8 @@ def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, tmp_path, 
     assert "maps/convs/0/c/1/0/3" in _report_error(demo_run, "holes", capsys)
 
 
-def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, tmp_path, capsys):
-    store = _dump(demo_run, tmp_path, "cut")
+def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, clean, capsys):
+    store = _copy(clean, "cut")
     chunk = store / "maps" / "convs" / "0" / "c" / "0" / "0" / "2"
     chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
     d = load_dump(demo_run, "cut")                     # nothing missing: found on reading
@@ -69,9 +80,51 @@ def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, tmp_pat
     assert "maps/convs/0" in err and "--overwrite" in err
 
 
+@pytest.mark.parametrize("damage", ["no layer_info", "no filters", "no array metadata"])
+def test_store_without_an_attribute_or_array_the_loader_needs(demo_run, clean, capsys, damage):
+    name = "lacks" + str(["no layer_info", "no filters", "no array metadata"].index(damage))
+    store = _copy(clean, name)
+    group = zarr.open_group(str(store), mode="r+")
+    if damage == "no layer_info":
+        del group.attrs["layer_info"]
+        missing = "attribute layer_info is missing"
+    elif damage == "no filters":
+        info = dict(group.attrs["layer_info"])
+        info["convs/1"] = {k: v for k, v in info["convs/1"].items() if k != "filters"}
+        group.attrs["layer_info"] = info
+        missing = "attribute layer_info['convs/1']['filters'] is missing"
+    else:
+        (store / "pooled" / "convs" / "2" / "zarr.json").unlink()
+        missing = "file pooled/convs/2/zarr.json of pooled/convs/2 (the whole array) is missing"
+    with pytest.raises(DumpDamagedError) as e:
+        load_dump(demo_run, name)
+    message = str(e.value)
+    assert "\n" not in message and str(store) in message and missing in message, message
+    assert f"--name {name} --overwrite" in message, message
+    err = _report_error(demo_run, name, capsys)
+    assert str(store) in err and missing in err, err
+
+
+def test_unreadable_array_metadata_is_one_line(demo_run, clean, capsys):
+    store = _copy(clean, "badmeta")
+    meta = store / "pooled" / "convs" / "0" / "zarr.json"
+    meta.write_bytes(meta.read_bytes()[: meta.stat().st_size // 2])
+    err = _report_error(demo_run, "badmeta", capsys)
+    assert f"{store}: the metadata of pooled/convs/0 (pooled/convs/0/zarr.json) cannot be read" in err, err
+    assert "--name badmeta --overwrite" in err
+
+
+def test_truncated_per_example_chunk_names_all_rows(demo_run, clean, capsys):
+    store = _copy(clean, "cutwords")
+    chunk = store / "words" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    err = _report_error(demo_run, "cutwords", capsys)
+    assert f"{store}: a chunk of words (all rows) cannot be read" in err and "--overwrite" in err, err
+
+
 @pytest.mark.parametrize("format", ["jaxconv.dump/1", None])
-def test_store_of_another_format_or_none_is_refused(demo_run, tmp_path, format):
-    store = _dump(demo_run, tmp_path, f"old{format is None}")
+def test_store_of_another_format_or_none_is_refused(clean, format):
+    store = _copy(clean, f"old{format is None}")
     group = zarr.open_group(str(store), mode="r+")
     if format is None:
         del group.attrs["format"]
@@ -85,34 +138,21 @@ def test_two_dumps_into_one_name_one_refuses(demo_run, tmp_path):
     """The first writer is held in the middle of its store; a second ``jaxconv dump`` of the same name refuses in
     one line naming the first (host, pid) and the lock file; the first completes the store a lone dump writes."""
     path = _lines(tmp_path / "both.txt")
-    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
+    pid, second = second_writer_while_first_holds(f"""
         import jaxconv.dump.store as store
         original = store.StoreWriter.write
         def write(self, start, block):
             if start == 16:
-                print("HELD", flush=True)
-                sys.stdin.readline()
+                hold()
             return original(self, start, block)
         store.StoreWriter.write = write
         from jaxconv.dump import dump_activations
         dump_activations({str(demo_run)!r}, input={str(path)!r}, chunk_rows=16, name="both")
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        assert first.stdout.readline() == "HELD\n", first.stderr.read()[-3000:]
-        second = subprocess.run([sys.executable, "-m", "jaxconv", "dump", "--workdir", str(demo_run), "--input",
-                                 str(path), "--chunk-rows", "16", "--name", "both"], capture_output=True, text=True,
-                                timeout=300, env=subprocess_env())
-        first.stdin.write("\n")
-        first.stdin.flush()
-        assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
+    """, ["dump", "--workdir", str(demo_run), "--input", str(path), "--chunk-rows", "16", "--name", "both"])
     err = second.stderr.strip().splitlines()
     assert second.returncode == 2 and len(err) == 1, second.stderr
     lock = f"{dump_path(demo_run, 'both')}.lock"
-    assert f"pid {first.pid} on host {socket.gethostname()}" in err[0] and lock in err[0], err[0]
+    assert f"pid {pid} on host {socket.gethostname()}" in err[0] and lock in err[0], err[0]
     assert not os.path.exists(lock)
     assert not any(p.name.endswith(".partial") for p in dump_path(demo_run, "both").parent.iterdir())
     clean = dump_activations(demo_run, input=path, chunk_rows=16, name="alone")

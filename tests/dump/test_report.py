@@ -9,14 +9,13 @@ import json
 import os
 import re
 import select
-import shutil
 import subprocess
 import tempfile
 import time
 
 import numpy as np
 import pytest
-from conftest import in_ci
+from helpers import CHROMIUM_FLAGS, chromium, chromium_exe
 
 from jaxconv.cli import main
 from jaxconv.dump import dump_activations, figures, load_dump
@@ -28,8 +27,6 @@ MARKUP = [
     "1 <script>document.title='x'</script> m00b m00a m00c w0001 w0002",
     '0 a <b>bold</b> & "quoted" <img src=x onerror=alert(1)> m01c m01a m01b w0003',
 ]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHADE = re.compile(r'style="background:rgba\(255,140,0,([\d.]+)\)" title="(-?[\d.]+)"')
 
 
@@ -224,31 +221,12 @@ def test_each_dump_gets_its_own_report_folder(report, small, capsys):
 # ------------------------------------------------------------------------------------------------ in a browser
 
 
-def _chromium_exe() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        message = "headless Chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
-        if in_ci():
-            pytest.fail(f"CI must check the report in a real browser: {message}")
-        pytest.skip(message)
-    return exe
-
-
-def _chromium(*args: str) -> subprocess.CompletedProcess:
-    exe = _chromium_exe()
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                              text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 class DevTools:
     """Headless Chromium driven over ``--remote-debugging-pipe`` (the DevTools protocol on fds 3 and 4, JSON
     messages ending in NUL): standard library only."""
 
     def __init__(self, url: str, timeout: float = 120):
-        exe = _chromium_exe()
+        exe = chromium_exe()
         self.profile = tempfile.TemporaryDirectory()
         to_chrome, self._write = os.pipe()
         self._read, from_chrome = os.pipe()
@@ -363,20 +341,20 @@ def test_report_in_headless_chromium(report, tmp_path):
     from PIL import Image
 
     index = (report / "index.html").as_uri()
-    dom = _chromium("--dump-dom", index).stdout
+    dom = chromium("--dump-dom", index).stdout
     assert "<title>jaxconv report: markup</title>" in dom
     links = re.findall(r'<a href="(filters/[^"]+\.html)">', dom)
     assert len(links) == 96
     page = (report / links[0]).resolve()
     assert page.is_file()
-    dom = _chromium("--dump-dom", page.as_uri()).stdout
+    dom = chromium("--dump-dom", page.as_uri()).stdout
     assert "<title>convs/0 filter 0: jaxconv report</title>" in dom                      # not set to 'x'
     assert "&lt;script&gt;document.title='x'&lt;/script&gt;" in dom                      # shown as text
     assert "<script" not in dom.lower() and "<img src=\"x\"" not in dom and "&lt;b&gt;bold&lt;/b&gt;" in dom
     assert dom.count('<tr class="ngram">') >= 1 and 'class="threshold' in dom and "Slot words" in dom
     assert dom.count("<svg") == 2                                                        # histogram, slot bars
     shot = tmp_path / "filter.png"
-    _chromium("--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
+    chromium("--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
     image = np.asarray(Image.open(shot).convert("RGB"), np.float32)
     assert image.shape[:2] == (1600, 1280)
     assert image.std() > 20 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50        # not blank

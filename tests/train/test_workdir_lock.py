@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import textwrap
 
 import pytest
-from conftest import subprocess_env
+from helpers import second_writer_while_first_holds
 
 pytestmark = pytest.mark.slow  # a training run
 
@@ -23,33 +18,21 @@ TINY = ["--config.data.synthetic.num_examples=600", "--config.data.max_buckets=2
 def test_second_training_on_one_workdir_refuses(tmp_path):
     workdir = tmp_path / "run"
     argv = ["train", "text_cnn", "--workdir", str(workdir), *TINY]
-    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
+    pid, second = second_writer_while_first_holds(f"""
         from jaxconv.train import trainer
         original, held = trainer.Trainer._epoch, []
         def epoch(self, e):
             if not held:   # hold the workdir in the middle of the run until told to go on
                 held.append(1)
-                print("HELD", flush=True)
-                sys.stdin.readline()
+                hold()
             return original(self, e)
         trainer.Trainer._epoch = epoch
         from jaxconv.cli import main
         sys.exit(main({argv!r}))
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        assert first.stdout.readline() == "HELD\n", first.stderr.read()[-3000:]
-        second = subprocess.run([sys.executable, "-m", "jaxconv", *argv], capture_output=True, text=True,
-                                timeout=300, env=subprocess_env())
-        first.stdin.write("\n")
-        first.stdin.flush()
-        assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
+    """, argv)
     err = second.stderr.strip().splitlines()
     assert second.returncode == 2 and len(err) == 1 and "Traceback" not in second.stderr, second.stderr
-    assert f"pid {first.pid} on host {socket.gethostname()}" in err[0] and str(workdir / ".lock") in err[0], err[0]
+    assert f"pid {pid} on host {socket.gethostname()}" in err[0] and str(workdir / ".lock") in err[0], err[0]
     assert not (workdir / ".lock").exists()
     records = [json.dumps(json.loads(line), sort_keys=True) for line in (workdir / "metrics.jsonl").open()]
     assert records and len(records) == len(set(records))
