@@ -32,20 +32,18 @@ from __future__ import annotations
 
 import numbers
 
+from jaxconv._format import QUOTE_LIMIT, quote
+
 __all__ = ["ArgumentIndexError", "check_count", "check_index", "check_texts", "shown", "SHOWN"]
 
-#: How many characters of a value's ``repr`` an error message quotes.
-SHOWN = 80
+#: How many characters of a value a message quotes (one limit for every message: :func:`jaxconv._format.quote`).
+SHOWN = QUOTE_LIMIT
+#: A value quoted in a message: its ``repr``, a string's text cut to :data:`SHOWN` characters (``...`` marks the cut).
+shown = quote
 
 
 class ArgumentIndexError(IndexError, ValueError):
     """An index argument outside its range: an ``IndexError`` and a ``ValueError`` both."""
-
-
-def shown(value) -> str:
-    """``repr(value)``, cut to :data:`SHOWN` characters (``...`` marks the cut)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
 
 
 def _is_int(value) -> bool:

@@ -52,7 +52,7 @@ def test_the_rule_itself():
     with pytest.raises(ValueError, match=re.escape("f: i=4 is out of range; expected an int with 0 <= i < 4.")):
         check_index("f", "i", 4, 4)
     assert check_texts("f", "texts", "a b") == ["a b"] and check_texts("f", "texts", ("a", "b")) == ["a", "b"]
-    assert len(shown("x" * 500)) == 80
+    assert shown("x" * 500) == repr("x" * 80 + "...")
     assert issubclass(ArgumentIndexError, IndexError) and issubclass(ArgumentIndexError, ValueError)
 
 
