@@ -1,0 +1,67 @@
+"""Bad settings refused by ``jaxconv train`` in one line naming the field, the value and what is expected: seeds out
+of range, a synthetic corpus too small to split, an ``hf:`` source without its package, a user's config file whose
+``get_config`` raises. All are refused before any training, in-process."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+
+import pytest
+
+from jaxconv.cli import main
+
+
+def _error_lines(err: str) -> list[str]:
+    """The stderr lines that are not jaxconv's INFO logs."""
+    return [line for line in err.splitlines() if not re.match(r"INFO:jaxconv\.\w+:", line)]
+
+
+def _train(capsys, workdir, *args) -> tuple[int, list[str]]:
+    rc = main(["train", "text_cnn", "--workdir", str(workdir), "--config.progress=false", *args])
+    return rc, _error_lines(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("--config.seed=99999999999999999999999", "config.seed=99999999999999999999999: expected an int in "
+                                              "[0, 2**63 - 1] (the run's one source of randomness)."),
+    ("--config.seed=-1", "config.seed=-1: expected an int in [0, 2**63 - 1] (the run's one source of randomness)."),
+    ("--config.data.split_seed=-3", "config.data.split_seed=-3: expected an int in [0, 2**63 - 1]"),
+    ("--config.data.synthetic.num_examples=5", "config.data.synthetic.num_examples=5: expected an int >= 10 (the "
+                                               "corpus size; its train/dev/test split (0.8, 0.1, 0.1) needs that many "
+                                               "to give each part an example)."),
+])
+def test_bad_seed_and_corpus_size_name_their_field(capsys, tmp_path, arg, message):
+    rc, lines = _train(capsys, tmp_path / "w", arg)
+    assert rc == 2
+    assert len(lines) == 1 and lines[0].startswith(f"jaxconv train: error: {message}"), lines
+    assert not (tmp_path / "w").exists()
+
+
+def test_hf_source_without_datasets_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)   # `import datasets` raises ImportError
+    rc, lines = _train(capsys, tmp_path / "w", "--config.data.name=hf:imdb")
+    assert rc == 2
+    assert lines == ["jaxconv train: error: config.data.name='hf:imdb': load_hf_dataset needs the Hugging Face "
+                     "`datasets` package: pip install datasets"]
+
+
+@pytest.mark.parametrize("body, kind", [
+    ("raise RuntimeError('no GPU here')", "RuntimeError: no GPU here"),
+    ("return config.model.no_such_field", "AttributeError: \"'no_such_field'\""),
+])
+def test_config_file_whose_get_config_raises_names_file_and_line(capsys, tmp_path, body, kind):
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent(f"""\
+        from jaxconv.configs import text_cnn
+
+        def get_config(preset=None):
+            config = text_cnn.get_config("synthetic")
+            {body}
+    """))
+    rc = main(["train", str(path), "--workdir", str(tmp_path / "w")])
+    lines = _error_lines(capsys.readouterr().err)
+    assert rc == 2
+    assert lines == [f"jaxconv train: error: config {str(path)!r}: get_config(None) failed: {kind} "
+                     f"(at {path} line 5)"]
