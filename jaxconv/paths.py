@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_lib
+import json
 import os
 from etils import epath
 
-__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error"]
+__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error",
+           "CorruptFileError", "read_json", "json_error_text"]
 
 #: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
 REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
@@ -58,6 +60,31 @@ def prepare_workdir(workdir: str | os.PathLike, *, create: bool = True) -> epath
         raise WorkdirError(f"--workdir {path} cannot be created or reached: {type(e).__name__}: "
                            f"{' '.join(str(e).split())}.{hint}") from None
     return path
+
+
+class CorruptFileError(ValueError):
+    """A run's file (``config.json``, ``run.json``, a ``metrics.jsonl`` line) that is not the JSON it should be; the
+    message names the file and says whether and how the run goes on."""
+
+
+def json_error_text(error: ValueError) -> str:
+    """``JSONDecodeError: Expecting value: line 2 column 1 (char 9)``, cut to ~80 characters."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def read_json(path: str | os.PathLike, *, what: str, fix: str):
+    """The JSON value in ``path`` (a run's ``what``, e.g. ``"config"``).
+
+    Raises:
+      CorruptFileError: the file is not valid JSON (or not UTF-8): ``cannot read the <what> <path>
+        (JSONDecodeError: ...); <fix>`` in one line, ``fix`` saying what to do.
+    """
+    path = as_path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+        raise CorruptFileError(f"cannot read the {what} {path} ({json_error_text(e)}); {fix}") from None
 
 
 def os_error_text(code: int) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from etils import epath
 
 from jaxconv.train.tensorboard import ScalarWriter
-from jaxconv.paths import append_bytes, is_remote, write_text
+from jaxconv.paths import CorruptFileError, append_bytes, is_remote, json_error_text, write_text
 
 __all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
 
@@ -44,16 +44,29 @@ def _clean(value):
 
 
 def read_metrics(path: str | os.PathLike, split: str | None = None) -> list[dict]:
-    """The records of a ``metrics.jsonl`` or of the one in a workdir (all, or one ``split``)."""
+    """The records of a ``metrics.jsonl`` or of the one in a workdir (all, or one ``split``).
+
+    Raises:
+      CorruptFileError: a line is not a JSON object; the message names the file and the line, and says that the run
+        resumes once the line is removed (the records are a log: the checkpoints do not depend on them).
+    """
     path = epath.Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     out = []
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if line.strip():
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise ValueError(f"a JSON {type(rec).__name__}, not an object")
+            except ValueError as e:
+                raise CorruptFileError(
+                    f"cannot read line {number} of the metrics {path} ({json_error_text(e)}); the checkpoints do not "
+                    f"depend on it, so the run can resume: delete that line (or fix it) and run the same command "
+                    f"again.") from None
             if split is None or rec.get("split") == split:
                 out.append(rec)
     return out

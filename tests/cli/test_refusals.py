@@ -5,6 +5,7 @@ of range, a synthetic corpus too small to split, an ``hf:`` source without its p
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import textwrap
 
@@ -65,3 +66,46 @@ def test_config_file_whose_get_config_raises_names_file_and_line(capsys, tmp_pat
     assert rc == 2
     assert lines == [f"jaxconv train: error: config {str(path)!r}: get_config(None) failed: {kind} "
                      f"(at {path} line 5)"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A run's corrupt JSON files: named, with whether and how the run goes on
+# ---------------------------------------------------------------------------------------------------------------
+
+REWRITE = ("the checkpoints are intact: run the jaxconv train command that made the run again (it rewrites the file "
+           "and resumes or re-scores) or restore the file.")
+
+
+@pytest.mark.parametrize("name, what, fix", [
+    ("config.json", "run's config", REWRITE),
+    ("vocab.json", "run's vocabulary", REWRITE),
+    ("run.json", "run's description", "it holds the classes, tokenizer and data fingerprint the run needs, so the run "
+                                      "can be neither loaded nor resumed without it: restore the file, or train anew "
+                                      "in a new --workdir."),
+])
+def test_corrupt_run_file_is_named_with_what_to_do(capsys, tmp_path, demo_run, name, what, fix):
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    (run / name).write_text('{"a": 1}\n{bad\n')
+    rc = main(["predict", "--workdir", str(run), "fine"])
+    lines = _error_lines(capsys.readouterr().err)
+    assert rc == 2
+    assert lines == [f"jaxconv predict: error: cannot read the {what} {run / name} (JSONDecodeError: Extra data: "
+                     f"line 2 column 1 (char 9)); {fix}"]
+
+
+def test_corrupt_metrics_line_is_named_and_the_run_resumes_once_it_is_removed(capsys, tmp_path, demo_run):
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (run / "metrics.jsonl").write_text("".join(lines[:1] + ["{bad\n"] + lines[1:]))
+    before = (run / "final_metrics.json").read_text()
+    argv = ["train", "text_cnn", "--workdir", str(run), "--config.progress=false"]
+    assert main(argv) == 2
+    assert _error_lines(capsys.readouterr().err) == [
+        f"jaxconv train: error: cannot read line 2 of the metrics {run / 'metrics.jsonl'} (JSONDecodeError: Expecting "
+        f"property name enclosed in double quotes: line 1 column 2 (char 1)); the checkpoints do not depend on it, so "
+        f"the run can resume: delete that line (or fix it) and run the same command again."]
+    assert (run / "final_metrics.json").read_text() == before   # nothing rewritten
+    (run / "metrics.jsonl").write_text("".join(lines))
+    assert main(argv) == 0
