@@ -15,7 +15,7 @@ import os
 from etils import epath
 
 __all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error",
-           "CorruptFileError", "read_json", "json_error_text"]
+           "CorruptFileError", "read_json", "json_error_text", "naming_write_errors"]
 
 #: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
 REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
@@ -99,6 +99,34 @@ def write_error(path, error: OSError, what: str) -> WorkdirError:
                        f"file system) and run the same command again.")
     out.errno = error.errno
     return out
+
+
+#: Errors of a write that failed for want of room or rights: named as a write to the target even when the library
+#: that wrote (zarr, matplotlib) named a file inside it.
+WRITE_ERRNOS = (errno_lib.ENOSPC, errno_lib.EDQUOT, errno_lib.EROFS, errno_lib.EFBIG)
+
+
+@contextlib.contextmanager
+def naming_write_errors(path: str | os.PathLike, what: str):
+    """Inside, a failed write (:data:`WRITE_ERRNOS`, or any ``OSError`` with an errno that names no file, as a full
+    disk under ``f.write`` does) becomes the :class:`WorkdirError` of :func:`write_error`: one line naming ``what``
+    at ``path`` and the cause. Other errors pass unchanged.
+
+    >>> with naming_write_errors("/runs/x/dumps/test", "the dump"):
+    ...     raise OSError(errno_lib.ENOSPC, "No space left on device")
+    Traceback (most recent call last):
+    ...
+    jaxconv.paths.WorkdirError: cannot write the dump /runs/x/dumps/test: No space left on device (ENOSPC); what \
+it held before is intact. Free space (or fix the file system) and run the same command again.
+    """
+    try:
+        yield
+    except WorkdirError:
+        raise
+    except OSError as e:
+        if e.errno is None or (e.filename is not None and e.errno not in WRITE_ERRNOS):
+            raise
+        raise write_error(path, e, what) from e
 
 
 def write_text(path: str | os.PathLike, text: str, *, what: str = "the file") -> None:

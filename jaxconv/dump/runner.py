@@ -26,6 +26,7 @@ from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
+from jaxconv.paths import naming_write_errors
 
 __all__ = ["dump_activations", "DumpResult", "DTYPES", "resolve_layers", "dump_path"]
 
@@ -281,6 +282,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
                      imported_from=run.source)
         fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
                                 dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
+        held.enter_context(naming_write_errors(final.parent / (final.name + dstore.PARTIAL), "the dump"))
         writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
             else None
         start = writer.start_row if writer is not None else 0

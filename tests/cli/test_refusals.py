@@ -4,6 +4,8 @@ of range, a synthetic corpus too small to split, an ``hf:`` source without its p
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import sys
@@ -109,3 +111,50 @@ def test_corrupt_metrics_line_is_named_and_the_run_resumes_once_it_is_removed(ca
     assert (run / "final_metrics.json").read_text() == before   # nothing rewritten
     (run / "metrics.jsonl").write_text("".join(lines))
     assert main(argv) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A full disk under a dump or a report: the target is named, and the same command goes on once there is room
+# ---------------------------------------------------------------------------------------------------------------
+
+NO_SPACE = "No space left on device (ENOSPC); what it held before is intact. Free space (or fix the file system) and " \
+           "run the same command again."
+
+
+@pytest.mark.slow  # two dumps
+def test_full_disk_during_a_dump_names_the_store_and_the_dump_resumes(capsys, tmp_path, demo_run, monkeypatch):
+    import zarr.storage._local as zarr_local
+
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    real_put = zarr_local._put
+
+    def put(path, value, exclusive=False):   # the disk fills as the third block of rows is written
+        if "/c/2" in str(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_put(path, value, exclusive)
+
+    monkeypatch.setattr(zarr_local, "_put", put)
+    argv = ["dump", "--workdir", str(run), "--name", "full", "--chunk-rows", "50", "--layers", "convs/0"]
+    assert main(argv) == 2
+    partial = run / "dumps" / "full" / "activations.zarr.partial"
+    assert _error_lines(capsys.readouterr().err) == [f"jaxconv dump: error: WorkdirError: cannot write the dump "
+                                                     f"{partial}: {NO_SPACE}"]
+    monkeypatch.setattr(zarr_local, "_put", real_put)
+    assert main(argv) == 0
+    assert "resumed at row 100" in capsys.readouterr().out
+
+
+def test_full_disk_during_a_report_names_the_report(capsys, tmp_path, demo_dump, monkeypatch):
+    import matplotlib.figure
+
+    run = tmp_path / "run"
+    shutil.copytree(demo_dump, run)
+
+    def savefig(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    assert main(["report", "--workdir", str(run)]) == 2
+    assert _error_lines(capsys.readouterr().err) == [f"jaxconv report: error: WorkdirError: cannot write the report "
+                                                     f"{run / 'report' / 'test'}: {NO_SPACE}"]
