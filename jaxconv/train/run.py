@@ -25,7 +25,7 @@ from jaxconv.models import load_word_vectors
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.data.pipeline import DataPipeline
-from jaxconv.train.metrics import MetricsWriter
+from jaxconv.train.metrics import MetricsWriter, exploded_loss
 from jaxconv.train.optim import learning_rate_at, make_schedule, schedule_steps, sparse_embedding_settings
 from jaxconv.train.state import RunState, StateSpec, TrainState, Window, init_state, make_spec
 from jaxconv.train.reopen import PATH_FIELDS, absolute_data_paths, check_same_data, same_path
@@ -89,6 +89,7 @@ class TrainingRun:
       started: ``time.time()`` when this invocation opened the run; wall_before: wall seconds of earlier invocations.
       task: :class:`~jaxconv.train.tasks.Task` (classify or next_token).
       window_started: training seconds (the loop's clock) when the open train window began.
+      loss_warned: the exploded-loss warning was given (once per invocation; :func:`~jaxconv.train.metrics.exploded_loss`).
     """
 
     config: Any
@@ -107,6 +108,7 @@ class TrainingRun:
     wall_before: float
     task: Task
     window_started: float = 0.0
+    loss_warned: bool = False
 
     @property
     def epochs(self) -> int:
@@ -174,9 +176,15 @@ class TrainingRun:
         if w.steps == 0:
             return None
         rate = w.sums["count"] / max(now - self.window_started, 1e-9)
+        lr = learning_rate_at(self.learning_rate, step - 1)
         rec = self.metrics.write("train", step, self.rs.epoch + 1, **self.metrics_of(w.sums), examples_per_sec=rate,
-                                 steps=w.steps, learning_rate=learning_rate_at(self.learning_rate, step - 1))
+                                 steps=w.steps, learning_rate=lr)
         self.rs.window, self.window_started = Window(), now
+        warning = exploded_loss(rec["loss"], self.data.num_classes, step, self.rs.epoch + 1,
+                                float(self.config.train.learning_rate))
+        if warning and not self.loss_warned and self.primary:
+            logger.warning(warning)
+            self.loss_warned = True
         return rec
 
     @property
