@@ -26,6 +26,7 @@ from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
+from jaxconv.interrupts import Interrupted
 from jaxconv.paths import naming_write_errors
 
 __all__ = ["dump_activations", "DumpResult", "DTYPES", "resolve_layers", "dump_path"]
@@ -294,7 +295,12 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
                  name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
                  f", resuming at row {start}" if start else "")
         t1 = time.perf_counter()
-        _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+        try:
+            _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+        except KeyboardInterrupt:
+            done = int(writer.group.attrs["rows_written"]) if writer is not None else start
+            raise Interrupted(f"the dump stopped with {done} of {n} rows written to {writer.partial if writer else final}"
+                              f"; the same command resumes it from row {done}.") from None
         stream = time.perf_counter() - t1
         path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
         seconds = time.perf_counter() - t0

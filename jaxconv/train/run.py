@@ -156,6 +156,15 @@ class TrainingRun:
         log_every = max(int(self.config.train.log_every_steps), 0)
         return bool(log_every) and step % log_every == 0
 
+    def interrupted_text(self) -> str:
+        """Where an interrupted run stopped and where the same command resumes it (:class:`jaxconv.interrupts.
+        Interrupted`)."""
+        saved = self.ckpts.latest_step()
+        then = (f"the same command resumes from the checkpoint of step {saved} ({self.ckpts.path('latest')})"
+                if saved is not None else f"no checkpoint was saved yet in {self.ckpts.path('latest')}, so the same "
+                                          f"command starts the training over")
+        return f"training stopped at step {self.rs.step} (epoch {self.rs.epoch + 1} of {self.epochs}); {then}."
+
     def log_due(self, before: int) -> bool:
         """Whether the updates since ``before`` passed a multiple of ``log_every_steps`` (a train record is due)."""
         every = max(int(self.config.train.log_every_steps), 0)
