@@ -26,6 +26,7 @@ from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
+from jaxconv.footprint import check_fits, model_footprint
 from jaxconv.interrupts import Interrupted
 from jaxconv.paths import naming_write_errors
 
@@ -253,6 +254,9 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, laye
         if batch_size is None:
             batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
         jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
+        check_fits(model_footprint(run.config, model=run.model), batch=int(batch_size), length=length,
+                   batch_field="--batch-size", length_field="--input", training=False, devices=ndev,
+                   length_fix="split the longest texts into shorter ones")
         facts, spans = layer_facts(run.model, layers, length)
         rows = rows_per_chunk(facts, dtype, scan.num_examples, chunk_rows)
         adapter = get_adapter(run.config)

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from jaxconv.configs import check_complete, reference_config, validate
+from jaxconv.footprint import check_fits, model_footprint
 from jaxconv.models import load_word_vectors
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
@@ -301,6 +302,9 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     data = task.build_data(config)
     if saved is not None:
         check_same_data(workdir, data, config)
+    check_fits(model_footprint(config, len(data.vocab), data.num_classes), batch=int(tc.batch_size),
+               length=max(data.train.bucket_lengths), batch_field="train.batch_size", length_field="data.max_length",
+               training=True, devices=mesh.devices.size)    # sizes beyond memory, before anything is allocated
     root = jax.random.key(int(config.seed))
     pretrained = None
     if "vectors" in config.model and config.model.vectors:   # word vectors: Kim's CNN only
