@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_lib
+import json
 import os
 from etils import epath
 
-__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error"]
+__all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error",
+           "CorruptFileError", "read_json", "json_error_text", "naming_write_errors"]
 
 #: URI schemes that etils.epath sends to fsspec / tf.io.gfile instead of the local file system.
 REMOTE_PREFIXES = ("gs://", "s3://", "az://", "hf://")
@@ -60,6 +62,31 @@ def prepare_workdir(workdir: str | os.PathLike, *, create: bool = True) -> epath
     return path
 
 
+class CorruptFileError(ValueError):
+    """A run's file (``config.json``, ``run.json``, a ``metrics.jsonl`` line) that is not the JSON it should be; the
+    message names the file and says whether and how the run goes on."""
+
+
+def json_error_text(error: ValueError) -> str:
+    """``JSONDecodeError: Expecting value: line 2 column 1 (char 9)``, cut to ~80 characters."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def read_json(path: str | os.PathLike, *, what: str, fix: str):
+    """The JSON value in ``path`` (a run's ``what``, e.g. ``"config"``).
+
+    Raises:
+      CorruptFileError: the file is not valid JSON (or not UTF-8): ``cannot read the <what> <path>
+        (JSONDecodeError: ...); <fix>`` in one line, ``fix`` saying what to do.
+    """
+    path = as_path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+        raise CorruptFileError(f"cannot read the {what} {path} ({json_error_text(e)}); {fix}") from None
+
+
 def os_error_text(code: int) -> str:
     """``28`` -> ``"No space left on device (ENOSPC)"``: the message and the symbolic name of an errno."""
     return f"{os.strerror(code)} ({errno_lib.errorcode.get(code, code)})"
@@ -72,6 +99,34 @@ def write_error(path, error: OSError, what: str) -> WorkdirError:
                        f"file system) and run the same command again.")
     out.errno = error.errno
     return out
+
+
+#: Errors of a write that failed for want of room or rights: named as a write to the target even when the library
+#: that wrote (zarr, matplotlib) named a file inside it.
+WRITE_ERRNOS = (errno_lib.ENOSPC, errno_lib.EDQUOT, errno_lib.EROFS, errno_lib.EFBIG)
+
+
+@contextlib.contextmanager
+def naming_write_errors(path: str | os.PathLike, what: str):
+    """Inside, a failed write (:data:`WRITE_ERRNOS`, or any ``OSError`` with an errno that names no file, as a full
+    disk under ``f.write`` does) becomes the :class:`WorkdirError` of :func:`write_error`: one line naming ``what``
+    at ``path`` and the cause. Other errors pass unchanged.
+
+    >>> with naming_write_errors("/runs/x/dumps/test", "the dump"):
+    ...     raise OSError(errno_lib.ENOSPC, "No space left on device")
+    Traceback (most recent call last):
+    ...
+    jaxconv.paths.WorkdirError: cannot write the dump /runs/x/dumps/test: No space left on device (ENOSPC); what \
+it held before is intact. Free space (or fix the file system) and run the same command again.
+    """
+    try:
+        yield
+    except WorkdirError:
+        raise
+    except OSError as e:
+        if e.errno is None or (e.filename is not None and e.errno not in WRITE_ERRNOS):
+            raise
+        raise write_error(path, e, what) from e
 
 
 def write_text(path: str | os.PathLike, text: str, *, what: str = "the file") -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from jaxconv._args import check_count, check_texts, shown
-from jaxconv.paths import as_path, write_text
+from jaxconv.paths import CorruptFileError, as_path, json_error_text, read_json, write_text
 
 __all__ = ["Run", "load_run", "CHECKPOINTS", "write_run_info", "read_run_info"]
 
@@ -217,9 +217,15 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
     for name in ("config.json", "vocab.json"):
         if not (path / name).exists():
             raise FileNotFoundError(f"workdir {path} has no {name}; it is not a finished or started jaxconv run.")
-    config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
+    rewrite = (f"the checkpoints are intact: run the jaxconv train command that made the run again (it rewrites "
+               f"the file and resumes or re-scores) or restore the file.")
+    config = ml_collections.ConfigDict(read_json(path / "config.json", what="run's config", fix=rewrite))
     config.lock()
-    vocab = Vocab.load(path / "vocab.json")
+    try:
+        vocab = Vocab.load(path / "vocab.json")
+    except (ValueError, KeyError, TypeError) as e:
+        raise CorruptFileError(f"cannot read the run's vocabulary {path / 'vocab.json'} ({json_error_text(e)}); "
+                               f"{rewrite}") from None
     info = read_run_info(path) or {}
     kind = checkpoint if isinstance(checkpoint, str) else "latest"
     ckpts = Checkpoints(path / "checkpoints", keep=max(int(config.train.keep), 1))
@@ -274,6 +280,15 @@ def write_run_info(workdir, data: Any) -> dict:
 
 
 def read_run_info(workdir: str | os.PathLike) -> dict | None:
-    """``workdir/run.json`` as a dict, or None when the run predates it."""
+    """``workdir/run.json`` as a dict, or None when the run predates it.
+
+    Raises:
+      CorruptFileError: the file is not JSON; the message names it and what to do (the run can be neither loaded
+        nor resumed without it).
+    """
     path = as_path(workdir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    return read_json(path, what="run's description", fix="it holds the classes, tokenizer and data fingerprint the "
+                     "run needs, so the run can be neither loaded nor resumed without it: restore the file, or train "
+                     "anew in a new --workdir.")

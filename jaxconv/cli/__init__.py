@@ -18,7 +18,8 @@ Subcommands:
 - ``jaxconv predict --workdir RUN TEXT [TEXT ...]``: each text's predicted class and probabilities, and the filters
   for and against it with their n-grams and contributions (:meth:`jaxconv.Run.evidence`).
 
-Bad arguments and named failures give one line on stderr and exit status 2, never a traceback.
+Bad arguments and named failures give one line on stderr and exit status 2, never a traceback; Ctrl-C gives one
+line saying where the work stopped and exit status 130.
 
 >>> main(["shape", "--input", "50x300", "--filters", "111", "--kernel-size", "5"])  # doctest: +ELLIPSIS
 Conv1D: input (length=50, in=300) -> output (46, 111)
@@ -38,6 +39,7 @@ from jaxconv.cli import ablate, dump, explain, imports, predict, report, shape, 
 from jaxconv.cli._common import CliError, Parser
 from jaxconv.cli.shape import LayerSpec, shape_report
 from jaxconv.configs import split_override_args
+from jaxconv.interrupts import EXIT_INTERRUPTED
 
 __all__ = ["main", "shape_report", "LayerSpec", "CliError"]
 
@@ -77,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             raise CliError(f"choose a command: {', '.join(COMMANDS)} (jaxconv --help)")
         return args.func(args)
+    except KeyboardInterrupt as e:
+        # Ctrl-C: one line, where the work stopped (jaxconv.interrupts.Interrupted says) and that it resumes.
+        where = " ".join(str(e).split()) or "nothing is lost; run the same command again to go on"
+        print(f"{prog}: interrupted: {where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `jaxconv shape ... | head`
         sys.stdout = open(os.devnull, "w")
         return 0

@@ -21,10 +21,12 @@ def report_dir(workdir, dump: str):
 def _listing(reports) -> None:
     """``RUN/report/index.html``: a link to each dump's report there."""
     from jaxconv.dump.report_html import escape, page
+    from jaxconv.paths import write_text
 
     names = sorted(p.name for p in reports.iterdir() if (p / "index.html").exists())
     items = "".join(f'<li><a href="{escape(n)}/index.html">{escape(n)}</a></li>' for n in names)
-    (reports / "index.html").write_text(page("jaxconv reports", f"<h1>Reports of this run's dumps</h1><ul>{items}</ul>"))
+    write_text(reports / "index.html", page("jaxconv reports", f"<h1>Reports of this run's dumps</h1><ul>{items}</ul>"),
+               what="the list of reports")
 
 
 def make_report(workdir, dump: str | None = None, out=None, *, examples: int = 3):

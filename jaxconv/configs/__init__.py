@@ -30,6 +30,7 @@ import inspect
 import pathlib
 import pkgutil
 import sys
+import traceback
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -142,6 +143,14 @@ def _kind_config(name: str) -> types.ModuleType | None:
     return module
 
 
+def _where(error: BaseException, module: types.ModuleType) -> str:
+    """`` (at FILE line N)``: the deepest line of a user's config file in ``error``'s traceback, or ``""`` (also
+    for the built-in configs, whose messages say what to do)."""
+    file = None if module.__name__.startswith("jaxconv.") else getattr(module, "__file__", None)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if file and f.filename == file]
+    return f" (at {frames[-1].filename} line {frames[-1].lineno})" if frames else ""
+
+
 def _call_get_config(module: types.ModuleType, spec: str, preset: str | None):
     params = [p for p in inspect.signature(module.get_config).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -150,7 +159,10 @@ def _call_get_config(module: types.ModuleType, spec: str, preset: str | None):
     try:
         config = module.get_config(preset) if params else module.get_config()
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"config {spec!r}: get_config({preset!r}) failed: {e}") from None
+        raise ConfigError(f"config {spec!r}: get_config({preset!r}) failed: {e}{_where(e, module)}") from None
+    except Exception as e:  # a bug in a user's config file (RuntimeError, AttributeError, ...): where it is
+        raise ConfigError(f"config {spec!r}: get_config({preset!r}) failed: {type(e).__name__}: {e}"
+                          f"{_where(e, module)}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"config {spec!r}: get_config returned {type(config).__name__}; expected an "
                           f"ml_collections.ConfigDict.")

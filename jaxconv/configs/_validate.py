@@ -17,16 +17,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jaxconv.configs.rules import int_min, ints_min, is_int, one_of, real
+from jaxconv.configs.rules import int_min, int_range, ints_min, is_int, one_of, real
 
-__all__ = ["validate", "RULES", "LR_SCHEDULES"]
+__all__ = ["validate", "RULES", "LR_SCHEDULES", "MAX_SEED"]
 
 #: ``config.train.lr_schedule`` values (:func:`jaxconv.train.optim.make_schedule`).
 LR_SCHEDULES = ("constant", "cosine", "linear_warmup_cosine", "step")
 
 
+#: The largest seed: seeds become int64 (JAX's keys, numpy's generators); a larger one would overflow.
+MAX_SEED = 2**63 - 1
+
 #: ``(dotted key, (check, what it expects), what the field is)``; keys are relative to the config root.
 RULES: tuple[tuple[str, tuple[Callable[[Any], bool], str], str], ...] = (
+    ("seed", int_range(0, MAX_SEED, "2**63 - 1"), "the run's one source of randomness"),
+    ("data.split_seed", int_range(0, MAX_SEED, "2**63 - 1"), "the seed of the folds and hold-outs"),
     ("data.min_count", int_min(1), "the fewest occurrences that give a token its own id"),
     ("data.max_vocab", ((lambda v: is_int(v) and (v == 0 or v >= 2)), "0 (no limit) or an int >= 2"),
      "ids in total, <pad> and <unk> included"),
@@ -77,9 +82,25 @@ def _problems(config) -> list[str]:
     if is_int(folds) and folds >= 2 and not (is_int(fold) and 0 <= fold < folds):
         out.append(f"config.data.fold={fold!r}: expected an int with 0 <= fold < config.data.num_folds={folds} (the "
                    f"cross-validation fold used as test set)")
+    out += _synthetic_problems(config)
     if kind is not None and kind.check is not None:
         out += kind.check(config)
     return sorted(out)
+
+
+def _synthetic_problems(config) -> list[str]:
+    """``config.data.synthetic.num_examples`` of a synthetic run: enough for an example in each part of the split.
+    Each part gets ``round(fraction * N)`` examples, so ``N >= 1 / min(fraction)`` gives each one at least one."""
+    if config.data.name != "synthetic" or "synthetic" not in config.data:
+        return []
+    from jaxconv.data.synthetic import DEFAULT_SPLIT
+
+    least = round(1 / min(DEFAULT_SPLIT))
+    n = config.data.synthetic.get("num_examples")
+    if is_int(n) and n >= least:
+        return []
+    return [f"config.data.synthetic.num_examples={n!r}: expected an int >= {least} (the corpus size; its "
+            f"train/dev/test split {DEFAULT_SPLIT} needs that many to give each part an example)"]
 
 
 def validate(config) -> None:

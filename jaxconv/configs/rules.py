@@ -9,6 +9,8 @@ that fails its check as ``config.<key>=<value>: expected <expected> (<what>)``. 
 (True, False, 'a float in [0, 1)')
 >>> int_min(1)[1], ints_min(1, optional=True)[1]
 ('an int >= 1', 'None or a non-empty tuple of ints >= 1')
+>>> int_range(0, 2**63 - 1, "2**63 - 1")[1]
+'an int in [0, 2**63 - 1]'
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["is_int", "is_real", "int_min", "ints_min", "real", "one_of"]
+__all__ = ["is_int", "is_real", "int_min", "int_range", "ints_min", "real", "one_of"]
 
 Check = tuple[Callable[[Any], bool], str]
 
@@ -35,6 +37,11 @@ def is_real(v) -> bool:
 def int_min(minimum: int) -> Check:
     """An int ``>= minimum``."""
     return (lambda v: is_int(v) and v >= minimum), f"an int >= {minimum}"
+
+
+def int_range(lo: int, hi: int, text: str | None = None) -> Check:
+    """An int in ``[lo, hi]`` (both ends included); ``text`` names ``hi`` when its digits say little."""
+    return (lambda v: is_int(v) and lo <= v <= hi), f"an int in [{lo}, {text or hi}]"
 
 
 def ints_min(minimum: int, *, optional: bool = False) -> Check:

@@ -144,7 +144,10 @@ def load_dataset(config) -> jdata.TextDataset:
         return jdata.load_files(d.train, d.dev or None, d.test or None, format=d.format, text_field=d.text_field,
                                 label_field=d.label_field, on_error=d.on_error)
     if name.startswith(("hf:", "tfds:")):
-        return jdata.load_named_source(name)
+        try:
+            return jdata.load_named_source(name)
+        except ImportError as e:   # the optional package is missing: a bad setting for this install, one line
+            raise ValueError(f"config.data.name={name!r}: {e}") from None
     return jdata.load_named_source(name, root=data_root(config), on_error=d.on_error)
 
 

@@ -209,7 +209,11 @@ def make_planted_motif_corpus(num_examples: int = 2000, *, num_classes: int = 2,
                            num_classes=num_classes, positions=positions, decoys=decoys, config=config)
 
 
-def synthetic_dataset(num_examples: int = 2000, *, split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+#: The train/dev/test fractions of :func:`synthetic_dataset` (and so of ``config.data.name="synthetic"``).
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+
+
+def synthetic_dataset(num_examples: int = 2000, *, split: tuple[float, float, float] = DEFAULT_SPLIT,
                       split_seed: int | None = None, **corpus_kwargs) -> TextDataset:
     """A :class:`TextDataset` named ``"synthetic"``: train/dev/test of a planted-motif corpus.
 

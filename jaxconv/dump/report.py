@@ -33,6 +33,7 @@ from jaxconv.dump.examples_page import write_examples_page
 from jaxconv.dump.report_filter import FilterRow, filter_page, filter_row, threshold_text
 from jaxconv.dump.report_html import escape as _e
 from jaxconv.dump.report_html import filter_slug, page
+from jaxconv.paths import naming_write_errors
 
 __all__ = ["write_report", "ReportResult", "chosen_examples", "HEATMAP_EXAMPLES", "Column", "Page", "filter_slug",
            "SEARCH_SCRIPT"]
@@ -233,14 +234,22 @@ def write_report(dump, out_dir, *, examples: int | Sequence[int] = 3, top_k: int
       columns: extra per-filter columns of the index (:class:`Column`; each filter's page shows its values too),
         after the report's own: what zeroing each filter costs (when ``jaxconv ablate`` saved it beside the dump)
         and the class probe's weight (:mod:`jaxconv.dump.report_why`); pages: extra pages (:class:`Page`).
+
+    Raises:
+      jaxconv.paths.WorkdirError: a write failed (a full disk): one line naming ``out_dir`` and the cause.
     """
     from etils import epath
 
+    out = epath.Path(os.fspath(out_dir))
+    with naming_write_errors(out, "the report"):
+        return _write_report(dump, out, examples, top_k, slot_k, shade_max, columns, pages)
+
+
+def _write_report(dump, out, examples, top_k, slot_k, shade_max, columns, pages) -> ReportResult:
     from jaxconv.dump.report_why import why_columns
 
     chosen = chosen_examples(examples, dump.num_examples)         # bad input refused before anything is written
     columns = [*columns, *why_columns(dump)]
-    out = epath.Path(os.fspath(out_dir))
     (out / "filters").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     dump.column("words")

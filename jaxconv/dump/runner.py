@@ -27,6 +27,9 @@ from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
+from jaxconv.footprint import check_fits, model_footprint
+from jaxconv.interrupts import Interrupted
+from jaxconv.paths import naming_write_errors
 
 __all__ = ["dump_activations", "DumpResult", "DTYPES", "resolve_layers", "dump_path"]
 
@@ -277,6 +280,9 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
         if batch_size is None:
             batch_size = -(-int(run.config.train.eval_batch_size or run.config.train.batch_size) // ndev) * ndev
         jmesh.check_batch_size(int(batch_size), mesh, name="--batch-size")
+        check_fits(model_footprint(run.config, model=run.model), batch=int(batch_size), length=length,
+                   batch_field="--batch-size", length_field="--input", training=False, devices=ndev,
+                   length_fix="split the longest texts into shorter ones")
         facts, spans = layer_facts(run.model, layers, length)
         rows = rows_per_chunk(facts, dtype, scan.num_examples, chunk_rows)
         adapter = get_adapter(run.config)
@@ -307,6 +313,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
                      imported_from=run.source)
         fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
                                 dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
+        held.enter_context(naming_write_errors(final.parent / (final.name + dstore.PARTIAL), "the dump"))
         writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
             else None
         start = writer.start_row if writer is not None else 0
@@ -318,7 +325,12 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
                  name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
                  f", resuming at row {start}" if start else "")
         t1 = time.perf_counter()
-        _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+        try:
+            _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+        except KeyboardInterrupt:
+            done = int(writer.group.attrs["rows_written"]) if writer is not None else start
+            raise Interrupted(f"the dump stopped with {done} of {n} rows written to {writer.partial if writer else final}"
+                              f"; the same command resumes it from row {done}.") from None
         stream = time.perf_counter() - t1
         path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
         seconds = time.perf_counter() - t0

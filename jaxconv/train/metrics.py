@@ -28,13 +28,41 @@ from typing import Any
 from etils import epath
 
 from jaxconv.train.tensorboard import ScalarWriter
-from jaxconv.paths import append_bytes, is_remote, write_text
+from jaxconv.paths import CorruptFileError, append_bytes, is_remote, json_error_text, write_text
 
-__all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS"]
+__all__ = ["MetricsWriter", "ProgressBar", "read_metrics", "TIMING_FIELDS", "EXPLODED_LOSS_FACTOR", "exploded_loss"]
 
 #: Fields that measure time and so differ between otherwise identical runs.
 TIMING_FIELDS = ("time", "examples_per_sec", "elapsed_s", "epoch_time_s", "train_time_s", "eval_time_s",
                  "checkpoint_time_s", "compile_time_s")
+
+
+#: A train loss this many times the loss at chance counts as exploded (:func:`exploded_loss`).
+EXPLODED_LOSS_FACTOR = 1e3
+
+
+def exploded_loss(loss: float, num_outputs: int, step: int, epoch: int, learning_rate: float) -> str | None:
+    """The warning for a mean train ``loss`` that has grown by orders of magnitude without becoming nan, or None.
+
+    The rule: ``loss > EXPLODED_LOSS_FACTOR * ln(num_outputs)``. ``ln(num_outputs)`` is the cross-entropy of a model
+    at chance (uniform over its ``num_outputs`` classes or tokens), about where a freshly initialised model starts;
+    a mean loss 1000 times that means logits in the thousands on the wrong side, which no learning run reaches
+    (Adam at ``learning_rate=1e9`` gives ``3e19`` and chance accuracy, with every loss finite).
+
+    >>> exploded_loss(0.4, 2, 10, 1, 1e-3) is None
+    True
+    >>> exploded_loss(3.5e20, 2, 5, 1, 1e9)  # doctest: +NORMALIZE_WHITESPACE
+    'the train loss is 3.5e+20 at step 5 (epoch 1), over 1000x the loss at chance (ln 2 = 0.693): training has
+    diverged though no loss is nan. Lower the learning rate (--config.train.learning_rate, now 1e+09) and train
+    again in a new --workdir.'
+    """
+    chance = math.log(max(int(num_outputs), 2))
+    if not loss > EXPLODED_LOSS_FACTOR * chance:
+        return None
+    return (f"the train loss is {loss:.3g} at step {step} (epoch {epoch}), over {EXPLODED_LOSS_FACTOR:.0f}x the loss "
+            f"at chance (ln {max(int(num_outputs), 2)} = {chance:.3g}): training has diverged though no loss is nan. "
+            f"Lower the learning rate (--config.train.learning_rate, now {learning_rate:.3g}) and train again in a "
+            f"new --workdir.")
 
 
 def _clean(value):
@@ -44,16 +72,29 @@ def _clean(value):
 
 
 def read_metrics(path: str | os.PathLike, split: str | None = None) -> list[dict]:
-    """The records of a ``metrics.jsonl`` or of the one in a workdir (all, or one ``split``)."""
+    """The records of a ``metrics.jsonl`` or of the one in a workdir (all, or one ``split``).
+
+    Raises:
+      CorruptFileError: a line is not a JSON object; the message names the file and the line, and says that the run
+        resumes once the line is removed (the records are a log: the checkpoints do not depend on them).
+    """
     path = epath.Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     out = []
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if line.strip():
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise ValueError(f"a JSON {type(rec).__name__}, not an object")
+            except ValueError as e:
+                raise CorruptFileError(
+                    f"cannot read line {number} of the metrics {path} ({json_error_text(e)}); the checkpoints do not "
+                    f"depend on it, so the run can resume: delete that line (or fix it) and run the same command "
+                    f"again.") from None
             if split is None or rec.get("split") == split:
                 out.append(rec)
     return out

@@ -21,11 +21,12 @@ import jax
 import numpy as np
 
 from jaxconv.configs import check_complete, reference_config, validate
+from jaxconv.footprint import check_fits, model_footprint
 from jaxconv.models import load_word_vectors
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.checkpoint import Checkpoints
 from jaxconv.data.pipeline import DataPipeline
-from jaxconv.train.metrics import MetricsWriter
+from jaxconv.train.metrics import MetricsWriter, exploded_loss
 from jaxconv.train.optim import learning_rate_at, make_schedule, schedule_steps, sparse_embedding_settings
 from jaxconv.train.state import RunState, StateSpec, TrainState, Window, init_state, make_spec
 from jaxconv.train.reopen import PATH_FIELDS, absolute_data_paths, check_same_data, same_path
@@ -89,6 +90,7 @@ class TrainingRun:
       started: ``time.time()`` when this invocation opened the run; wall_before: wall seconds of earlier invocations.
       task: :class:`~jaxconv.train.tasks.Task` (classify or next_token).
       window_started: training seconds (the loop's clock) when the open train window began.
+      loss_warned: the exploded-loss warning was given (once per invocation; :func:`~jaxconv.train.metrics.exploded_loss`).
     """
 
     config: Any
@@ -107,6 +109,7 @@ class TrainingRun:
     wall_before: float
     task: Task
     window_started: float = 0.0
+    loss_warned: bool = False
 
     @property
     def epochs(self) -> int:
@@ -154,6 +157,15 @@ class TrainingRun:
         log_every = max(int(self.config.train.log_every_steps), 0)
         return bool(log_every) and step % log_every == 0
 
+    def interrupted_text(self) -> str:
+        """Where an interrupted run stopped and where the same command resumes it (:class:`jaxconv.interrupts.
+        Interrupted`)."""
+        saved = self.ckpts.latest_step()
+        then = (f"the same command resumes from the checkpoint of step {saved} ({self.ckpts.path('latest')})"
+                if saved is not None else f"no checkpoint was saved yet in {self.ckpts.path('latest')}, so the same "
+                                          f"command starts the training over")
+        return f"training stopped at step {self.rs.step} (epoch {self.rs.epoch + 1} of {self.epochs}); {then}."
+
     def log_due(self, before: int) -> bool:
         """Whether the updates since ``before`` passed a multiple of ``log_every_steps`` (a train record is due)."""
         every = max(int(self.config.train.log_every_steps), 0)
@@ -174,9 +186,15 @@ class TrainingRun:
         if w.steps == 0:
             return None
         rate = w.sums["count"] / max(now - self.window_started, 1e-9)
+        lr = learning_rate_at(self.learning_rate, step - 1)
         rec = self.metrics.write("train", step, self.rs.epoch + 1, **self.metrics_of(w.sums), examples_per_sec=rate,
-                                 steps=w.steps, learning_rate=learning_rate_at(self.learning_rate, step - 1))
+                                 steps=w.steps, learning_rate=lr)
         self.rs.window, self.window_started = Window(), now
+        warning = exploded_loss(rec["loss"], self.data.num_classes, step, self.rs.epoch + 1,
+                                float(self.config.train.learning_rate))
+        if warning and not self.loss_warned and self.primary:
+            logger.warning(warning)
+            self.loss_warned = True
         return rec
 
     @property
@@ -284,6 +302,9 @@ def open_run(config, workdir: str | os.PathLike, mesh) -> TrainingRun:
     data = task.build_data(config)
     if saved is not None:
         check_same_data(workdir, data, config)
+    check_fits(model_footprint(config, len(data.vocab), data.num_classes), batch=int(tc.batch_size),
+               length=max(data.train.bucket_lengths), batch_field="train.batch_size", length_field="data.max_length",
+               training=True, devices=mesh.devices.size)    # sizes beyond memory, before anything is allocated
     root = jax.random.key(int(config.seed))
     pretrained = None
     if "vectors" in config.model and config.model.vectors:   # word vectors: Kim's CNN only

@@ -27,6 +27,8 @@ Rules the trainer keeps:
   the device; batches are gathered there.
 - Re-running the same command resumes from ``checkpoints/latest`` (mid-epoch too); a finished run is not retrained,
   only re-scored.
+- Ctrl-C stops the run with :class:`jaxconv.interrupts.Interrupted` naming the step it reached and the checkpoint
+  the same command resumes from.
 - A non-finite loss stops the run with :class:`NonFiniteLossError` naming the step; losses are checked before every
   checkpoint save, so no checkpoint holds a state that came from a non-finite step.
 - Batches are padded to a few bucket lengths, so the train program compiles once per bucket (and the eval program
@@ -54,6 +56,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxconv import locks
+from jaxconv.interrupts import Interrupted
 from jaxconv._logging import show_info_logs
 from jaxconv.paths import as_path, is_remote, prepare_workdir
 from jaxconv.train import mesh as mesh_lib
@@ -143,6 +146,8 @@ class Trainer:
         try:
             while not self.run.finished:
                 self._epoch(self.rs.epoch)
+        except KeyboardInterrupt:
+            raise Interrupted(self.run.interrupted_text()) from None
         finally:
             self.progress.close()
             self.run.metrics.flush()
