@@ -6,13 +6,16 @@
 ('3', '(3, 2)')
 >>> quote("x" * 100, limit=5), quote(["a", "b"])
 ("'xxxxx...'", "['a', 'b']")
+>>> cut_quoted("argument --top: '" + "a" * 200 + "' is not an int") == f"argument --top: '{'a' * 80}...' is not an int"
+True
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-__all__ = ["fmt_tuple", "fmt_axes", "fmt_compact", "quote", "QUOTE_LIMIT"]
+__all__ = ["fmt_tuple", "fmt_axes", "fmt_compact", "quote", "cut_quoted", "QUOTE_LIMIT"]
 
 #: How many characters of a user's input an error message quotes.
 QUOTE_LIMIT = 80
@@ -46,3 +49,12 @@ def quote(value, limit: int = QUOTE_LIMIT) -> str:
         return repr(value if len(value) <= limit else value[:limit] + "...")
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+_LONG_QUOTED = re.compile(r"(['\"])([^'\"\n]{%d})[^'\"\n]+\1" % QUOTE_LIMIT)
+
+
+def cut_quoted(message: str) -> str:
+    """``message`` with every quoted run longer than :data:`QUOTE_LIMIT` characters cut to it (then ``...``): the
+    last guard for messages that quote input they did not cut themselves (argparse's ``invalid int value: '...'``)."""
+    return _LONG_QUOTED.sub(lambda m: f"{m[1]}{m[2]}...{m[1]}", message)

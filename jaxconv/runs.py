@@ -25,7 +25,7 @@ from flax import nnx
 from jaxconv._args import check_count, check_texts, shown
 from jaxconv.paths import CorruptFileError, as_path, json_error_text, read_json, write_text
 
-__all__ = ["Run", "load_run", "CHECKPOINTS", "write_run_info", "read_run_info"]
+__all__ = ["Run", "load_run", "check_run_folder", "CHECKPOINTS", "write_run_info", "read_run_info"]
 
 #: What ``checkpoint=`` may name besides a step number.
 CHECKPOINTS = ("best", "latest")
@@ -189,6 +189,17 @@ class Run:
         return detokenize(self.tokenizer, self.tokens(new))
 
 
+def check_run_folder(workdir: str | os.PathLike) -> None:
+    """FileNotFoundError unless ``workdir`` is a run folder (a directory with ``config.json`` and ``vocab.json``):
+    what :func:`load_run` checks first, and what a command checks before it makes anything inside the folder."""
+    path = as_path(workdir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"workdir {path} does not exist (expected a directory written by jaxconv train).")
+    for name in ("config.json", "vocab.json"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"workdir {path} has no {name}; it is not a finished or started jaxconv run.")
+
+
 def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
     """Restore the config, vocabulary, tokenizer and model of a training workdir.
 
@@ -212,11 +223,7 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> Run:
     path = as_path(workdir)
     if isinstance(checkpoint, bool) or not (checkpoint in CHECKPOINTS or isinstance(checkpoint, (int, np.integer))):
         raise ValueError(f"checkpoint={checkpoint!r} is not known; expected 'best', 'latest' or a step number.")
-    if not path.is_dir():
-        raise FileNotFoundError(f"workdir {path} does not exist (expected a directory written by jaxconv train).")
-    for name in ("config.json", "vocab.json"):
-        if not (path / name).exists():
-            raise FileNotFoundError(f"workdir {path} has no {name}; it is not a finished or started jaxconv run.")
+    check_run_folder(path)
     rewrite = (f"the checkpoints are intact: run the jaxconv train command that made the run again (it rewrites "
                f"the file and resumes or re-scores) or restore the file.")
     config = ml_collections.ConfigDict(read_json(path / "config.json", what="run's config", fix=rewrite))

@@ -233,7 +233,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
     """
     from jaxconv import __version__
     from jaxconv.train import mesh as jmesh
-    from jaxconv.runs import load_run
+    from jaxconv.runs import check_run_folder, load_run
 
     t0 = time.perf_counter()
     _check_args(split, input, dtype, batch_size, name)
@@ -265,6 +265,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
         else:
             split = split or "test"
             name = name or (FileSource(input).name if input is not None else split)
+            check_run_folder(workdir)           # nothing is made inside a folder that is no run
             final = dump_path(workdir, name)
             if not overwrite:  # before the slow part: nothing is read or written
                 dstore.refuse_complete(final)
