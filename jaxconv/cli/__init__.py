@@ -34,7 +34,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jaxconv._format import cut_quoted
 from jaxconv._orbax_calls import drop_orbax_echoes
 from jaxconv.cli import ablate, dump, explain, imports, predict, report, shape, train
 from jaxconv.cli._common import CliError, Parser
@@ -91,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ValueError, OSError, FloatingPointError) as e:
         # Named failures: bad arguments, a library error about them (shapes, padding, config values), a missing
         # file or an unreachable workdir, a non-finite loss. One line, no traceback.
-        message = cut_quoted(" ".join(str(e).split("\n")))
+        message = " ".join(str(e).split("\n"))
         kind = f"{type(e).__name__}: " if isinstance(e, (OSError, FloatingPointError)) else ""
         print(f"{prog}: error: {kind}{message}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from jaxconv._format import cut_quoted, quote
+
 __all__ = ["CliError", "Parser", "parse_sizes", "positive_int"]
 
 
@@ -15,7 +17,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block) and exit status 2."""
 
     def error(self, message):
-        raise CliError(message)
+        raise CliError(cut_quoted(message))     # argparse quotes the value typed whole: cut it as ours are
 
 
 def parse_sizes(text: str, what: str, example: str) -> tuple[int, ...]:
@@ -34,7 +36,7 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected an int >= 1") from None
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not an int; expected an int >= 1") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an int >= 1; got {value}")
     return value
