@@ -2,6 +2,7 @@
 
     python benchmarks/dump.py                 # MR's 10,662 sentences through Kim's CNN (needs the shared data)
     python benchmarks/dump.py --quick         # 1,000 synthetic sentences through the small synthetic CNN (smoke test)
+    python benchmarks/dump.py --scale 100000  # 100k synthetic sentences, streamed: files, bytes, examples/s, RSS
 
 The model: Kim's CNN-rand (``text_cnn:mr``: 300-d vectors, 100 filters each of widths 3, 4, 5) trained briefly
 (``--steps``, default 20: the activations' size and the speed do not depend on how well it is trained). The input:
@@ -13,6 +14,12 @@ process (so its peak RSS, VmHWM, is its own): once with float32 maps and once wi
 - reading one filter over all examples (``Dump.feature_map(layer, j)[:]``, its own chunks only) next to reading
   the whole layer (every filter), measured side by side in this process: the ratio is what the chunking buys.
   The store was just written, so the operating system's page cache is warm for both.
+
+``--scale N`` (:func:`scale`) is the store at dataset scale: N synthetic sentences (random words of the
+synthetic corpus's vocabulary, 5 to 40 of them, written to a file line by line and streamed by the dump, never all
+in memory) through the small synthetic CNN (``text_cnn``: 32 filters of widths 3, 4, 5, padded length 40), every
+conv layer, in its own process; reported: the store's files and bytes, examples/s (call and stream) and the
+process's peak RSS.
 
 The machine is shared; rerun for steadier numbers.
 """
@@ -129,13 +136,78 @@ def _print(results: dict, config: str, layer: str, source: Path, quick: bool) ->
           f"float16 / float32 disk: {results['float16']['disk_mb'] / results['float32']['disk_mb']:.2f}")
 
 
+def _synthetic_lines(path: Path, n: int, seed: int = 0) -> Path:
+    """Write ``n`` random sentences (labelled, 5 to 40 words of the synthetic corpus's vocabulary) to ``path``, a
+    few thousand lines at a time: never all in memory."""
+    import numpy as np
+
+    from jaxconv import data as jdata
+
+    words = sorted({w for t in jdata.make_planted_motif_corpus(200, seed=1).texts for w in t.split()})
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for lo in range(0, n, 4096):
+            m = min(4096, n - lo)
+            lengths, labels = rng.integers(5, 41, m), rng.integers(0, 2, m)
+            picks = rng.integers(0, len(words), int(lengths.sum()))
+            ends = np.cumsum(lengths)
+            f.write("".join(f"{y} {' '.join(words[j] for j in picks[e - k:e])}\n"
+                            for y, k, e in zip(labels, lengths, ends)))
+    return path
+
+
+def scale(n: int, dtype: str = "float16", workdir: str | None = None) -> dict:
+    """Dump ``n`` synthetic sentences (module docstring); returns and prints ``{examples, files, bytes,
+    examples_per_s, stream_examples_per_s, peak_rss_mb, block_rows, seconds}``."""
+    base = Path(workdir or tempfile.mkdtemp(prefix="jaxconv-bench-dump-scale-"))
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = base / "run"
+    if not (run_dir / "checkpoints").exists():
+        _train(run_dir, "text_cnn", 5, None)
+    source = base / f"scale-{n}.txt"
+    if not source.is_file() or sum(1 for _ in open(source)) != n:
+        _synthetic_lines(source, n)
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    name = f"scale-{n}-{dtype}"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(run_dir), str(source), dtype, name],
+                          capture_output=True, text=True, env=env, timeout=6 * 3600)
+    if proc.returncode != 0:
+        raise SystemExit(f"the {n:,}-example dump failed:\n{proc.stderr[-3000:]}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    store = run_dir / "dumps" / name / "activations.zarr"
+    files = [p for p in store.rglob("*") if p.is_file()]
+    import zarr
+
+    result = dict(examples=child["n"], files=len(files), bytes=sum(p.stat().st_size for p in files),
+                  examples_per_s=child["n"] / child["seconds"],
+                  stream_examples_per_s=child["n"] / child["stream_seconds"], peak_rss_mb=child["peak_kb"] / 1024,
+                  block_rows=zarr.open_group(str(store), mode="r").attrs["chunk_rows"], seconds=child["seconds"])
+    print(f"--scale: {n:,} synthetic sentences through text_cnn (32 filters x widths 3, 4, 5), {dtype} maps, every "
+          f"conv layer, one process")
+    print(f"{'examples':>10} {'files':>7} {'GB':>7} {'examples/s (call)':>18} {'examples/s (stream)':>20} "
+          f"{'peak RSS MB':>12} {'block rows':>11}")
+    print(f"{result['examples']:>10,} {result['files']:>7,} {result['bytes'] / 1e9:>7.2f} "
+          f"{result['examples_per_s']:>18.0f} {result['stream_examples_per_s']:>20.0f} {result['peak_rss_mb']:>12.0f} "
+          f"{result['block_rows']:>11,}")
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1,000 synthetic sentences, the small CNN (a smoke test)")
     p.add_argument("--data", help="the shared sentences directory (default: $JAXCONV_DATA or ../shared/...)")
     p.add_argument("--steps", type=int, default=20, help="training steps of the benchmark's run (default 20)")
     p.add_argument("--workdir", help="keep the run and its dumps here (default: a new temporary directory)")
+    p.add_argument("--scale", type=int, metavar="N", help="dump N synthetic sentences, streamed (files, bytes, "
+                   "examples/s, peak RSS) instead of the MR table")
+    p.add_argument("--dtype", default="float16", choices=("float16", "float32"), help="--scale's maps dtype")
     args = p.parse_args(argv)
+    if args.scale is not None:
+        if args.scale < 1:
+            p.error(f"--scale {args.scale}: expected a number of examples >= 1")
+        scale(args.scale, args.dtype, args.workdir)
+        return 0
     run(quick=args.quick, data=args.data, steps=args.steps, workdir=args.workdir)
     return 0
 

@@ -65,5 +65,6 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="rows per step (default: the config's eval batch size)")
     p.add_argument("--name", help="the dump's name (default: the split, or the input file's stem)")
     p.add_argument("--overwrite", action="store_true", help="replace a complete dump of the same name")
-    p.add_argument("--chunk-rows", type=int, help="examples per chunk (default: ~256 KiB per filter chunk)")
+    p.add_argument("--chunk-rows", type=int, help="examples per block: one shard of every array, the unit written "
+                   "and resumed from (default: ~256 MB of maps, in inner chunks of ~256 KiB per filter)")
     p.set_defaults(func=_cmd_dump)

@@ -1,9 +1,10 @@
 """A dump's integrity on reading: the format version, the attributes a reader needs, every recorded array and chunk
-on disk, every chunk and array metadata decodable.
+on disk, every shard, chunk and array metadata decodable.
 
-The writer (:mod:`jaxconv.dump.store`) writes every chunk and records ``chunk_counts``; :func:`check_store` reads
-the attributes (:data:`REQUIRED_ATTRS`), lists the store once and refuses a missing array or chunk file;
-:func:`checked_group` wraps the group so that a chunk that is on disk but cannot be decoded (truncated, corrupt), or
+The writer (:mod:`jaxconv.dump.store`) writes every object (a map's shards, the other arrays' chunks) and records
+``object_counts``; :func:`check_store` reads the attributes (:data:`REQUIRED_ATTRS`), lists the store once and
+refuses a missing array, shard or chunk file; :func:`checked_group` wraps the group so that a shard or chunk that is
+on disk but cannot be decoded (truncated: its shard index fails its checksum; corrupt), or
 an array whose ``zarr.json`` cannot be read, raises :class:`DumpDamagedError` instead of a codec's or JSON's
 traceback. Each refusal is one line naming the store, the array or attribute (with the rows) and the fix: write
 the dump again with ``--overwrite``.
@@ -25,7 +26,7 @@ class DumpError(FileNotFoundError):
 
 
 class DumpDamagedError(DumpError):
-    """A complete dump that cannot be read whole: a chunk file missing or unreadable (truncated), or a store of
+    """A complete dump that cannot be read whole: a shard or chunk file missing or unreadable (truncated), or a store of
     another format version. The message names the array, the rows and the fix (write the dump again)."""
 
 
@@ -37,16 +38,17 @@ def _fix(path) -> str:
 def _rows(array, index: tuple[int, ...]) -> str:
     if not index or not array.shape:
         return "all rows"
-    lo = index[0] * array.chunks[0]
-    rows = f"rows {lo}..{min(lo + array.chunks[0], array.shape[0]) - 1}"
-    if len(index) == 3 and array.shape[2] > 1:          # maps: (examples, positions, filters), one filter a chunk
+    per = (array.shards or array.chunks)[0]
+    lo = index[0] * per
+    rows = f"rows {lo}..{min(lo + per, array.shape[0]) - 1}"
+    if array.shards is None and len(index) == 3 and array.shape[2] > 1:   # unsharded maps: a filter per chunk
         rows += f", filter {index[2]}"
     return rows
 
 
 #: The store attributes a reader needs (:class:`jaxconv.dump.Dump`, the report), and per layer, its ``layer_info``.
 REQUIRED_ATTRS = ("name", "source", "layers", "layer_info", "num_examples", "num_classes", "padded_length",
-                  "pad_left", "tokenizer", "checkpoint_step", "chunk_counts")
+                  "pad_left", "tokenizer", "checkpoint_step", "object_counts")
 REQUIRED_LAYER_INFO = ("filters", "positions", "kernel_shape", "kernel", "stride", "padding", "dilation", "rf_size")
 
 
@@ -68,7 +70,7 @@ def _check_attributes(path, attrs) -> None:
 def check_store(path, group) -> None:
     """Refuse a store of another format version (or of none), one that lacks an attribute the reader needs
     (:data:`REQUIRED_ATTRS`, per layer :data:`REQUIRED_LAYER_INFO`), and one whose recorded arrays or chunks are
-    not all on disk.
+    not all on disk (one listing, no shard read).
 
     Raises:
       DumpDamagedError: one line naming the array, its rows and the fix.
@@ -78,12 +80,13 @@ def check_store(path, group) -> None:
         what = f"of format {found!r}" if found else "without a format (not written by jaxconv dump)"
         raise DumpDamagedError(f"{path} is a store {what}; this jaxconv reads {dstore.FORMAT!r}: {_fix(path)}.")
     _check_attributes(path, group.attrs)
-    missing = dstore.missing_chunks(path, group)
+    missing = dstore.missing_objects(path, group)
     if missing:
         name, index, key = missing[0]
-        more = f" (and {len(missing) - 1} more chunk(s))" if len(missing) > 1 else ""
-        where = _rows(group[name], index) if index else "the whole array"
-        kind = "chunk file" if index else "file"
+        more = f" (and {len(missing) - 1} more object(s))" if len(missing) > 1 else ""
+        array = group[name] if index else None
+        where = _rows(array, index) if index else "the whole array"
+        kind = ("shard file" if array.shards else "chunk file") if index else "file"
         raise DumpDamagedError(f"{path}: the {kind} {key} of {name} ({where}) is missing{more}; the store is "
                                f"damaged: {_fix(path)}.")
 

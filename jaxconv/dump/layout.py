@@ -1,5 +1,20 @@
-"""What a dump's store holds besides the streamed maps: each layer's facts and receptive spans, the arrays and
-their chunks, and the arrays held once (vocabulary, kernels, class weights, the embedding)."""
+"""What a dump's store holds besides the streamed maps: each layer's facts and receptive spans, the arrays, their
+shards and chunks, and the arrays held once (vocabulary, kernels, class weights, the embedding).
+
+Two sizes shape the store (:func:`rows_per_chunk`, :func:`inner_rows`):
+
+- the *block*: the rows the writer commits at once, one shard of every per-example array. ``maps/<layer>``
+  ``(examples, positions, filters)`` is sharded ``(block, positions, filters)``: one object holds every filter of
+  those rows. The other per-example arrays are chunked ``(block, ...)``: one object per block as well. So a dump
+  writes about ``arrays x ceil(examples / block)`` objects (MR's 10,662 sentences through Kim's CNN: 17 arrays x
+  2 blocks of float16 maps; a million such sentences: 17 x 163). The block aims at :data:`BLOCK_BYTES` of maps,
+  which bounds the writer's memory.
+- the *inner chunk* of a map: ``(chunk, positions, 1)``, one filter, about :data:`CHUNK_BYTES`: reading one filter
+  reads the shard indexes and that filter's byte ranges, never another filter's.
+
+A shard is written whole (a partial shard write would read, decode and rewrite it), which is why the block is the
+shard's rows: the writer (:mod:`jaxconv.dump.runner`) buffers one block and writes it in one go.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +27,12 @@ from flax import nnx
 
 from jaxconv.dump import store as dstore
 
-__all__ = ["CHUNK_BYTES", "layer_facts", "rows_per_chunk", "array_specs", "constants"]
+__all__ = ["CHUNK_BYTES", "BLOCK_BYTES", "layer_facts", "rows_per_chunk", "inner_rows", "array_specs", "constants"]
 
-#: Bytes one filter's chunk of a map aims at (chunk rows = this / (positions x itemsize), a power of two).
+#: Bytes one filter's inner chunk of a map aims at (chunk rows = this / (positions x itemsize), a power of two).
 CHUNK_BYTES = 256 * 1024
+#: Bytes of maps (every dumped layer, every filter) one write block aims at: the writer's buffer, and the shard.
+BLOCK_BYTES = 256 * 1024 * 1024
 
 
 def layer_facts(model, layers, length) -> tuple[dict, dict]:
@@ -38,20 +55,43 @@ def layer_facts(model, layers, length) -> tuple[dict, dict]:
     return facts, spans
 
 
-def rows_per_chunk(facts: dict, dtype: str, n: int, chunk_rows: int | None) -> int:
-    if chunk_rows is not None:
-        if int(chunk_rows) < 1:
-            raise ValueError(f"chunk_rows={chunk_rows!r} must be an int >= 1.")
-        return min(int(chunk_rows), n)
+def inner_rows(facts: dict, dtype: str) -> int:
+    """Rows of a map's default inner chunk: :data:`CHUNK_BYTES` / (the most positions x itemsize), rounded down to a
+    power of two, within [64, 8192]."""
     most = max(f["positions"] for f in facts.values()) * np.dtype(dtype).itemsize
     rows = 2 ** int(math.log2(max(CHUNK_BYTES // most, 1)))
-    return min(max(rows, 64), 8192, n)
+    return min(max(rows, 64), 8192)
+
+
+def rows_per_chunk(facts: dict, dtype: str, n: int, chunk_rows: int | None) -> int:
+    """Rows per write block, which is also the rows of one shard (module docstring), for ``n`` examples.
+
+    ``chunk_rows`` given: that many (at most ``n``). Default: a whole number of inner chunks (:func:`inner_rows`)
+    whose maps come to about :data:`BLOCK_BYTES` (at least one inner chunk), no more than ``n`` needs (``n`` itself
+    when it fits in one inner chunk)."""
+    if chunk_rows is not None:
+        if isinstance(chunk_rows, bool) or int(chunk_rows) < 1:
+            raise ValueError(f"chunk_rows={chunk_rows!r} must be an int >= 1.")
+        return min(int(chunk_rows), n)
+    inner = inner_rows(facts, dtype)
+    if n <= inner:
+        return n
+    per_row = sum(f["positions"] * f["filters"] * np.dtype(dtype).itemsize for f in facts.values())
+    chunks = max(BLOCK_BYTES // (per_row * inner), 1)
+    return min(chunks, -(-n // inner)) * inner
+
+
+def _inner(rows: int, facts: dict, dtype: str) -> int:
+    """The inner chunk rows of a block of ``rows``: the default when it divides the block, else the block."""
+    inner = inner_rows(facts, dtype)
+    return inner if rows % inner == 0 else rows
 
 
 def array_specs(n: int, length: int, rows: int, layers: list[str], facts: dict, dtype: str,
                  has_labels: bool) -> dict[str, dstore.ArraySpec]:
-    """The per-example arrays of a dump of ``n`` examples padded to ``length``, in chunks of ``rows`` examples (a
-    map's chunk holds one filter)."""
+    """The per-example arrays of a dump of ``n`` examples padded to ``length``, written in blocks of ``rows``
+    examples (:func:`rows_per_chunk`): a map is sharded ``(rows, P, F)`` in inner chunks of one filter
+    ``(chunk, P, 1)``; every other array is chunked ``(rows, ...)``."""
     specs = {"tokens": dstore.ArraySpec((n, length), "int32", (rows, length), ("example", "token")),
              "starts": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
              "lengths": dstore.ArraySpec((n,), "int32", (rows,), ("example",)),
@@ -61,8 +101,9 @@ def array_specs(n: int, length: int, rows: int, layers: list[str], facts: dict, 
         specs["labels"] = dstore.ArraySpec((n,), "int32", (rows,), ("example",))
     for layer in layers:
         P, F = facts[layer]["positions"], facts[layer]["filters"]
-        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (rows, P, 1),
-                                                  ("example", f"position[{layer}]", f"filter[{layer}]"))
+        specs[f"maps/{layer}"] = dstore.ArraySpec((n, P, F), dtype, (_inner(rows, facts, dtype), P, 1),
+                                                  ("example", f"position[{layer}]", f"filter[{layer}]"),
+                                                  shards=(rows, P, F))
         specs[f"pooled/{layer}"] = dstore.ArraySpec((n, F), "float32", (rows, F), ("example", f"filter[{layer}]"))
         specs[f"argmax/{layer}"] = dstore.ArraySpec((n, F), "int32", (rows, F), ("example", f"filter[{layer}]"))
     return specs

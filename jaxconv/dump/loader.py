@@ -48,7 +48,7 @@ class FilterMap:
     """One filter's feature map over the dump, ``(examples, positions)``, read only when indexed.
 
     ``fm[rows]`` / ``fm[rows, positions]`` read those entries from the store; ``np.asarray(fm)`` reads all of it.
-    Only this filter's chunks are read.
+    Only this filter's inner chunks are read (byte ranges of the map's shards, found through the shards' indexes).
     """
 
     def __init__(self, array: zarr.Array, filter: int):
@@ -86,16 +86,16 @@ def load_dump(path_or_workdir, name: str | None = None) -> Dump:
 
     Checks (one listing of the store, no chunk read): the store's format version is this jaxconv's, it has every
     attribute a reader needs (``layer_info`` and the others of :data:`jaxconv.dump.integrity.REQUIRED_ATTRS`), and
-    every array and chunk the writer recorded (``chunk_counts``) is on disk. A chunk that is there but cannot be
-    decoded (truncated), or an array metadata file that cannot be read, is found when it is read: that read raises
-    :class:`DumpDamagedError`.
+    every array, shard and chunk the writer recorded (``object_counts``) is on disk. A shard or chunk that is there
+    but cannot be decoded (truncated), or an array metadata file that cannot be read, is found when it is read:
+    that read raises :class:`DumpDamagedError`.
 
     Raises:
       DumpError: no such path, a file that is not a store, nothing complete there (an interrupted dump, a missing
         name: the message lists the dumps).
       TypeError: a ``name`` that is not a str.
-      DumpDamagedError: a store of another format version (or of none), a missing attribute, or a recorded array
-        or chunk file missing; the message names the store, the attribute or the array and its rows, and says to
+      DumpDamagedError: a store of another format version (or of none), a missing attribute, or a recorded array,
+        shard or chunk file missing; the message names the store, the attribute or the array and its rows, and says to
         write the dump again (``--overwrite``).
     """
     from jaxconv.paths import as_path

@@ -11,11 +11,15 @@ Local paths use zarr's ``LocalStore`` (the rename is one atomic ``os.rename``); 
 ``FsspecStore`` (``pip install gcsfs``), where the rename is a copy, which is why the ``complete`` flag is written
 after it.
 
-Chunks: ``maps/<layer>`` ``(examples, positions, filters)`` is chunked ``(chunk_rows, positions, 1)``: one filter
-over all examples reads its own chunks only. Every other per-example array is chunked ``(chunk_rows, ...)``.
-Every chunk is written, also one that holds only the fill value (zarr's ``write_empty_chunks``), and the complete
-store records ``chunk_counts`` (``{array: number of chunks}``) in its attributes: a chunk file that is missing is
-damage, never zeros, and readers (:func:`jaxconv.load_dump`) refuse it (:func:`missing_chunks`).
+Objects: ``maps/<layer>`` ``(examples, positions, filters)`` is sharded (zarr v3's sharding codec) ``(block,
+positions, filters)`` in inner chunks ``(chunk, positions, 1)``: one object per block of rows holds every filter,
+and one filter over all examples reads the shards' indexes and its own inner chunks only. Every other per-example
+array is chunked ``(block, ...)``; an array held once (kernels, spans, the vocabulary) is one chunk. The sizes:
+:mod:`jaxconv.dump.layout`. Every object is written, also one that holds only the fill value (zarr's
+``write_empty_chunks``, inner chunks included), and the complete store records ``object_counts`` (``{array: number
+of shards, or of chunks where unsharded}``) in its attributes: an object that is missing is damage, never zeros,
+and readers (:func:`jaxconv.load_dump`) refuse it (:func:`missing_objects`); a truncated shard fails its index's
+checksum on reading.
 
 One writer at a time: ``jaxconv dump`` holds ``activations.zarr.lock`` while it writes (:mod:`jaxconv.locks`).
 """
@@ -26,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 
 import numpy as np
@@ -35,9 +40,9 @@ from etils import epath
 from jaxconv.paths import as_path, is_remote
 
 __all__ = ["STORE_NAME", "FORMAT", "ArraySpec", "StoreWriter", "DumpExistsError", "dump_dir", "open_store",
-           "open_group", "is_complete", "refuse_complete", "fingerprint", "missing_chunks"]
+           "open_group", "is_complete", "refuse_complete", "fingerprint", "missing_objects", "object_grid"]
 
-#: Every chunk on disk, also one of fill values alone: a missing chunk file is then always damage.
+#: Every chunk on disk, also one of fill values alone: a missing object is then always damage.
 _ALL_CHUNKS = {"write_empty_chunks": True}
 
 log = logging.getLogger("jaxconv")
@@ -45,7 +50,7 @@ log = logging.getLogger("jaxconv")
 STORE_NAME = "activations.zarr"
 PARTIAL = ".partial"
 #: The store's ``format`` attribute.
-FORMAT = "jaxconv.dump/2"   # 2: every chunk written, chunk_counts recorded
+FORMAT = "jaxconv.dump/3"   # 2: every chunk written, chunk_counts recorded; 3: maps sharded, object_counts
 
 
 class DumpExistsError(ValueError):
@@ -54,12 +59,14 @@ class DumpExistsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ArraySpec:
-    """One array of the store: ``shape``, ``dtype`` (numpy name or ``str``), ``chunks``, ``dims`` (names)."""
+    """One array of the store: ``shape``, ``dtype`` (numpy name or ``str``), ``chunks``, ``dims`` (names), and
+    ``shards`` (None: each chunk is its own object)."""
 
     shape: tuple[int, ...]
     dtype: object
     chunks: tuple[int, ...]
     dims: tuple[str, ...]
+    shards: tuple[int, ...] | None = None
 
 
 def dump_dir(workdir, name: str) -> epath.Path:
@@ -160,12 +167,14 @@ class StoreWriter:
         group = zarr.open_group(open_store(self.partial, read_only=False), mode="w", zarr_format=3)
         for name, s in specs.items():
             fill = "" if s.dtype is str else 0
-            group.create_array(name, shape=s.shape, chunks=s.chunks, dtype=s.dtype, fill_value=fill,
-                               dimension_names=s.dims, config=_ALL_CHUNKS)
+            group.create_array(name, shape=s.shape, chunks=s.chunks, shards=s.shards, dtype=s.dtype,
+                               fill_value=fill, dimension_names=s.dims, config=_ALL_CHUNKS)
         for name, (value, dims) in constants.items():
             value = np.asarray(value)
             dtype = str if value.dtype.kind in "UOT" else value.dtype
-            a = group.create_array(name, shape=value.shape, dtype=dtype, dimension_names=dims, config=_ALL_CHUNKS)
+            whole = tuple(max(d, 1) for d in value.shape) or "auto"                   # one object
+            a = group.create_array(name, shape=value.shape, chunks=whole, dtype=dtype, dimension_names=dims,
+                                   config=_ALL_CHUNKS)
             a[...] = value
         group.attrs.update({**attrs, "format": FORMAT, "fingerprint": fp, "rows_written": 0, "complete": False})
         return group
@@ -174,7 +183,8 @@ class StoreWriter:
 
     def write(self, start: int, block: dict[str, np.ndarray]) -> None:
         """Write rows ``[start, start + n)`` of every per-example array from ``block`` (``{name: (n, ...)}``), then
-        record ``start + n`` as written. ``start`` must be a chunk boundary, ``n`` a whole chunk (or the rest)."""
+        record ``start + n`` as written. ``start`` must be a block boundary, ``n`` a whole block (or the rest): a map's
+        shard is then written whole, never read back and rewritten."""
         n = None
         for name, array in self.arrays.items():
             rows = block[name]
@@ -185,11 +195,11 @@ class StoreWriter:
         self.group.attrs["rows_written"] = start + n
 
     def finish(self, attrs: dict | None = None) -> epath.Path:
-        """Add ``attrs`` and ``chunk_counts`` (every array's number of chunks, all written), rename the partial
+        """Add ``attrs`` and ``object_counts`` (every array's number of objects, all written), rename the partial
         store to its final name (replacing an old dump when overwriting), then write ``complete: true`` last.
         Returns the final path."""
-        counts = {name: int(a.nchunks) for name, a in _arrays(self.group)}
-        self.group.attrs.update({**(attrs or {}), "chunk_counts": counts})
+        counts = {name: math.prod(object_grid(a)) for name, a in _arrays(self.group)}
+        self.group.attrs.update({**(attrs or {}), "object_counts": counts})
         if self.final.exists():
             self.final.rmtree()
         self.partial.rename(self.final)
@@ -219,12 +229,19 @@ def _store_keys(path) -> set[str]:
     return sync(collect())
 
 
-def missing_chunks(path, group: zarr.Group) -> list[tuple[str, tuple[int, ...], str]]:
-    """The chunks recorded in ``chunk_counts`` whose files are not in the store: ``(array, chunk index, key)``
-    (empty when every one is there). One listing of the store; chunk keys are zarr v3's ``<array>/c/i/j/k``."""
+def object_grid(array) -> tuple[int, ...]:
+    """How many objects ``array`` has along each axis: its shard grid, or its chunk grid where unsharded."""
+    per = array.shards or array.chunks
+    return tuple(-(-s // c) for s, c in zip(array.shape, per))
+
+
+def missing_objects(path, group: zarr.Group) -> list[tuple[str, tuple[int, ...], str]]:
+    """The objects recorded in ``object_counts`` that are not in the store: ``(array, shard or chunk index, key)``
+    (empty when every one is there). One listing of the store; object keys are zarr v3's ``<array>/c/i/j/k`` (a
+    shard's key is its index in the shard grid)."""
     import itertools
 
-    counts = group.attrs.get("chunk_counts") or {}
+    counts = group.attrs.get("object_counts") or {}
     keys = _store_keys(path)
     missing = []
     for name in sorted(counts):
@@ -235,7 +252,7 @@ def missing_chunks(path, group: zarr.Group) -> list[tuple[str, tuple[int, ...], 
         if have >= int(counts[name]):
             continue
         try:
-            grid = group[name].cdata_shape
+            grid = object_grid(group[name])
         except KeyError:   # the whole array is gone
             missing.append((name, (), name))
             continue

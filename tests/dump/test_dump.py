@@ -81,6 +81,7 @@ def test_store_holds_what_the_model_computes(demo_dump):
         stored = g[f"maps/{layer}"]
         P = L - (3 + i) + 1
         assert stored.shape == (len(tokens), P, 32) and stored.chunks == (attrs["chunk_rows"], P, 1)
+        assert stored.shards == (attrs["chunk_rows"], P, 32)                          # one object: every filter
         np.testing.assert_allclose(stored[:], maps[layer], atol=1e-5)
         spans = jaxconv.receptive_spans(run.model, layer, L)
         np.testing.assert_array_equal(g[f"spans/{layer}"][:], spans)
@@ -115,24 +116,60 @@ def test_pooling_skips_windows_of_padding_alone(demo_dump):
     np.testing.assert_array_equal(pooled, np.take_along_axis(maps, argmax[:, None, :], axis=1)[:, 0])
 
 
-def test_one_filter_reads_only_its_own_chunks(demo_dump):
-    """Reading filter 5 of convs/1 over every example touches that filter's chunks and no other filter's."""
-    keys = []
+def test_one_filter_reads_only_its_own_chunks(demo_dump, tmp_path):
+    """Reading filter 5 of convs/1 over every example reads each shard's index and, from each shard, the byte range
+    the index gives filter 5's inner chunks: no other filter's bytes. Several shards (blocks of 48 rows, inner
+    chunks of 16 rows) so that the ranges differ from shard to shard."""
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+    dump_activations(demo_dump, input=_input_file(tmp_path / "ranges.txt", demo_dump, 100), chunk_rows=48)
+    reads = []
 
     class Recorder(zarr.storage.WrapperStore):
         async def get(self, key, prototype, byte_range=None):
-            keys.append(key)
+            reads.append((key, byte_range))
             return await super().get(key, prototype, byte_range)
 
-    store = Recorder(zarr.storage.LocalStore(str(dump_path(demo_dump, "test")), read_only=True))
+    path = pathlib.Path(os.fspath(dump_path(demo_dump, "ranges")))
+    group = zarr.open_group(str(path), mode="r")
+    array = group["maps/convs/1"]
+    assert array.chunks[0] == 48 and array.shards[0] == 48 and array.shape[0] == 100
+    store = Recorder(zarr.storage.LocalStore(str(path), read_only=True))
     array = zarr.open_group(store, mode="r")["maps/convs/1"]
-    keys.clear()
+    reads.clear()
     values = FilterMap(array, 5)[:]
-    chunk_keys = [k for k in keys if "/c/" in k]
-    rows = array.chunks[0]
-    assert values.shape == array.shape[:2]
-    assert sorted(chunk_keys) == sorted(f"maps/convs/1/c/{r}/0/5" for r in range(-(-array.shape[0] // rows)))
-    np.testing.assert_array_equal(values, _group(demo_dump)["maps/convs/1"][:, :, 5])
+    np.testing.assert_array_equal(values, group["maps/convs/1"][:, :, 5])
+    per_shard = (array.shards[0] // array.chunks[0], 1, array.shape[2])               # inner chunks in a shard
+    index_bytes = int(np.prod(per_shard)) * 16 + 4                                    # (start, length) uint64s, crc32c
+    expected = set()
+    for r in range(3):                                                                # 100 rows in shards of 48
+        shard = (path / "maps" / "convs" / "1" / "c" / str(r) / "0" / "0").read_bytes()
+        index = np.frombuffer(shard[-index_bytes:-4], "<u8").reshape(*per_shard, 2)
+        expected |= {(f"maps/convs/1/c/{r}/0/0", ("suffix", index_bytes))}
+        expected |= {(f"maps/convs/1/c/{r}/0/0", (int(a), int(a + n))) for a, n in index[:, 0, 5]}
+        assert len(shard) > 20 * sum(int(n) for n in index[:, 0, 5][:, 1])                 # filter 5: a small part
+    got = {(k, ("suffix", b.suffix) if isinstance(b, SuffixByteRequest) else (b.start, b.end))
+           for k, b in reads if "/c/" in k and isinstance(b, (RangeByteRequest, SuffixByteRequest))}
+    whole = [k for k, b in reads if "/c/" in k and b is None]
+    assert not whole and got == expected, (whole, sorted(got ^ expected))
+
+
+def test_a_dump_is_a_few_dozen_files_readable_by_plain_zarr_and_xarray(demo_dump):
+    """The test split's store: one object per array (200 rows, one block) beside the metadata (a zarr.json per
+    array and group), where a file per filter would be 96 for the maps alone; plain zarr and xarray read filter 5
+    of convs/1 as the loader does."""
+    path = pathlib.Path(os.fspath(dump_path(demo_dump, "test")))
+    files = [p for p in path.rglob("*") if p.is_file()]
+    counts = _group(demo_dump).attrs["object_counts"]
+    metadata = [p for p in files if p.name == "zarr.json"]
+    assert len(files) == len(metadata) + sum(counts.values()) and len(files) <= 80, len(files)
+    assert set(counts.values()) == {1} and len(metadata) == len(counts) + 15            # 15 groups: maps/convs...
+    assert all(counts[f"maps/{la}"] == 1 for la in LAYERS)                    # 32 filters in one shard
+    plain = zarr.open(str(path), mode="r")["maps/convs/1"][:, :, 5]
+    np.testing.assert_array_equal(plain, np.asarray(load_dump(demo_dump, "test").feature_map("convs/1", 5)))
+    xr = pytest.importorskip("xarray")
+    maps = xr.open_zarr(str(path), group="maps/convs", consolidated=False, zarr_format=3)["1"]
+    np.testing.assert_array_equal(maps.isel({"filter[convs/1]": 5}).values, plain)
 
 
 def test_cli_dump_of_chosen_layers_in_float16(demo_dump, capsys):
@@ -215,12 +252,17 @@ def test_bad_input_is_one_line_and_loses_nothing(case, demo_dump, tmp_path, caps
 
 
 def test_peak_memory_does_not_grow_with_the_examples(demo_dump, tmp_path):
-    """Two fresh processes dump 1,000 and 10,000 sentences; the second's peak RSS is within 20% of the first's."""
+    """Two fresh processes dump 1,000 and 10,000 sentences; the second's peak RSS is within 20% of the first's.
+
+    Memory is bounded by one write block of rows (``layout.BLOCK_BYTES`` of maps, ~256 MB, which the demo's 10,000
+    sentences would not fill: tests/dump/test_layout.py checks the bound); here the block is cut to 8 MB, so that
+    both dumps run at the cap and what is measured is whether anything else grows with the examples."""
     peaks = {}
     for n in (1000, 10000):
         path = _input_file(tmp_path / f"n{n}.txt", demo_dump, n)
         proc = _child(f"""
-            from jaxconv.dump import dump_activations
+            from jaxconv.dump import dump_activations, layout
+            layout.BLOCK_BYTES = 8 * 2**20
             r = dump_activations({str(demo_dump)!r}, input={str(path)!r}, layers="convs/0,convs/2", batch_size=100)
             assert r.num_examples == {n}
             print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))

@@ -1,5 +1,5 @@
-"""A dump's store against damage and a second writer: missing and truncated chunks, other format versions, the
-store's lock (two ``jaxconv dump`` into one name)."""
+"""A dump's store against damage and a second writer: missing and truncated shards and chunks, other format
+versions, the store's lock (two ``jaxconv dump`` into one name)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def _dump(run, tmp_path, name: str):
 
 @pytest.fixture(scope="module")
 def clean(demo_run, tmp_path_factory):
-    """A whole dump of 40 lines in chunks of 16 rows, written once: :func:`_copy` hands out copies to damage."""
+    """A whole dump of 40 lines in blocks (shards) of 16 rows, written once: :func:`_copy` hands out copies to
+    damage."""
     return _dump(demo_run, tmp_path_factory.mktemp("intact"), "intact")
 
 
@@ -54,24 +55,32 @@ def _report_error(run, name, capsys) -> str:
     return err
 
 
-def test_missing_chunk_is_refused_naming_array_rows_and_fix(demo_run, clean, capsys):
+def test_missing_shard_is_refused_naming_array_rows_and_fix(demo_run, clean, capsys):
     store = _copy(clean, "holes")
     assert load_dump(demo_run, "holes").feature_map("convs/0", 3)[:].shape[0] == 40
-    (store / "maps" / "convs" / "0" / "c" / "1" / "0" / "3").unlink()
+    (store / "maps" / "convs" / "0" / "c" / "1" / "0" / "0").unlink()     # rows 16..31, every filter
     with pytest.raises(DumpDamagedError) as e:
         load_dump(demo_run, "holes")
     message = str(e.value)
-    for part in ("maps/convs/0/c/1/0/3", "rows 16..31, filter 3", "is missing", "--overwrite", "--name holes"):
+    for part in ("shard file maps/convs/0/c/1/0/0 of maps/convs/0 (rows 16..31) is missing", "--overwrite",
+                 "--name holes"):
         assert part in message, message
-    assert "maps/convs/0/c/1/0/3" in _report_error(demo_run, "holes", capsys)
+    assert "maps/convs/0/c/1/0/0" in _report_error(demo_run, "holes", capsys)
 
 
-def test_truncated_chunk_is_one_line_without_a_codec_traceback(demo_run, clean, capsys):
+def test_missing_chunk_of_an_unsharded_array_is_refused(demo_run, clean):
+    store = _copy(clean, "holes2")
+    (store / "pooled" / "convs" / "1" / "c" / "2" / "0").unlink()
+    with pytest.raises(DumpDamagedError, match=r"chunk file pooled/convs/1/c/2/0 of pooled/convs/1 \(rows 32\.\.39\)"):
+        load_dump(demo_run, "holes2")
+
+
+def test_truncated_shard_is_one_line_without_a_codec_traceback(demo_run, clean, capsys):
     store = _copy(clean, "cut")
-    chunk = store / "maps" / "convs" / "0" / "c" / "0" / "0" / "2"
-    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    shard = store / "maps" / "convs" / "0" / "c" / "0" / "0" / "0"           # rows 0..15, every filter
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     d = load_dump(demo_run, "cut")                     # nothing missing: found on reading
-    np.asarray(d.feature_map("convs/0", 1))            # another filter's chunks read fine
+    np.asarray(d.feature_map("convs/0", 2)[16:])       # the other shards read fine
     with pytest.raises(DumpDamagedError) as e:
         d.feature_map("convs/0", 2)[:]
     message = str(e.value)
@@ -122,15 +131,15 @@ def test_truncated_per_example_chunk_names_all_rows(demo_run, clean, capsys):
     assert f"{store}: a chunk of words (all rows) cannot be read" in err and "--overwrite" in err, err
 
 
-@pytest.mark.parametrize("format", ["jaxconv.dump/1", None])
+@pytest.mark.parametrize("format", ["jaxconv.dump/1", "jaxconv.dump/2", None])
 def test_store_of_another_format_or_none_is_refused(clean, format):
-    store = _copy(clean, f"old{format is None}")
+    store = _copy(clean, "old" + str(format)[-1])
     group = zarr.open_group(str(store), mode="r+")
     if format is None:
         del group.attrs["format"]
     else:
         group.attrs["format"] = format
-    with pytest.raises(DumpDamagedError, match="without a format" if format is None else "'jaxconv.dump/1'"):
+    with pytest.raises(DumpDamagedError, match="without a format" if format is None else f"'{format}'.*--overwrite"):
         load_dump(store)
 
 
@@ -157,8 +166,8 @@ def test_two_dumps_into_one_name_one_refuses(demo_run, tmp_path):
     assert not any(p.name.endswith(".partial") for p in dump_path(demo_run, "both").parent.iterdir())
     clean = dump_activations(demo_run, input=path, chunk_rows=16, name="alone")
     a, b = load_dump(demo_run, "both"), load_dump(demo_run, "alone")
-    names = [n for n in b.attrs["chunk_counts"]]
-    assert sorted(a.attrs["chunk_counts"]) == sorted(names) and clean.num_examples == 40
+    names = [n for n in b.attrs["object_counts"]]
+    assert sorted(a.attrs["object_counts"]) == sorted(names) and clean.num_examples == 40
     for name in names:
         np.testing.assert_array_equal(a.group[name][...], b.group[name][...], err_msg=name)
 
