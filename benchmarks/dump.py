@@ -10,6 +10,13 @@ every sentence of ``rt-polarity.all`` (``--input``: the whole file, not one CV f
 process (so its peak RSS, VmHWM, is its own): once with float32 maps and once with float16. Reported per dtype:
 
 - examples/s of the whole call (restoring the run, reading the input, compiling) and of the stream alone;
+- beside it, in a process of its own right after the dump (so both see the same load), the **ceiling**: the dump's
+  own compiled step over the same encoded sentences in the same batches, every output brought to the host, no
+  disk (:mod:`dump_peers`); the stream's ratio to it (target >= 0.8: encoding, transfer and writes hidden behind the
+  device's work);
+- the **PyTorch peer**: what a PyTorch user would write (the same model and weights in torch, forward hooks on the
+  convs appending the maps to ``.npy`` memmaps), same sentences, same batch size, and the stream's ratio to it
+  (skipped, with the reason printed, without torch);
 - peak RSS of the process; size of the store on disk;
 - reading one filter over all examples (``Dump.feature_map(layer, j)[:]``, its own chunks only) next to reading
   the whole layer (every filter), measured side by side in this process: the ratio is what the chunking buys.
@@ -35,6 +42,9 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+#: The stream's throughput over the ceiling's that the overlap aims at (issue 21).
+TARGET = 0.8
 
 _CHILD = textwrap.dedent("""
     import json, sys
@@ -78,8 +88,9 @@ def _read_times(store: Path, layer: str, repeats: int = 3) -> tuple[float, float
 
 
 def run(quick: bool = False, data: str | None = None, steps: int = 20, workdir: str | None = None) -> dict:
-    """Run the benchmark; returns ``{dtype: {examples, step, examples_per_s, stream_examples_per_s, peak_rss_mb,
-    disk_mb, read_filter_s, read_layer_s}}`` and prints the table. A ``workdir`` that already holds ``run/`` with
+    """Run the benchmark; returns ``{dtype: {examples, step, examples_per_s, stream_examples_per_s,
+    ceiling_examples_per_s, ceiling_ratio, torch_examples_per_s, torch_ratio, torch_skipped, peak_rss_mb, disk_mb,
+    read_filter_s, read_layer_s}}`` (the torch ones None when skipped) and prints the table. A ``workdir`` that already holds ``run/`` with
     checkpoints reuses that run (of the same config)."""
     base = Path(workdir or tempfile.mkdtemp(prefix="jaxconv-bench-dump-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -112,9 +123,18 @@ def run(quick: bool = False, data: str | None = None, steps: int = 20, workdir: 
             raise SystemExit(f"the {dtype} dump failed:\n{proc.stderr[-3000:]}")
         child = json.loads(proc.stdout.strip().splitlines()[-1])
         store = run_dir / "dumps" / name / "activations.zarr"
+        peers = subprocess.run([sys.executable, str(Path(__file__).with_name("dump_peers.py")), str(run_dir),
+                                str(store)], capture_output=True, text=True, env=env, timeout=3600)
+        if peers.returncode != 0:
+            raise SystemExit(f"the {dtype} ceiling and torch rows failed:\n{peers.stderr[-3000:]}")
+        peer = json.loads(peers.stdout.strip().splitlines()[-1])
         one, whole = _read_times(store, layer)
+        stream = child["n"] / child["stream_seconds"]
         results[dtype] = dict(examples=child["n"], step=child["step"], examples_per_s=child["n"] / child["seconds"],
-                              stream_examples_per_s=child["n"] / child["stream_seconds"],
+                              stream_examples_per_s=stream, ceiling_examples_per_s=peer["ceiling"],
+                              ceiling_ratio=stream / peer["ceiling"], torch_examples_per_s=peer["torch"],
+                              torch_ratio=stream / peer["torch"] if peer["torch"] else None,
+                              torch_skipped=peer["torch_skipped"],
                               peak_rss_mb=child["peak_kb"] / 1024, disk_mb=_size(store) / 2**20,
                               read_filter_s=one, read_layer_s=whole)
     _print(results, config, layer, source, quick)
@@ -132,6 +152,17 @@ def _print(results: dict, config: str, layer: str, source: Path, quick: bool) ->
         print(f"{dtype:<10} {r['examples_per_s']:>18.0f} {r['stream_examples_per_s']:>20.0f} "
               f"{r['peak_rss_mb']:>12.0f} {r['disk_mb']:>9.1f} {r['read_filter_s']:>16.4f} "
               f"{r['read_layer_s']:>13.4f} {r['read_layer_s'] / r['read_filter_s']:>12.1f}x")
+    print(f"{'maps dtype':<10} {'stream':>8} {'ceiling':>8} {'stream/ceiling':>15} {'torch hooks':>12} "
+          f"{'stream/torch':>13}   (examples/s; target stream/ceiling >= {TARGET})")
+    for dtype, r in results.items():
+        met = "met" if r["ceiling_ratio"] >= TARGET else "NOT met"
+        torch_cols = (f"{r['torch_examples_per_s']:>12.0f} {r['torch_ratio']:>12.2f}x" if r["torch_examples_per_s"]
+                      else f"{'skipped':>12} {'':>13}")
+        print(f"{dtype:<10} {r['stream_examples_per_s']:>8.0f} {r['ceiling_examples_per_s']:>8.0f} "
+              f"{r['ceiling_ratio']:>14.2f}x {torch_cols}   target {met}")
+    for dtype, r in results.items():
+        if r["torch_skipped"]:
+            print(f"torch peer skipped ({dtype}): {r['torch_skipped']}")
     print(f"read: {layer} filter 7 over all examples vs all of {layer}'s maps, median of 3, page cache warm. "
           f"float16 / float32 disk: {results['float16']['disk_mb'] / results['float32']['disk_mb']:.2f}")
 

@@ -62,8 +62,8 @@ def test_step_profile_small(shared_datasets):
 
 @pytest.mark.slow
 def test_dump_quick(demo_run, tmp_path):
-    """benchmarks/dump.py --quick on the demo's run: both dtypes dump every sentence, float16 is smaller on disk, and
-    one filter reads faster than its whole layer."""
+    """benchmarks/dump.py --quick on the demo's run: both dtypes dump every sentence, float16 is smaller on disk,
+    one filter reads faster than its whole layer, and the ceiling and PyTorch-hooks rows are measured beside it."""
     bench = _load("dump")
     (tmp_path / "run").symlink_to(demo_run, target_is_directory=True)
     results = bench.run(quick=True, workdir=str(tmp_path))
@@ -72,6 +72,11 @@ def test_dump_quick(demo_run, tmp_path):
         assert r["examples"] == 1000 and r["examples_per_s"] > 0 and r["stream_examples_per_s"] > r["examples_per_s"]
         assert r["peak_rss_mb"] > 50 and 0 < r["read_filter_s"] < r["read_layer_s"]
     assert results["float16"]["disk_mb"] < results["float32"]["disk_mb"]
+    for r in results.values():   # the side-by-side rows: the ceiling and the PyTorch peer (torch is in the venv)
+        assert r["ceiling_examples_per_s"] > 0 and r["ceiling_ratio"] == pytest.approx(
+            r["stream_examples_per_s"] / r["ceiling_examples_per_s"])
+        assert r["torch_skipped"] is None and r["torch_examples_per_s"] > 0 and r["torch_ratio"] == pytest.approx(
+            r["stream_examples_per_s"] / r["torch_examples_per_s"])
 
 
 @pytest.mark.slow

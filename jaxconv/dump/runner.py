@@ -3,8 +3,9 @@
 One padded length per dump (the longest example, rounded up to a multiple of 8; a fixed-length model's own length),
 one batch shape, so the jitted
 step compiles once. Batches are sharded over every device like training (:mod:`jaxconv.train.mesh`); only
-process 0 writes. Rows go to the store in whole chunk blocks through a buffer of one block, so memory does not
-grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
+process 0 writes. Rows go to the store in whole chunk blocks through a buffer of one block, with encoding, the
+device's steps and the writes overlapped and a bounded number of batches in flight (:mod:`jaxconv.dump.pipeline`), so
+memory does not grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ from flax import nnx
 from jaxconv._args import check_index, check_texts
 from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
+from jaxconv.dump import pipeline
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
 from jaxconv.footprint import check_fits, model_footprint
@@ -172,27 +174,6 @@ def _make_step(model, adapter, layers, spans, dtype, mesh):
     return jitted, jmesh.replicate(state, mesh)
 
 
-def _to_host(tree):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
-
-
-def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[str, int | None]]]:
-    batch = []
-    for example in source.examples(start):
-        batch.append(example)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-
-
 def dump_activations(workdir=None, *, split: str | None = None, input=None, format: str | None = None,
                      layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
@@ -327,7 +308,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
                  f", resuming at row {start}" if start else "")
         t1 = time.perf_counter()
         try:
-            _stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+            pipeline.stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
         except KeyboardInterrupt:
             done = int(writer.group.attrs["rows_written"]) if writer is not None else start
             raise Interrupted(f"the dump stopped with {done} of {n} rows written to {writer.partial if writer else final}"
@@ -338,63 +319,3 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
         return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
                           seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
                           checkpoint_step=run.step)
-
-
-def _host_rows(run, batch, length):
-    texts = [t for t, _ in batch]
-    tokens, starts, lengths, words = run.encode_rows(texts, length=length)              # (b, L), (b,), (b,), words
-    host = {"tokens": tokens, "starts": starts, "lengths": lengths, "texts": np.array(texts, dtype=object),
-            "words": np.array([" ".join(x.replace(" ", "\u00a0") for x in w) for w in words], dtype=object)}
-    if batch[0][1] is not None:
-        host["labels"] = np.array([lab for _, lab in batch], np.int32)
-    return host
-
-
-def _stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, writer):
-    """Run the batches from row ``start`` and write them in blocks of ``rows`` rows (process 0).
-
-    A resumed dump restarts at the batch boundary at or before ``start`` and drops the rows before ``start``: every
-    row is computed in the same batch, at the same position, as in an uninterrupted dump (XLA on CPU may round a
-    row's convolution differently at another position in its batch), so the two stores are bit for bit equal."""
-    from jaxconv.train import mesh as jmesh
-
-    length = specs["tokens"].shape[1]
-    buffer = {k: np.empty((rows, *s.shape[1:]), dtype=object if s.dtype is str else s.dtype) for k, s in specs.items()}
-    filled, block_start = 0, start
-    pending = None
-    last_log = time.perf_counter()
-
-    def drain(out, host, real, skip):
-        nonlocal filled, block_start
-        out = _to_host(out)
-        merged = {**host, **{k: v[:real] for k, v in out.items()}}
-        done = skip                                                  # rows before the resume point: written before
-        while done < real:
-            take = min(real - done, rows - filled)
-            for k in buffer:
-                buffer[k][filled:filled + take] = merged[k][done:done + take]
-            filled, done = filled + take, done + take
-            if filled == rows or block_start + filled == n:
-                if writer is not None:
-                    writer.write(block_start, {k: v[:filled] for k, v in buffer.items()})
-                block_start, filled = block_start + filled, 0
-
-    aligned = start - start % batch_size
-    skip = start - aligned
-    for batch in _batches(source, aligned, batch_size):
-        real = len(batch)
-        host = _host_rows(run, batch, length)
-        feed = {k: host[k] for k in ("tokens", "starts", "lengths")}
-        if real < batch_size:  # filler rows repeat the first one; they are never written
-            fill = np.zeros(batch_size - real, np.int64)
-            feed = {k: np.concatenate([v, v[fill]]) for k, v in feed.items()}
-        arrays = jmesh.shard_batch(feed, mesh)
-        out = step(state, arrays["tokens"], arrays["starts"], arrays["lengths"])  # runs while the last block is written
-        if pending is not None:
-            drain(*pending)
-        pending, skip = (out, host, real, skip), 0
-        if time.perf_counter() - last_log > 10:
-            log.info("dump: %d / %d examples", block_start + filled, n)
-            last_log = time.perf_counter()
-    if pending is not None:
-        drain(*pending)
