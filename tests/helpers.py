@@ -2,6 +2,7 @@
 
 - :func:`chromium` runs headless Chromium with :data:`CHROMIUM_FLAGS` in a throw-away profile (skips when it is not
   installed, fails under ``CI=true``); :func:`chromium_exe` finds it.
+- :func:`copy_run` copies a session run with only the dumps named (other tests add theirs to the session's run).
 - :func:`second_writer_while_first_holds`: two writers on one target: a first one held in the middle of its work
   while a second ``jaxconv`` command runs, then let go.
 """
@@ -76,3 +77,21 @@ def second_writer_while_first_holds(first: str, second: Sequence[str],
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
     return proc.pid, result
+
+
+def copy_run(run, dest, dumps: Sequence[str] = ()):
+    """Copy the run folder ``run`` to ``dest`` with only the dumps named in ``dumps``; return ``dest``.
+
+    The session's runs (``demo_run``, ``demo_dump``) gain dumps from whichever tests shared the worker before, so a
+    whole copy would depend on the order tests ran in.
+    """
+    import pathlib
+
+    run = pathlib.Path(run)
+
+    def ignore(folder, names):
+        if pathlib.Path(folder) == run / "dumps":
+            return [n for n in names if n not in dumps]
+        return []
+
+    return pathlib.Path(shutil.copytree(run, dest, ignore=ignore))

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
 import jaxconv.footprint as footprint
 from jaxconv.cli import main
 from jaxconv.configs import BUILTIN_CONFIGS, load_config
+from helpers import copy_run
 
 GIB = 2**30
 
@@ -58,7 +58,7 @@ def test_training_sizes_beyond_memory_name_the_field(capsys, tmp_path, one_gib, 
 @pytest.mark.slow  # loads a run
 def test_dump_batch_beyond_memory_names_batch_size(capsys, tmp_path, demo_run, one_gib):
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
+    copy_run(demo_run, run)
     assert main(["dump", "--workdir", str(run), "--batch-size", "1000000000", "--name", "big"]) == 2
     lines = _error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and lines[0].startswith("jaxconv dump: error: --batch-size: a batch of 1,000,000,000 rows "

@@ -9,13 +9,13 @@ test reads that line and sends SIGINT, so the signal always lands mid-work (no s
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 from conftest import REPO_ROOT, subprocess_env
+from helpers import copy_run
 
 from jaxconv.cli import main
 
@@ -78,8 +78,7 @@ def test_ctrl_c_during_training_says_where_it_stopped_and_the_same_command_resum
 
 def test_ctrl_c_during_a_dump_says_how_many_rows_and_the_same_command_resumes(tmp_path, demo_run, capsys):
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
-    shutil.rmtree(run / "dumps", ignore_errors=True)
+    copy_run(demo_run, run)
     argv = ["dump", "--workdir", str(run), "--chunk-rows", "50", "--layers", "convs/0"]
     rc, lines = _interrupt(("jaxconv.dump.store", "StoreWriter", "write", "after"), argv)
     partial = run / "dumps" / "test" / "activations.zarr.partial"

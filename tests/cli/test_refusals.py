@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import sys
 import textwrap
 
 import pytest
 
 from jaxconv.cli import main
+from helpers import copy_run
 
 
 def _error_lines(err: str) -> list[str]:
@@ -87,7 +87,7 @@ REWRITE = ("the checkpoints are intact: run the jaxconv train command that made 
 ])
 def test_corrupt_run_file_is_named_with_what_to_do(capsys, tmp_path, demo_run, name, what, fix):
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
+    copy_run(demo_run, run)
     (run / name).write_text('{"a": 1}\n{bad\n')
     rc = main(["predict", "--workdir", str(run), "fine"])
     lines = _error_lines(capsys.readouterr().err)
@@ -98,7 +98,7 @@ def test_corrupt_run_file_is_named_with_what_to_do(capsys, tmp_path, demo_run, n
 
 def test_corrupt_metrics_line_is_named_and_the_run_resumes_once_it_is_removed(capsys, tmp_path, demo_run):
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
+    copy_run(demo_run, run)
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
     (run / "metrics.jsonl").write_text("".join(lines[:1] + ["{bad\n"] + lines[1:]))
     before = (run / "final_metrics.json").read_text()
@@ -126,7 +126,7 @@ def test_full_disk_during_a_dump_names_the_store_and_the_dump_resumes(capsys, tm
     import zarr.storage._local as zarr_local
 
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
+    copy_run(demo_run, run)
     real_put = zarr_local._put
 
     def put(path, value, exclusive=False):   # the disk fills as the third block of rows is written
@@ -149,7 +149,7 @@ def test_full_disk_during_a_report_names_the_report(capsys, tmp_path, demo_dump,
     import matplotlib.figure
 
     run = tmp_path / "run"
-    shutil.copytree(demo_dump, run)
+    copy_run(demo_dump, run, dumps=["test"])
 
     def savefig(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

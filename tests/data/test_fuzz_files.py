@@ -8,7 +8,6 @@ import csv
 import gzip
 import io
 import json
-import shutil
 import unicodedata
 import warnings
 
@@ -20,6 +19,7 @@ from jaxconv.cli import main
 from jaxconv.data import read_examples
 from jaxconv.data.lines import STRIP
 from jaxconv.dump.sources import FileSource
+from helpers import copy_run
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 NAMES = ["neg", "pos", "café"]
@@ -143,7 +143,7 @@ def test_predict_input_reads_or_refuses_in_one_line(tmp_path, capsys, data):
 def test_dump_input_cli_on_hostile_files(demo_run, tmp_path, capsys):
     """A few hostile files through ``jaxconv dump --input`` (each dump compiles once: a fixed handful)."""
     workdir = tmp_path / "run"
-    shutil.copytree(demo_run, workdir)
+    copy_run(demo_run, workdir)
     words = "m00a m00b some words"
     files = {
         "wide.tsv.gz": gzip.compress(f"text\tlabel\r{words}\tclass1\r{words} again\tclass0\r".encode("utf-16")),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -21,6 +20,7 @@ from jaxconv.dump.ablation import ablate, ablation_path
 from jaxconv.dump.memory import memory_run
 from jaxconv.dump.motifs import identifies, planted_motifs, recover_motifs
 from jaxconv.models import TextCNN
+from helpers import copy_run
 
 
 def test_the_vmapped_ablation_equals_zeroing_each_filter_by_hand():
@@ -59,7 +59,7 @@ def _motif_filters(d):
 @pytest.fixture
 def demo_copy(demo_dump, tmp_path):
     """A copy of the demo's run and dump, so that the ablation written beside it reaches no other test's report."""
-    return shutil.copytree(demo_dump, tmp_path / "run")
+    return copy_run(demo_dump, tmp_path / "run", dumps=["test"])
 
 
 @pytest.mark.slow

@@ -4,21 +4,20 @@ a TSV's header is no example, its string labels are the dump's labels (the run's
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 import jaxconv
 from jaxconv.cli import main
 from jaxconv.data.pipeline import load_dataset, split_dataset
+from helpers import copy_run
 
 
 @pytest.fixture
 def run_copy(demo_run, tmp_path):
-    """A copy of the demo run, so its dumps do not touch the session fixture."""
+    """A copy of the demo run without its dumps (other tests add theirs), so this file's dumps start from none."""
     workdir = tmp_path / "run"
-    shutil.copytree(demo_run, workdir)
-    return workdir
+    return copy_run(demo_run, workdir)
 
 
 def _test_rows(workdir, n):

@@ -68,14 +68,14 @@ def test_writes_run_beside_the_next_batches_within_the_bound(demo_dump, tmp_path
 
     monkeypatch.setattr(pipeline, "_host_rows", counting)
     monkeypatch.setattr(dstore.StoreWriter, "write", waiting)
-    dump_activations(demo_dump, input=path, chunk_rows=ROWS, batch_size=BATCH, name="overlap")
+    dump_activations(demo_dump, input=path, chunk_rows=ROWS, batch_size=BATCH, name="pipeline-overlap")
     assert [(s, n) for _, s, n, _ in log] == [(0, 16), (16, 16), (32, 16), (48, 12)]
     assert all(thread != caller for thread, *_ in log)
     for _, start, n, seen in log:
         assert seen - -(-(start + n) // BATCH) <= pipeline.QUEUED + 3, log
     monkeypatch.undo()
-    dump_activations(demo_dump, input=path, chunk_rows=ROWS, batch_size=BATCH, name="plain")
-    _assert_same(demo_dump, "overlap", "plain")
+    dump_activations(demo_dump, input=path, chunk_rows=ROWS, batch_size=BATCH, name="pipeline-plain")
+    _assert_same(demo_dump, "pipeline-overlap", "pipeline-plain")
 
 
 def test_a_full_disk_in_the_writer_is_one_line_and_resumes(demo_dump, tmp_path, monkeypatch, capsys):
