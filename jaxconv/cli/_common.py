@@ -27,7 +27,7 @@ def parse_sizes(text: str, what: str, example: str) -> tuple[int, ...]:
     except ValueError:
         sizes = ()
     if not sizes or any(s < 1 for s in sizes):
-        raise CliError(f"{what} {text!r} is not understood; expected positive ints joined by 'x', e.g. {example}.")
+        raise CliError(f"{what} {quote(text)} is not understood; expected positive ints joined by 'x', e.g. {example}.")
     return sizes
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from jaxconv._format import quote
 from jaxconv.cli._common import CliError
 
 __all__ = ["add_parser", "parse_checkpoint"]
@@ -20,7 +21,7 @@ def parse_checkpoint(text: str) -> str | int:
         return text
     if text.isdigit():
         return int(text)
-    raise CliError(f"--checkpoint {text!r} is not known; expected best, latest or a step number.")
+    raise CliError(f"--checkpoint {quote(text)} is not known; expected best, latest or a step number.")
 
 
 def _cmd_dump(args) -> int:

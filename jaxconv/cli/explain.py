@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxconv._format import quote
 from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes, positive_int
 from jaxconv.configs import BUILTIN_CONFIGS, DEFAULT_CONFIG, load_config, load_config_module
 
@@ -113,7 +114,7 @@ def _dtype(text: str):
     try:
         return jnp.dtype(text)
     except TypeError:
-        raise CliError(f"--dtype {text!r} is not a dtype; expected e.g. int32 (token ids) or float32.") from None
+        raise CliError(f"--dtype {quote(text)} is not a dtype; expected e.g. int32 (token ids) or float32.") from None
 
 
 def _example_input(example: list, args):

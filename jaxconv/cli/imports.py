@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxconv._format import quote
 from jaxconv.cli._common import CliError, positive_int
 
 __all__ = ["add_parser", "describe_import"]
@@ -60,7 +61,7 @@ def _cmd_import(args) -> int:
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     if labels is not None and (not all(labels) or len(set(labels)) != len(labels)):
-        raise CliError(f"--labels {args.labels!r}: expected distinct names separated by commas, e.g. neg,pos.")
+        raise CliError(f"--labels {quote(args.labels)}: expected distinct names separated by commas, e.g. neg,pos.")
     run = import_model(args.source, args.workdir, vocab=args.vocab, tokenizer=args.tokenizer,
                        max_length=args.max_length, padding=args.padding, truncating=args.truncating,
                        label_names=labels, overwrite=args.overwrite)

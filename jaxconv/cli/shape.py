@@ -32,7 +32,7 @@ import argparse
 from collections.abc import Sequence
 
 from jaxconv import layouts, shapes
-from jaxconv._format import fmt_axes, fmt_tuple
+from jaxconv._format import fmt_axes, fmt_tuple, quote
 from jaxconv.cli._common import CliError, parse_sizes as _parse_sizes
 
 __all__ = ["add_parser", "shape_report", "LayerSpec"]
@@ -43,7 +43,7 @@ _SPATIAL_NAMES = {1: ("length",), 2: ("height", "width")}
 def _parse_input(text: str) -> tuple[tuple[int, ...], int]:
     sizes = _parse_sizes(text, "--input", "50x300 (length x channels) or 128x128x3 (height x width x channels)")
     if len(sizes) not in (2, 3):
-        raise CliError(f"--input {text!r} has {len(sizes)} sizes; expected LENGTHxCHANNELS (1-D, e.g. 50x300) or "
+        raise CliError(f"--input {quote(text)} has {len(sizes)} sizes; expected LENGTHxCHANNELS (1-D, e.g. 50x300) or "
                        f"HEIGHTxWIDTHxCHANNELS (2-D, e.g. 128x128x3).")
     return sizes[:-1], sizes[-1]
 
@@ -53,7 +53,7 @@ def _per_axis(text: str, what: str, n: int) -> tuple[int, ...]:
     if len(sizes) == 1:
         return sizes * n
     if len(sizes) != n:
-        raise CliError(f"{what} {text!r} has {len(sizes)} sizes; the input has {n} spatial axes, so give one size "
+        raise CliError(f"{what} {quote(text)} has {len(sizes)} sizes; the input has {n} spatial axes, so give one size "
                        f"(all axes) or {n} joined by 'x'.")
     return sizes
 
@@ -71,7 +71,7 @@ def _parse_padding(text: str, what: str = "--padding"):
             return int(t)
     except ValueError:
         pass
-    raise CliError(f"{what} {text!r} is not understood; expected one of {', '.join(shapes.PADDING_KINDS)}, an int "
+    raise CliError(f"{what} {quote(text)} is not understood; expected one of {', '.join(shapes.PADDING_KINDS)}, an int "
                    f">= 0, or lo,hi (e.g. 2,0).")
 
 
@@ -86,11 +86,11 @@ class LayerSpec:
 def _parse_then(text: str, n: int) -> LayerSpec:
     parts = text.split(":")
     if not 2 <= len(parts) <= 5 or not all(parts[:2]):
-        raise CliError(f"--then {text!r} is not understood; expected FILTERS:KERNEL[:STRIDE[:PADDING[:DILATION]]], "
+        raise CliError(f"--then {quote(text)} is not understood; expected FILTERS:KERNEL[:STRIDE[:PADDING[:DILATION]]], "
                        f"e.g. 16:3:1:same.")
     filters = _parse_sizes(parts[0], "--then FILTERS", "16")
     if len(filters) != 1:
-        raise CliError(f"--then {text!r}: FILTERS must be one int; got {parts[0]!r}.")
+        raise CliError(f"--then {quote(text)}: FILTERS must be one int; got {quote(parts[0])}.")
     return LayerSpec(filters[0], _per_axis(parts[1], "--then KERNEL", n),
                      _per_axis(parts[2], "--then STRIDE", n) if len(parts) > 2 and parts[2] else (1,) * n,
                      _per_axis(parts[4], "--then DILATION", n) if len(parts) > 4 and parts[4] else (1,) * n,

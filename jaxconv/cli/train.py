@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 
+from jaxconv._format import quote
 from jaxconv.cli._common import CliError
 
 from jaxconv.configs import DEFAULT_CONFIG
@@ -55,7 +56,7 @@ def _cmd_train(args) -> int:
     from jaxconv.configs import load_config
 
     if args.config_arg and args.config and args.config_arg != args.config:
-        raise CliError(f"two configs given: {args.config_arg!r} and --config {args.config!r}; give one.")
+        raise CliError(f"two configs given: {quote(args.config_arg)} and --config {quote(args.config)}; give one.")
     spec = args.config_arg or args.config or DEFAULT_CONFIG
     config = load_config(spec, args.overrides, prefix="--config.")
     run(config, args.workdir)

@@ -37,6 +37,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxconv._format import quote
 from jaxconv.configs._validate import LR_SCHEDULES, validate
 
 __all__ = ["load_config", "load_config_module", "apply_overrides", "split_override_args", "parse_override_items",
@@ -106,7 +107,7 @@ def load_config_module(spec: str) -> tuple[types.ModuleType, str | None]:
         ``get_config``.
     """
     if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"config={spec!r}: expected {SPEC_HELP}.")
+        raise ConfigError(f"config={quote(spec)}: expected {SPEC_HELP}.")
     name, preset = _split_spec(spec)
     if name in BUILTIN_CONFIGS and not pathlib.Path(name).exists():
         module = importlib.import_module(f"jaxconv.configs.{name}")
@@ -155,16 +156,16 @@ def _call_get_config(module: types.ModuleType, spec: str, preset: str | None):
     params = [p for p in inspect.signature(module.get_config).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if preset is not None and not params:
-        raise ConfigError(f"config {spec!r}: its get_config() takes no preset, but the spec names preset {preset!r}.")
+        raise ConfigError(f"config {quote(spec)}: its get_config() takes no preset, but the spec names preset {quote(preset)}.")
     try:
         config = module.get_config(preset) if params else module.get_config()
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"config {spec!r}: get_config({preset!r}) failed: {e}{_where(e, module)}") from None
+        raise ConfigError(f"config {quote(spec)}: get_config({quote(preset)}) failed: {e}{_where(e, module)}") from None
     except Exception as e:  # a bug in a user's config file (RuntimeError, AttributeError, ...): where it is
-        raise ConfigError(f"config {spec!r}: get_config({preset!r}) failed: {type(e).__name__}: {e}"
+        raise ConfigError(f"config {quote(spec)}: get_config({quote(preset)}) failed: {type(e).__name__}: {e}"
                           f"{_where(e, module)}") from None
     if not isinstance(config, ml_collections.ConfigDict):
-        raise ConfigError(f"config {spec!r}: get_config returned {type(config).__name__}; expected an "
+        raise ConfigError(f"config {quote(spec)}: get_config returned {type(config).__name__}; expected an "
                           f"ml_collections.ConfigDict.")
     return config
 
@@ -201,7 +202,7 @@ def parse_override_items(items: Iterable[Any]) -> list[tuple[str, Any]]:
         if isinstance(item, str):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ConfigError(f"override {item!r}: expected key=value, e.g. train.epochs=5.")
+                raise ConfigError(f"override {quote(item)}: expected key=value, e.g. train.epochs=5.")
             out.append((key.strip(), value))
         else:
             key, value = item
@@ -247,22 +248,22 @@ def _parse_value(text: str, field_type: type | None, shown: str) -> Any:
             return True
         if t.lower() in _FALSE:
             return False
-        raise ConfigError(f"{shown}={text!r}: expected a bool (true or false).")
+        raise ConfigError(f"{shown}={quote(text)}: expected a bool (true or false).")
     if field_type is int:
         try:
             return int(t)
         except ValueError:
-            raise ConfigError(f"{shown}={text!r}: expected an int.") from None
+            raise ConfigError(f"{shown}={quote(text)}: expected an int.") from None
     if field_type is float:
         try:
             return float(t)
         except ValueError:
-            raise ConfigError(f"{shown}={text!r}: expected a float.") from None
+            raise ConfigError(f"{shown}={quote(text)}: expected a float.") from None
     try:
         value = ast.literal_eval(t)
     except (ValueError, SyntaxError):
         if field_type in (tuple, list):
-            raise ConfigError(f"{shown}={text!r}: expected a {field_type.__name__} literal, e.g. (3, 4, 5).") from None
+            raise ConfigError(f"{shown}={quote(text)}: expected a {field_type.__name__} literal, e.g. (3, 4, 5).") from None
         return text
     if field_type in (tuple, list):
         value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
@@ -287,7 +288,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
             fields = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
             if part not in fields:
                 listing = ", ".join(sorted(fields)) if fields else "(none: it is a value, not a group of fields)"
-                raise ConfigError(f"{shown}: {where} has no field {part!r}; its fields are: {listing}")
+                raise ConfigError(f"{shown}: {where} has no field {quote(part)}; its fields are: {listing}")
             if depth < len(parents):
                 node, where = node[part], f"{where}.{part}"
         if isinstance(node[leaf], ml_collections.ConfigDict):
@@ -299,7 +300,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
             node[leaf] = value
         except TypeError:
             expected = node.get_type(leaf)
-            raise ConfigError(f"{shown}={value!r}: expected a value of type {expected.__name__} (the field's type; "
+            raise ConfigError(f"{shown}={quote(value)}: expected a value of type {expected.__name__} (the field's type; "
                               f"its default is {node[leaf]!r}).") from None
     return config
 
