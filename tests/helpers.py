@@ -5,6 +5,7 @@
 - :func:`copy_run` copies a session run with only the dumps named (other tests add theirs to the session's run).
 - :func:`second_writer_while_first_holds`: two writers on one target: a first one held in the middle of its work
   while a second ``jaxconv`` command runs, then let go.
+- :func:`free_port`: a free localhost port, for the coordinator of a two-process (``jax.distributed``) run.
 """
 
 from __future__ import annotations
@@ -95,3 +96,12 @@ def copy_run(run, dest, dumps: Sequence[str] = ()):
         return []
 
     return pathlib.Path(shutil.copytree(run, dest, ignore=ignore))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for ``JAX_COORDINATOR_ADDRESS``)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

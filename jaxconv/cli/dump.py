@@ -1,7 +1,8 @@
 """``jaxconv dump --workdir RUN``: stream a trained run's per-filter activations to a Zarr store.
 
 The store is ``RUN/dumps/<name>/activations.zarr`` (:mod:`jaxconv.dump` describes it); read it with
-``jaxconv report``, ``jaxconv.load_dump`` or plain ``zarr.open``.
+``jaxconv report``, ``jaxconv.load_dump`` or plain ``zarr.open``. On several hosts (``JAXCONV_DISTRIBUTED=1``, the
+same command on each) every host writes its own rows and process 0 prints the summary (:mod:`jaxconv.dump.hosts`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,27 @@ def parse_checkpoint(text: str) -> str | int:
 
 
 def _cmd_dump(args) -> int:
-    from jaxconv.dump import dump_activations
+    import jax
 
+    from jaxconv.dump import dump_activations
+    from jaxconv.dump.hosts import HostFailed
+    from jaxconv.train.mesh import is_primary, maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # JAXCONV_DISTRIBUTED=1: before anything touches the devices
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jaxconv").setLevel(logging.INFO)
-    r = dump_activations(args.workdir, split=args.split, input=args.input, format=args.format, layers=args.layers,
-                         dtype=args.dtype, checkpoint=parse_checkpoint(args.checkpoint), batch_size=args.batch_size,
-                         name=args.name, overwrite=args.overwrite, chunk_rows=args.chunk_rows)
+    checkpoint = parse_checkpoint(args.checkpoint)
+    try:
+        r = dump_activations(args.workdir, split=args.split, input=args.input, format=args.format, layers=args.layers,
+                             dtype=args.dtype, checkpoint=checkpoint, batch_size=args.batch_size,
+                             name=args.name, overwrite=args.overwrite, chunk_rows=args.chunk_rows)
+    except HostFailed as e:
+        raise CliError(str(e)) from None
+    if not is_primary():
+        return 0
     resumed = f", resumed at row {r.resumed_from}" if r.resumed_from else ""
+    if r.resumed_from and jax.process_count() > 1:
+        resumed = f", resumed with {r.resumed_from} rows written before"
     print(f"dump {r.name}: {r.num_examples} examples x layers {', '.join(r.layers)} from checkpoint step "
           f"{r.checkpoint_step} in {r.seconds:.1f} s ({r.examples_per_s:.0f} examples/s{resumed})\n"
           f"store:   {r.path}\n"

@@ -5,9 +5,9 @@ Three stages run at once, each on its own batch:
 1. the calling thread reads and encodes batch ``i + 1`` (tokens, starts, lengths, the words) and dispatches its step
    (asynchronous: the call returns at once), then starts the device-to-host copies of its outputs
    (``jax.Array.copy_to_host_async``);
-2. meanwhile the device computes it; the calling thread then waits for batch ``i``'s outputs on the host (the one
-   collective of a multi-process dump, so every process calls it in the same order, on the same thread) and hands
-   them to the writer;
+2. meanwhile the device computes it; the calling thread then waits for batch ``i``'s outputs on the host and hands
+   them to the writer (on several processes each streams its own rows on its own devices, with no collective:
+   :mod:`jaxconv.dump.hosts`);
 3. a writer thread copies the rows into its one chunk block and writes each full block to the store
    (:class:`jaxconv.dump.store.StoreWriter.write`, which records ``rows_written`` after it). A map's block is kept
    filter-major, ``(F, rows, P)``, transposed batch by batch while the batch is in the cache, so that each
@@ -57,11 +57,7 @@ def _filter_major(name: str) -> bool:
 
 
 def _to_host(tree):
-    """The step's outputs as NumPy arrays on this host (every row: an all-gather over processes)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
+    """The step's outputs as NumPy arrays on this host (the step runs on this process's devices alone)."""
     return jax.tree.map(np.asarray, tree)
 
 
@@ -73,9 +69,14 @@ def _start_copies(tree) -> None:
             copy()
 
 
-def _batches(source: TextSource, start: int, size: int) -> Iterator[list[tuple[str, int | None]]]:
+def _batches(source: TextSource, start: int, size: int, end: int) -> Iterator[list[tuple[str, int | None]]]:
+    """Batches of ``size`` rows from row ``start`` until one holds row ``end - 1`` (the last may go past ``end``)."""
+    if start >= end:
+        return
     batch = []
-    for example in source.examples(start):
+    for i, example in enumerate(source.examples(start)):
+        if i % size == 0 and start + i >= end:
+            return
         batch.append(example)
         if len(batch) == size:
             yield batch
@@ -102,9 +103,9 @@ class _Writer(threading.Thread):
       written: rows handed to the store so far, from the resume point.
     """
 
-    def __init__(self, writer, specs, rows: int, n: int, start: int):
+    def __init__(self, writer, specs, rows: int, end: int, start: int):
         super().__init__(name="jaxconv-dump-writer", daemon=True)
-        self.writer, self.rows, self.n = writer, rows, n
+        self.writer, self.rows, self.end = writer, rows, end
         self.inbox: queue.Queue = queue.Queue(maxsize=QUEUED)
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -137,9 +138,8 @@ class _Writer(threading.Thread):
                 else:
                     block[self.filled:self.filled + take] = rows
             self.filled, done = self.filled + take, done + take
-            if self.filled == self.rows or self.block_start + self.filled == self.n:
-                if self.writer is not None:
-                    self.writer.write(self.block_start, self._views())
+            if self.filled == self.rows or self.block_start + self.filled == self.end:
+                self.writer.write(self.block_start, self._views())
                 self.block_start, self.filled = self.block_start + self.filled, 0
 
     def _views(self) -> dict[str, np.ndarray]:
@@ -168,30 +168,31 @@ class _Writer(threading.Thread):
         self.join()
 
 
-def stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, writer) -> None:
-    """Run the batches from row ``start`` and write them in blocks of ``rows`` rows (``writer``; None on a process
-    that writes nothing), overlapped as the module docstring says.
+def stream(source, start, end, rows, batch_size, run, step, state, mesh, specs, writer) -> None:
+    """Run the batches of rows ``[start, end)`` and write them in blocks of ``rows`` rows (``writer``), overlapped as
+    the module docstring says (``end``: the number of examples, or the end of this process's rows).
 
-    A resumed dump restarts at the batch boundary at or before ``start`` and drops the rows before ``start``: every
-    row is computed in the same batch, at the same position, as in an uninterrupted dump (XLA on CPU may round a
-    row's convolution differently at another position in its batch), so the two stores are bit for bit equal."""
+    A resumed dump (or a process's rows) starts at the batch boundary at or before ``start`` and drops the rows
+    before ``start``, and its last batch may hold rows past ``end``, computed and dropped: every row is computed in
+    the same batch, at the same position, as in an uninterrupted dump (XLA on CPU may round a row's convolution
+    differently at another position in its batch), so the two stores are bit for bit equal."""
     from jaxconv.train import mesh as jmesh
 
     length = specs["tokens"].shape[1]
-    sink = _Writer(writer, specs, rows, n, start)
+    sink = _Writer(writer, specs, rows, end, start)
     sink.start()
     pending = None
     last_log = time.perf_counter()
 
-    def drain(out, host, real, skip):
+    def drain(out, host, keep, skip):
         out = _to_host(out)
-        sink.put(({**host, **{k: v[:real] for k, v in out.items()}}, real, skip))
+        sink.put(({**host, **{k: v[:keep] for k, v in out.items()}}, keep, skip))
 
     aligned = start - start % batch_size
     skip = start - aligned
     try:
-        for batch in _batches(source, aligned, batch_size):
-            real = len(batch)
+        for b, batch in enumerate(_batches(source, aligned, batch_size, end)):
+            real, keep = len(batch), min(len(batch), end - aligned - b * batch_size)   # keep: rows before end
             host = _host_rows(run, batch, length)                            # while the device runs the last batch
             feed = {k: host[k] for k in ("tokens", "starts", "lengths")}
             if real < batch_size:  # filler rows repeat the first one; they are never written
@@ -202,9 +203,9 @@ def stream(source, start, n, rows, batch_size, run, step, state, mesh, specs, wr
             _start_copies(out)
             if pending is not None:
                 drain(*pending)
-            pending, skip = (out, host, real, skip), 0
+            pending, skip = (out, host, keep, skip), 0
             if time.perf_counter() - last_log > 10:
-                log.info("dump: %d / %d examples", sink.block_start + sink.filled, n)
+                log.info("dump: %d / %d examples", sink.block_start + sink.filled, end)
                 last_log = time.perf_counter()
         if pending is not None:
             drain(*pending)

@@ -1,11 +1,11 @@
 """``dump_activations``: stream a split (or a text file) through a trained run's convolutions into a Zarr store.
 
 One padded length per dump (the longest example, rounded up to a multiple of 8; a fixed-length model's own length),
-one batch shape, so the jitted
-step compiles once. Batches are sharded over every device like training (:mod:`jaxconv.train.mesh`); only
-process 0 writes. Rows go to the store in whole chunk blocks through a buffer of one block, with encoding, the
-device's steps and the writes overlapped and a bounded number of batches in flight (:mod:`jaxconv.dump.pipeline`), so
-memory does not grow with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
+one batch shape, so the jitted step compiles once. Batches are sharded over every device like training
+(:mod:`jaxconv.train.mesh`); on several processes each computes and writes its own rows (:mod:`jaxconv.dump.hosts`).
+Rows go to the store in whole chunk blocks through a buffer of one block, with encoding, the device's steps and the
+writes overlapped and a bounded number of batches in flight (:mod:`jaxconv.dump.pipeline`), so memory does not grow
+with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module docstring).
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxconv._args import check_index, check_texts
 from jaxconv.dump import store as dstore
 from jaxconv.dump.adapters import get_adapter
-from jaxconv.dump import pipeline
+from jaxconv.dump import hosts, pipeline
 from jaxconv.dump.layout import array_specs, constants, layer_facts, rows_per_chunk
 from jaxconv.dump.sources import SPLITS, FileSource, SplitSource, TextSource
 from jaxconv.footprint import check_fits, model_footprint
@@ -85,7 +84,7 @@ def resolve_layers(model: nnx.Module, layers: str | Sequence[str] | None) -> lis
 
 
 def _lock(final):
-    """The store's lock, ``<final>.lock`` (process 0 writes, so process 0 holds it): a second writer refuses."""
+    """The store's lock, ``<final>.lock`` (process 0 holds it for every process): a second dump refuses."""
     from jaxconv import locks
 
     return locks.hold(f"{os.fspath(final)}{locks.LOCK_SUFFIX}", "dump", enabled=jax.process_index() == 0)
@@ -220,7 +219,10 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
     _check_args(split, input, dtype, batch_size, name)
     if format is not None and input is None:
         raise ValueError(f"--format {format!r} reads an --input file; give --input FILE, or leave --format out.")
+    jmesh.maybe_initialize_distributed()      # JAXCONV_DISTRIBUTED=1: before anything touches the devices
+    meetings = hosts.Meetings()               # several processes: where they wait for each other
     with contextlib.ExitStack() as held:    # the store's lock (jaxconv.locks), from before it is read
+        held.push(meetings)                   # an error on the way out tells the other processes
         if model is not None:
             if texts is None or path is None or workdir is not None:
                 raise ValueError("dump_activations(model=...): give texts= and path= (where the store goes), and no "
@@ -271,10 +273,11 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
         n, K = scan.num_examples, run.num_classes
 
         specs = array_specs(n, length, rows, layers, facts, dtype, scan.has_labels)
-        step, state = _make_step(run.model, adapter, layers, spans, dtype, mesh)
-        sharded = jmesh.data_sharding(mesh)
-        rows_of = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
-        step = step.lower(state, jax.ShapeDtypeStruct((batch_size, length), jnp.int32, sharding=sharded), rows_of,
+        here, local_batch = hosts.local_mesh(int(batch_size))     # several processes: this one's devices and rows
+        step, state = _make_step(run.model, adapter, layers, spans, dtype, here)
+        sharded = jmesh.data_sharding(here)
+        rows_of = jax.ShapeDtypeStruct((local_batch,), jnp.int32, sharding=sharded)
+        step = step.lower(state, jax.ShapeDtypeStruct((local_batch, length), jnp.int32, sharding=sharded), rows_of,
                           rows_of).compile()                                                # the one compile
         probe = step.out_info                                                                # {name: (shape, dtype)}
         if "predictions" in probe:
@@ -296,26 +299,31 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
         fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
                                 dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
         held.enter_context(naming_write_errors(final.parent / (final.name + dstore.PARTIAL), "the dump"))
-        writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite) if jax.process_index() == 0 \
-            else None
-        start = writer.start_row if writer is not None else 0
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            start = int(multihost_utils.broadcast_one_to_all(np.int32(start)))
-        log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d rows%s",
-                 name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
-                 f", resuming at row {start}" if start else "")
+        process, ranges = jax.process_index(), hosts.row_ranges(n, rows, jax.process_count())
+        if process == 0:   # makes (or resumes) the partial store; on several processes, before the others open it
+            writer = dstore.StoreWriter(final, specs, consts, attrs, fp, overwrite=overwrite, ranges=ranges)
+        meetings.meet("the store was made")
+        if process != 0:
+            writer = dstore.StoreWriter.join(final, specs, process)
+        (lo, end), start = ranges[process], writer.next_row
+        found = sum(r - a for r, (a, _) in zip(writer.next_rows, ranges))    # rows written by an earlier run
+        mine = f", process {process} of {len(ranges)}: rows [{lo}, {end})" if len(ranges) > 1 else ""
+        log.info("dump %s: %d examples (%s), padded length %d, layers %s, %s, batch %d on %d device(s), chunk %d "
+                 "rows%s%s", name, n, source.description, length, ", ".join(layers), dtype, batch_size, ndev, rows,
+                 mine, f", resuming at row {start}" if start > lo else "")
         t1 = time.perf_counter()
         try:
-            pipeline.stream(source, start, n, rows, int(batch_size), run, step, state, mesh, specs, writer)
+            pipeline.stream(source, start, end, rows, local_batch, run, step, state, here, specs, writer)
         except KeyboardInterrupt:
-            done = int(writer.group.attrs["rows_written"]) if writer is not None else start
-            raise Interrupted(f"the dump stopped with {done} of {n} rows written to {writer.partial if writer else final}"
+            done = writer.next_row
+            raise Interrupted(f"the dump stopped with {done - lo} of {end - lo} rows{mine} written to {writer.partial}"
                               f"; the same command resumes it from row {done}.") from None
         stream = time.perf_counter() - t1
-        path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if writer is not None else final
+        meetings.meet("every process wrote its rows")
+        path = writer.finish({"seconds": round(time.perf_counter() - t0, 3)}) if process == 0 else final
+        meetings.meet("process 0 marked the store complete")
+        meetings.close()
         seconds = time.perf_counter() - t0
-        return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=start,
-                          seconds=seconds, examples_per_s=(n - start) / max(seconds, 1e-9), stream_seconds=stream,
+        return DumpResult(path=str(path), name=name, num_examples=n, layers=tuple(layers), resumed_from=found,
+                          seconds=seconds, examples_per_s=(n - found) / max(seconds, 1e-9), stream_seconds=stream,
                           checkpoint_step=run.step)

@@ -1,7 +1,8 @@
 """The on-disk store of a dump: a Zarr v3 group, written under a temporary name and renamed when complete.
 
 Where: ``RUN/dumps/<name>/activations.zarr``. While it is written it is ``activations.zarr.partial``; the writer
-commits whole chunk blocks of rows and records ``rows_written`` in the group's attributes after each, so a killed
+commits whole chunk blocks of rows and records ``rows_written`` in the group's attributes after each (on several
+processes, each its own next row in the array ``progress``: :mod:`jaxconv.dump.hosts`), so a killed
 dump resumes from its last complete block (when the run's checkpoint, the input, the layers, the dtype and the
 layout are the same; else it restarts cleanly). When every row is in, the partial store is renamed to its final
 name and ``complete: true`` is written last; :func:`is_complete` is what readers check, so a reader never takes a
@@ -21,7 +22,8 @@ of shards, or of chunks where unsharded}``) in its attributes: an object that is
 and readers (:func:`jaxconv.load_dump`) refuse it (:func:`missing_objects`); a truncated shard fails its index's
 checksum on reading.
 
-One writer at a time: ``jaxconv dump`` holds ``activations.zarr.lock`` while it writes (:mod:`jaxconv.locks`).
+One dump at a time: ``jaxconv dump`` holds ``activations.zarr.lock`` while it writes (:mod:`jaxconv.locks`; on
+several processes, process 0 holds it for all).
 """
 
 from __future__ import annotations
@@ -118,30 +120,63 @@ class StoreWriter:
       attrs: the group's attributes.
       fingerprint: what must match to resume a partial store (:func:`fingerprint`).
       overwrite: replace a complete dump of the same name (only once the new one is complete).
+      ranges: the rows ``[lo, hi)`` each process writes (:func:`jaxconv.dump.hosts.row_ranges`); None: one process,
+        every row. This writer is process 0's; the others' are :meth:`join`'s.
 
     Attributes:
-      start_row: the rows already written by an earlier, interrupted run with the same fingerprint (0 if none).
+      next_rows: each process's next row to write (its ``lo`` when it has none written; rows written by an earlier,
+        interrupted run with the same fingerprint count).
+      start_row: this process's next row when the writer was made.
 
     Raises:
       DumpExistsError: a complete dump exists at ``final`` and ``overwrite`` is false.
     """
 
     def __init__(self, final, specs: dict[str, ArraySpec], constants: dict[str, tuple[np.ndarray, tuple]],
-                 attrs: dict, fingerprint: str, *, overwrite: bool = False):
+                 attrs: dict, fingerprint: str, *, overwrite: bool = False,
+                 ranges: list[tuple[int, int]] | None = None):
+        from jaxconv.dump.hosts import resume_rows
+
         self.final = epath.Path(final)
         self.partial = self.final.parent / (self.final.name + PARTIAL)
         self.overwrite = overwrite
         if not overwrite:
             refuse_complete(self.final)
-        self.group, self.start_row = self._resume(fingerprint)
+        ranges = ranges or [(0, next(iter(specs.values())).shape[0])]
+        self.group, found = self._resume(fingerprint)
         if self.group is None:
             self.group = self._create(specs, constants, attrs, fingerprint)
-            self.start_row = 0
+            found = [lo for lo, _ in ranges]
+        rows = next((s.shards or s.chunks)[0] for s in specs.values())
+        self.next_rows, self.process = resume_rows(found, ranges, rows), 0
+        self.progress = self._record_progress()
         self.arrays = {name: self.group[name].with_config(_ALL_CHUNKS) for name in specs}   # not persisted
+        self.start_row = self.next_rows[0]
+
+    @classmethod
+    def join(cls, final, specs: dict[str, ArraySpec], process: int) -> StoreWriter:
+        """Process ``process``'s writer of the partial store that process 0's writer made (several processes)."""
+        self = cls.__new__(cls)
+        self.final = epath.Path(final)
+        self.partial = self.final.parent / (self.final.name + PARTIAL)
+        self.overwrite, self.process = False, process
+        self.group = open_group(self.partial, "r+")
+        self.progress = self.group["progress"]
+        self.next_rows = [int(r) for r in self.progress[:]]
+        self.arrays = {name: self.group[name].with_config(_ALL_CHUNKS) for name in specs}
+        self.start_row = self.next_rows[process]
+        return self
+
+    @property
+    def next_row(self) -> int:
+        """This process's next row to write."""
+        return self.next_rows[self.process]
 
     # ------------------------------------------------------------------ set-up
 
     def _resume(self, fp: str):
+        """The partial store to go on with and the next rows it records (``rows_written``, or ``progress``), or
+        ``(None, None)``."""
         if self.final.exists() and not is_complete(self.final):
             # Killed between the rename and the `complete` flag, or a foreign half store: take it back.
             if self.partial.exists():
@@ -149,18 +184,21 @@ class StoreWriter:
             else:
                 self.final.rename(self.partial)
         if not self.partial.exists():
-            return None, 0
+            return None, None
         try:
             group = open_group(self.partial, "r+")
             if group.attrs.get("fingerprint") == fp and group.attrs.get("format") == FORMAT:
-                rows = int(group.attrs["rows_written"])
-                log.info("dump: resuming %s at row %d", self.partial, rows)
-                return group, rows
+                if "progress" in group:
+                    found = [int(r) for r in group["progress"][:]]
+                else:
+                    found = [int(group.attrs["rows_written"])]
+                log.info("dump: resuming %s at row %s", self.partial, ", ".join(map(str, found)))
+                return group, found
             log.info("dump: %s is from another run, input or layout; starting again", self.partial)
         except Exception as e:  # unreadable metadata (killed while writing it): start again
             log.info("dump: %s cannot be resumed (%s); starting again", self.partial, type(e).__name__)
         self.partial.rmtree()
-        return None, 0
+        return None, None
 
     def _create(self, specs, constants, attrs, fp: str) -> zarr.Group:
         self.final.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +217,20 @@ class StoreWriter:
         group.attrs.update({**attrs, "format": FORMAT, "fingerprint": fp, "rows_written": 0, "complete": False})
         return group
 
+    def _record_progress(self):
+        """Several processes: the array ``progress``, holding :attr:`next_rows`, one object per process (returned).
+        One: ``rows_written`` as ever (None), rewritten only when an earlier run on several left a ``progress``."""
+        if len(self.next_rows) > 1:
+            progress = self.group.create_array("progress", shape=(len(self.next_rows),), chunks=(1,), dtype="int64",
+                                               fill_value=0, dimension_names=("process",), overwrite=True,
+                                               config=_ALL_CHUNKS)
+            progress[:] = np.asarray(self.next_rows, np.int64)
+            return progress
+        if "progress" in self.group:
+            del self.group["progress"]
+            self.group.attrs["rows_written"] = self.next_rows[0]
+        return None
+
     # ------------------------------------------------------------------ rows
 
     def write(self, start: int, block: dict[str, np.ndarray]) -> None:
@@ -192,14 +244,21 @@ class StoreWriter:
             if len(rows) != n:
                 raise ValueError(f"dump block: {name} has {len(rows)} rows, the others {n}.")
             array[start:start + n] = rows
-        self.group.attrs["rows_written"] = start + n
+        if self.progress is not None:
+            self.progress[self.process] = start + n
+        else:
+            self.group.attrs["rows_written"] = start + n
+        self.next_rows[self.process] = start + n       # once recorded
 
     def finish(self, attrs: dict | None = None) -> epath.Path:
-        """Add ``attrs`` and ``object_counts`` (every array's number of objects, all written), rename the partial
-        store to its final name (replacing an old dump when overwriting), then write ``complete: true`` last.
-        Returns the final path."""
+        """Drop ``progress`` (several processes), add ``attrs``, ``rows_written`` (every row) and ``object_counts``
+        (every array's number of objects, all written), rename the partial store to its final name (replacing an
+        old dump when overwriting), then write ``complete: true`` last. Returns the final path."""
+        if "progress" in self.group:
+            del self.group["progress"]
         counts = {name: math.prod(object_grid(a)) for name, a in _arrays(self.group)}
-        self.group.attrs.update({**(attrs or {}), "object_counts": counts})
+        n = next(iter(self.arrays.values())).shape[0]
+        self.group.attrs.update({**(attrs or {}), "rows_written": n, "object_counts": counts})
         if self.final.exists():
             self.final.rmtree()
         self.partial.rename(self.final)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import subprocess_env as _env
+from helpers import free_port
 from flax import nnx
 
 from jaxconv.configs import ConfigError, load_config
@@ -244,18 +245,10 @@ def test_one_vs_eight_devices_same_metrics(reference, tmp_path):
         assert abs(a["accuracy"] - b["accuracy"]) <= 0.02, (a, b)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_match_one(tmp_path):
     """Multi-host for real: two processes (2 CPU devices each) joined by jax.distributed on localhost train the same
     run as one process with 4 devices; only process 0 writes metrics."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(cli_args(tmp_path / "two"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXCONV_DISTRIBUTED="1",
                                        JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
