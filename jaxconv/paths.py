@@ -12,6 +12,8 @@ import contextlib
 import errno as errno_lib
 import json
 import os
+import sys
+
 from etils import epath
 
 __all__ = ["REMOTE_PREFIXES", "is_remote", "as_path", "prepare_workdir", "WorkdirError", "write_text", "append_bytes", "os_error_text", "write_error",
@@ -92,12 +94,22 @@ def os_error_text(code: int) -> str:
     return f"{os.strerror(code)} ({errno_lib.errorcode.get(code, code)})"
 
 
-def write_error(path, error: OSError, what: str) -> WorkdirError:
-    """The WorkdirError for a failed write of ``what`` at ``path``: names both and the cause (``ENOSPC``)."""
-    cause = os_error_text(error.errno) if error.errno else f"{type(error).__name__}: {error}"
-    out = WorkdirError(f"cannot write {what} {path}: {cause}; what it held before is intact. Free space (or fix the "
-                       f"file system) and run the same command again.")
-    out.errno = error.errno
+def write_error(path, error: Exception, what: str) -> WorkdirError:
+    """The WorkdirError for a failed write of ``what`` at ``path``: names both and the cause (``ENOSPC``; on an
+    object store also what the store said, and what to check there instead of free space)."""
+    errno = getattr(error, "errno", None)
+    cause = os_error_text(errno) if errno else f"{type(error).__name__}: {error}"
+    fix = "Free space (or fix the file system)"
+    if is_remote(path):
+        said = " ".join(str((error.strerror if errno else "") or "").split())[:120]
+        if said and said != os.strerror(errno):
+            cause = f"{cause[:-1]}; the store said {said!r})"
+        elif not errno:
+            cause = " ".join(cause.split())[:160]
+        fix = "Check that the store is reachable and writable (network, credentials, quota)"
+    out = WorkdirError(f"cannot write {what} {path}: {cause}; what it held before is intact. {fix} and run the same "
+                       f"command again.")
+    out.errno = errno
     return out
 
 
@@ -110,7 +122,10 @@ WRITE_ERRNOS = (errno_lib.ENOSPC, errno_lib.EDQUOT, errno_lib.EROFS, errno_lib.E
 def naming_write_errors(path: str | os.PathLike, what: str):
     """Inside, a failed write (:data:`WRITE_ERRNOS`, or any ``OSError`` with an errno that names no file, as a full
     disk under ``f.write`` does) becomes the :class:`WorkdirError` of :func:`write_error`: one line naming ``what``
-    at ``path`` and the cause. Other errors pass unchanged.
+    at ``path`` and the cause. Other errors pass unchanged. On an object store (``gs://``, ``s3://``) every
+    ``OSError`` but a missing file's, and the client's own errors (:data:`CLIENT_ERRORS`: a dropped connection), are
+    failed writes: the store's messages name no file (s3fs raises a server error as ``OSError(EREMOTEIO)``, a
+    refusal as ``PermissionError``).
 
     >>> with naming_write_errors("/runs/x/dumps/test", "the dump"):
     ...     raise OSError(errno_lib.ENOSPC, "No space left on device")
@@ -123,10 +138,26 @@ it held before is intact. Free space (or fix the file system) and run the same c
         yield
     except WorkdirError:
         raise
-    except OSError as e:
-        if e.errno is None or (e.filename is not None and e.errno not in WRITE_ERRNOS):
+    except Exception as e:
+        if not _write_failure(path, e):
             raise
         raise write_error(path, e, what) from e
+
+
+#: Exceptions of object-store clients that are no ``OSError`` (a dropped connection, an HTTP error), as (module,
+#: name): looked up only where that module is imported already (a client that raised one has imported it).
+CLIENT_ERRORS = (("botocore.exceptions", "BotoCoreError"), ("botocore.exceptions", "ClientError"),
+                 ("aiohttp", "ClientError"), ("gcsfs.retry", "HttpError"), ("google.auth.exceptions", "GoogleAuthError"))
+
+
+def _write_failure(path, error: Exception) -> bool:
+    """Whether ``error``, raised while writing to ``path``, is named as a failed write of it (see
+    :func:`naming_write_errors`)."""
+    if is_remote(path):
+        client = tuple(c for m, name in CLIENT_ERRORS if isinstance(c := getattr(sys.modules.get(m), name, None), type))
+        return isinstance(error, client) or (isinstance(error, OSError) and not isinstance(error, FileNotFoundError))
+    return isinstance(error, OSError) and error.errno is not None and (error.filename is None or
+                                                                        error.errno in WRITE_ERRNOS)
 
 
 def write_text(path: str | os.PathLike, text: str, *, what: str = "the file") -> None:
@@ -150,7 +181,9 @@ def write_text(path: str | os.PathLike, text: str, *, what: str = "the file") ->
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-    except OSError as e:
+    except Exception as e:   # an OSError; on an object store also its client's errors (a dropped connection)
+        if not isinstance(e, OSError) and not _write_failure(path, e):
+            raise
         raise write_error(path, e, what) from e
 
 

@@ -10,6 +10,7 @@
   (``../shared/datasets/sentences`` beside the repository, or ``$JAXCONV_DATA``): skip when absent, fail under CI.
 - ``demo_run`` / ``demo_dump`` (session): the demo's run (the built-in synthetic preset, trained once for the whole
   session, ~10 s) and its test-split dump, shared by the dump, analysis, report and notebook tests.
+- ``s3_bucket`` (module): ``s3://jaxconv-test`` on an in-process S3 server (moto), for the remote-store tests.
 """
 
 from __future__ import annotations
@@ -103,3 +104,37 @@ def demo_dump(demo_run) -> pathlib.Path:
 
     dump_activations(demo_run)
     return demo_run
+
+
+@pytest.fixture(scope="module")
+def s3_bucket():
+    """``s3://jaxconv-test`` on a moto server on 127.0.0.1; fsspec and etils are pointed at it and reset after. The
+    test module imports (or skips on) moto, s3fs and boto3 itself, as its in_ci() rule says."""
+    import socket
+
+    import boto3
+    import fsspec.config
+    import moto.server as moto_server
+    from etils.epath import backend
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved_conf = dict(fsspec.config.conf.get("s3", {}))
+    mp = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        mp.setenv(key, value)
+    fsspec.config.conf["s3"] = {**saved_conf, "endpoint_url": endpoint, "use_listings_cache": False}
+    backend.fsspec_backend._get_filesystem.cache_clear()      # etils caches one filesystem per protocol
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="jaxconv-test")
+        yield "s3://jaxconv-test"
+    finally:
+        fsspec.config.conf["s3"] = saved_conf
+        backend.fsspec_backend._get_filesystem.cache_clear()
+        mp.undo()
+        server.stop()

@@ -50,6 +50,23 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _save(fig, path: str | os.PathLike) -> None:
+    """Save ``fig`` as the PNG ``path``: matplotlib writes a local path itself; a remote one (``gs://``) is drawn
+    into memory and written as one object through etils.epath."""
+    from jaxconv.paths import is_remote
+
+    if not is_remote(path):
+        fig.savefig(path)
+        return
+    import io
+
+    from etils import epath
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    epath.Path(path).write_bytes(buffer.getvalue())
+
+
 @_literal_text
 def example_heatmaps(dump, layer: str, examples: Sequence[int], path: str | os.PathLike):
     """One panel per example: the layer's map ``(filters, positions)``, positions labelled by their window's first
@@ -76,7 +93,7 @@ def example_heatmaps(dump, layer: str, examples: Sequence[int], path: str | os.P
                  f"predicted {dump.class_name(int(preds[i]))}" if preds is not None else ""]
         ax.set_title(f"{layer}, example {i}" + "".join(f", {k}" for k in known if k), fontsize=9)
     fig.colorbar(im, ax=list(axes), label="activation", fraction=0.03)
-    fig.savefig(path)
+    _save(fig, path)
     return fig
 
 
@@ -93,7 +110,7 @@ def pooled_distribution(pooled: Float[np.ndarray, " examples filters"], layer: s
     ax.set_ylabel("max-pooled value")
     ax.set_title(f"{layer}: each filter's pooled value over the {N} examples (box: quartiles, whiskers: 1.5 IQR)",
                  fontsize=9)
-    fig.savefig(path)
+    _save(fig, path)
     return fig
 
 
@@ -114,7 +131,7 @@ def class_means(pooled: Float[np.ndarray, " examples filters"], classes: np.ndar
     ax.set_ylabel("class")
     ax.set_title(f"{layer}: mean pooled value per class", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03, label="mean pooled value")
-    fig.savefig(path)
+    _save(fig, path)
     return fig
 
 

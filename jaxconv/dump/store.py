@@ -9,8 +9,9 @@ name and ``complete: true`` is written last; :func:`is_complete` is what readers
 half store for a complete one.
 
 Local paths use zarr's ``LocalStore`` (the rename is one atomic ``os.rename``); remote ones (``gs://...``) zarr's
-``FsspecStore`` (``pip install gcsfs``), where the rename is a copy, which is why the ``complete`` flag is written
-after it.
+``FsspecStore`` (``pip install gcsfs``). An object store has no rename: the partial store's objects are copied to
+the final name (server side), ``complete`` is written, and only then is the partial store deleted (its root
+``zarr.json`` first); a dump killed in any of these steps resumes from the partial store, or is complete.
 
 Objects: ``maps/<layer>`` ``(examples, positions, filters)`` is sharded (zarr v3's sharding codec) ``(block,
 positions, filters)`` in inner chunks ``(chunk, positions, 1)``: one object per block of rows holds every filter,
@@ -182,7 +183,8 @@ class StoreWriter:
             if self.partial.exists():
                 self.final.rmtree()
             else:
-                self.final.rename(self.partial)
+                _put(self.final, self.partial)
+                _drop(self.final)
         if not self.partial.exists():
             return None, None
         try:
@@ -261,10 +263,47 @@ class StoreWriter:
         self.group.attrs.update({**(attrs or {}), "rows_written": n, "object_counts": counts})
         if self.final.exists():
             self.final.rmtree()
-        self.partial.rename(self.final)
+        _put(self.partial, self.final)
         done = open_group(self.final, "r+")
         done.attrs["complete"] = True
+        try:
+            _drop(self.partial)
+        except Exception as e:  # the dump is complete: what is left of its copy costs room, nothing else
+            log.warning("dump: %s is complete, but its partial copy %s could not be deleted (%s); delete it",
+                        self.final, self.partial, type(e).__name__)
         return self.final
+
+
+def _put(src: epath.Path, dst: epath.Path) -> None:
+    """Put the store ``src`` at ``dst`` (which must not exist). Local: one ``os.rename``. An object store has no
+    rename: every object is copied (server side); :func:`_drop` deletes ``src`` after."""
+    if not is_remote(src):
+        src.rename(dst)
+        return
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(os.fspath(src))
+    target = fsspec.core.url_to_fs(os.fspath(dst))[1]
+    fs.invalidate_cache(root)
+    keys = fs.find(root)                                                       # objects only, no folder markers
+    fs.copy(keys, [target + k[len(root):] for k in keys])
+
+
+def _drop(src: epath.Path) -> None:
+    """After :func:`_put`: delete what is left at ``src`` (nothing locally). Its root ``zarr.json`` goes first, so
+    that a deletion that stops part way never leaves objects that open as a store (and would be resumed)."""
+    if not is_remote(src):
+        return
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(os.fspath(src))
+    fs.invalidate_cache(root)
+    keys, head = fs.find(root), f"{root}/zarr.json"
+    if head in keys:
+        fs.rm_file(head)
+    rest = [k for k in keys if k != head]
+    if rest:
+        fs.rm(rest)
 
 
 def _arrays(group: zarr.Group, prefix: str = ""):
