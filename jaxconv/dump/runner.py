@@ -11,6 +11,7 @@ with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import contextlib
 import json
 import logging
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxconv._args import check_index, check_texts
@@ -173,6 +175,17 @@ def _make_step(model, adapter, layers, spans, dtype, mesh):
     return jitted, jmesh.replicate(state, mesh)
 
 
+def weights_digest(model) -> str:
+    """A hash of every parameter's bytes: a partial dump of other weights (a model in memory changed between two
+    calls with one ``path``, a checkpoint written again at the same step) is never resumed into."""
+    digest = hashlib.sha256()
+    for path, value in sorted(nnx.to_flat_state(nnx.state(model, nnx.Param)), key=lambda kv: str(kv[0])):
+        array = np.asarray(value[...])
+        digest.update(f"{path}{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def dump_activations(workdir=None, *, split: str | None = None, input=None, format: str | None = None,
                      layers: str | Sequence[str] | None = None,
                      dtype: str = "float32", checkpoint: str | int = "best", batch_size: int | None = None,
@@ -297,6 +310,7 @@ def dump_activations(workdir=None, *, split: str | None = None, input=None, form
                      unk_id=getattr(run.vocab, "unk_id", 1), padding=run.padding, truncating=run.truncating,
                      imported_from=run.source)
         fp = dstore.fingerprint(input=scan.fingerprint, step=run.step, checkpoint=str(run.checkpoint), layers=layers,
+                                weights=weights_digest(run.model), vocabulary=len(run.vocab),
                                 dtype=dtype, length=length, rows=rows, n=n, specs=sorted(specs), version=dstore.FORMAT)
         held.enter_context(naming_write_errors(final.parent / (final.name + dstore.PARTIAL), "the dump"))
         process, ranges = jax.process_index(), hosts.row_ranges(n, rows, jax.process_count())

@@ -183,3 +183,38 @@ def test_stale_dump_lock_is_taken_over(demo_run, tmp_path, caplog):
         dump_activations(demo_run, input=_lines(tmp_path / "stale.txt"), name="stale", chunk_rows=16)
     assert "taking over the stale lock" in caplog.text and not lock.exists()
     assert load_dump(demo_run, "stale").num_examples == 40
+
+
+def test_a_partial_dump_of_other_weights_is_written_again_not_resumed(demo_run, tmp_path, monkeypatch, caplog):
+    """A model in memory whose weights change between two calls with one ``path``: the partial store of the first
+    weights is never resumed into (rows of two models in one store); the second call starts again and equals a
+    clean dump of the new weights."""
+    import jaxconv
+    from flax import nnx
+
+    from jaxconv.dump import store as dstore
+
+    run = jaxconv.load_run(demo_run)
+    texts = _lines(tmp_path / "t.txt").read_text().splitlines()
+    real_write, calls = dstore.StoreWriter.write, []
+
+    def failing(self, start, block):
+        calls.append(start)
+        if len(calls) == 2:
+            raise OSError("the disk went away")
+        return real_write(self, start, block)
+
+    monkeypatch.setattr(dstore.StoreWriter, "write", failing)
+    with pytest.raises(OSError):
+        dump_activations(model=run, texts=texts, path=tmp_path / "m.zarr", chunk_rows=16)
+    monkeypatch.undo()
+    kernel = nnx.state(run.model, nnx.Param)
+    leaf = nnx.to_flat_state(kernel)[0][1]
+    leaf[...] = leaf[...] * 2.0
+    with caplog.at_level("INFO", logger="jaxconv"):
+        again = dump_activations(model=run, texts=texts, path=tmp_path / "m.zarr", chunk_rows=16)
+    assert again.resumed_from == 0 and "starting again" in caplog.text
+    clean = dump_activations(model=run, texts=texts, path=tmp_path / "clean.zarr", chunk_rows=16)
+    a, b = zarr.open_group(again.path, mode="r"), zarr.open_group(clean.path, mode="r")
+    for name in ("maps/convs/0", "predictions", "probabilities"):
+        np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)
