@@ -298,12 +298,15 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str = "",
 
 def _refuse_guessed_header(path: Path, lines: Sequence[str], labels: Sequence, label_field: str) -> None:
     """A file guessed to be ``label_text`` whose first line looks like a tab-separated header (a first field that is
-    no integer and labels no other line) is refused, naming the guess and the fix."""
+    no integer and labels no other line, followed by a tab-separated line) is refused, naming the guess and the fix."""
     i, first = _first_line(lines)
     if "\t" not in first or len(labels) < 2:
         return
     head = first.split("\t")[0].strip(STRIP)
     if head == "" or _is_int(head) or labels.count(head) != 1 or labels[0] != head:
+        return
+    after = next((line for line in lines[i + 1:] if line.strip(STRIP)), "")
+    if "\t" not in after:          # a header is followed by tab-separated rows; this one's text holds a tab
         return
     cols = [c.strip(STRIP) for c in first.split("\t")]
     raise ValueError(f"{path}:{i + 1}: format 'label_text' was guessed from the content (config.data.format='auto'), "
