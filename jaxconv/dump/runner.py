@@ -10,9 +10,9 @@ with the number of examples. The store's layout: :mod:`jaxconv.dump` (its module
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
-import contextlib
 import json
 import logging
 import os
