@@ -47,6 +47,8 @@ The model kind ``"text_cnn"`` (registered at the bottom of this module) builds i
     config.model.dropout_scaling   "inverted" (default) | "test-time" (Kim's code)
     config.model.classifier_init   "glorot" (default) | "zeros" (Kim's code)
     config.model.compute_dtype     "float32" (default) | "bfloat16": activations and convolutions
+    config.model.conv_impl   how the convolutions are computed: "xla" (default) | "im2col" | "fft" | "fused" (all
+                             widths in one GEMM) | "auto" (the fastest measured; jaxconv.nn.multi_width)
 
 >>> import ml_collections
 >>> from jaxconv.models import build_model
@@ -68,12 +70,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxconv.configs.rules import int_min, ints_min, real
+from jaxconv.configs.rules import int_min, ints_min, one_of, real
 from jaxconv.configs.text_cnn import get_config as default_config
 from jaxconv.models.adapter import DumpAdapter
 from jaxconv.models.registry import PAD_ID, UNK_ID, ModelKind, register
 from jaxconv.nn._validation import check_rate
+from jaxconv.nn.algorithms import ALGORITHMS, check_impl
 from jaxconv.nn.conv import Conv1D
+from jaxconv.nn.multi_width import PARALLEL_IMPLS, apply_parallel, measure_parallel
 
 __all__ = ["TextCNN", "TextCNNAdapter", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS",
            "COMPUTE_DTYPES", "FROZEN_EMBEDDINGS", "PAD_ID", "UNK_ID", "load_word_vectors", "uniform_embeddings"]
@@ -179,6 +183,10 @@ class TextCNN(nnx.Module):
       compute_dtype: ``"float32"`` (default) or ``"bfloat16"``: the dtype of everything after the embedding lookup
         (word vectors, convolutions, pooling, classifier; logits are returned in it). Parameters (and so optimizer
         state) stay float32; :meth:`embed` returns float32 vectors, cast in :meth:`logits_from_vectors`.
+      conv_impl: how the convolutions are computed (:data:`jaxconv.nn.multi_width.PARALLEL_IMPLS`): ``"xla"``
+        (default), ``"im2col"``, ``"fft"``, ``"fused"`` (every width by one GEMM) or ``"auto"`` (the fastest,
+        measured per input shape outside ``jit``: :meth:`measure_algorithms`). The values are the same to float
+        rounding; the parameters, feature maps and dumps are the same per-width layers whatever the choice.
       rngs: ``nnx.Rngs`` for initialisation (``params`` stream). Dropout keys are passed per call instead.
 
     Initialisation: embeddings uniform[-0.25, 0.25] (Kim), conv kernels Glorot-uniform, classifier kernel per
@@ -199,7 +207,7 @@ class TextCNN(nnx.Module):
     def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 300, widths: Sequence[int] = (3, 4, 5),
                  filters: int = 100, dropout: float = 0.5, embedding: str = "rand", pretrained: Any = None,
                  dropout_scaling: str = "inverted", classifier_init: str = "glorot", compute_dtype: str = "float32",
-                 rngs: nnx.Rngs):
+                 conv_impl: str = "xla", rngs: nnx.Rngs):
         for arg, val in (("vocab_size", vocab_size), ("num_classes", num_classes), ("embed_dim", embed_dim),
                          ("filters", filters)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
@@ -220,6 +228,7 @@ class TextCNN(nnx.Module):
         if compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"TextCNN: compute_dtype={compute_dtype!r} is not known; expected one of "
                              f"{', '.join(repr(e) for e in COMPUTE_DTYPES)}.")
+        self.conv_impl = check_impl("TextCNN: conv_impl", conv_impl, PARALLEL_IMPLS)
         self.dropout_scaling, self.classifier_init, self.compute_dtype = dropout_scaling, classifier_init, compute_dtype
         dtype = jnp.dtype(compute_dtype)
         self.vocab_size, self.num_classes, self.embed_dim = int(vocab_size), int(num_classes), int(embed_dim)
@@ -243,8 +252,9 @@ class TextCNN(nnx.Module):
         channels = 2 * embed_dim if embedding == "multichannel" else embed_dim        # C
 
         init = nnx.initializers.glorot_uniform()  # Kim: uniform filters with a Glorot-style bound; zero biases
+        layer_impl = conv_impl if conv_impl in ALGORITHMS else "xla"
         self.convs = nnx.List([Conv1D(channels, filters, w, activation="relu", kernel_init=init, dtype=dtype,
-                                      rngs=rngs) for w in widths])                    # kernels (w, C, F)
+                                      impl=layer_impl, rngs=rngs) for w in widths])   # kernels (w, C, F)
         self.dropout = nnx.Dropout(float(dropout))
         head_init = init if classifier_init == "glorot" else nnx.initializers.zeros_init()
         self.classifier = nnx.Linear(len(widths) * filters, num_classes, kernel_init=head_init, dtype=dtype,
@@ -309,8 +319,19 @@ class TextCNN(nnx.Module):
 
     def _pool(self, x: jax.Array) -> jax.Array:
         """word vectors ``(B, L, C)`` -> max-over-time features ``(B, W*F)``."""
-        pooled = [conv(x).max(axis=1) for conv in self.convs]                         # W x (B, L-w+1, F) -> (B, F)
+        maps = apply_parallel(list(self.convs), x, self.conv_impl)                    # W x (B, L-w+1, F)
+        pooled = [y.max(axis=1) for y in maps]                                        # W x (B, F)
         return jnp.concatenate(pooled, axis=-1)                                       # (B, W*F)
+
+    def measure_algorithms(self, tokens_shape: Sequence[int]):
+        """With ``conv_impl="auto"``: measure the algorithms for token batches of ``tokens_shape`` ``(B, L)`` now
+        (outside ``jit``), so that ``auto`` chooses inside a compiled step too. Returns the measurement, or None
+        for any other ``conv_impl``. The trainer calls it for every shape it compiles."""
+        if self.conv_impl != "auto":
+            return None
+        channels = self.convs[0].in_channels
+        kernels = [(w, channels, self.filters) for w in self.widths]
+        return measure_parallel((*tokens_shape, channels), kernels, jnp.dtype(self.compute_dtype))
 
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True, dropout_key: jax.Array | None = None):
         """tokens int ``(B, L)`` -> logits ``(B, num_classes)``.
@@ -371,7 +392,7 @@ register(ModelKind(
     name="text_cnn",
     cls=TextCNN,
     fields=("embed_dim", "widths", "filters", "dropout", "embedding", "dropout_scaling", "classifier_init",
-            "compute_dtype"),
+            "compute_dtype", "conv_impl"),
     task="classify",
     input_length=lambda m: (max(m.widths), None),          # one full window of the widest filter; any length above
     rules=(
@@ -379,6 +400,7 @@ register(ModelKind(
         ("model.widths", ints_min(1), "filter widths"),
         ("model.filters", int_min(1), "feature maps per width"),
         ("model.dropout", real(0.0, 1.0), "the dropout rate on the pooled features"),
+        ("model.conv_impl", one_of(PARALLEL_IMPLS), "how the convolutions are computed"),
     ),
     check=_frozen_without_vectors,
     adapter=TextCNNAdapter(),

@@ -1,4 +1,4 @@
-"""Conv1D and Conv2D: explicit, channels-last convolution modules on ``lax.conv_general_dilated``.
+"""Conv1D and Conv2D: explicit, channels-last convolution modules; ``impl=`` picks how they are computed.
 
 One N-D core (:class:`ConvND`) serves both. Arrays are channels-last unless ``data_format="channels_first"``:
 
@@ -8,6 +8,9 @@ One N-D core (:class:`ConvND`) serves both. Arrays are channels-last unless ``da
   ``("height", "width", "in", "out")``, output ``(..., out_height, out_width, filters)``.
 
 Output length per axis: ``out = floor((L + lo + hi - d*(k-1) - 1) / s) + 1`` (see :mod:`jaxconv.shapes`).
+
+``impl`` is ``"xla"`` (``lax.conv_general_dilated``, the default), ``"im2col"``, ``"fft"`` or ``"auto"`` (the fastest
+measured for the shapes): the same values and gradients by another algorithm (:mod:`jaxconv.nn.algorithms`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 
 from jaxconv import shapes
 from jaxconv._args import check_index
 from jaxconv._format import fmt_compact, fmt_tuple
+from jaxconv.nn import algorithms
 from jaxconv.nn._validation import check_float_dtype, check_numeric_input, check_rngs
 from jaxconv.nn.interop import FrameworkWeights
 
@@ -88,6 +91,7 @@ class ConvND(FrameworkWeights, nnx.Module):
         dtype: Any = None,
         param_dtype: Any = jnp.float32,
         precision: Any = None,
+        impl: str = "xla",
         rngs: nnx.Rngs,
     ):
         n = self.num_spatial
@@ -124,6 +128,7 @@ class ConvND(FrameworkWeights, nnx.Module):
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = precision
+        self.impl = algorithms.check_impl(name, impl)
 
         kernel_shape = (*self.kernel_size, self.in_channels // self.groups, self.filters)
         self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape, param_dtype))
@@ -225,6 +230,14 @@ class ConvND(FrameworkWeights, nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the convolution. Shapes are in the class docstring."""
+        x, kernel, bias, pads, batch_shape = self._prepare(x)
+        y = algorithms.conv_general(x, kernel, stride=self.stride, pads=pads, dilation=self.dilation,
+                                    groups=self.groups, precision=self.precision, impl=self.impl)
+        return self._finish(y, bias, batch_shape)
+
+    def _prepare(self, x):
+        """Checked input -> ``(x (N, *spatial, C) channels-last, kernel, bias, zero pads, batch_shape)``, in the
+        computation dtype, with non-zero padding modes already applied."""
         x = jnp.asarray(check_numeric_input(type(self).__name__, x, self._expected_input()))
         n = self.num_spatial
         self._output_shape(x.shape)  # validates rank, channels and length with readable errors, before XLA sees it
@@ -241,12 +254,11 @@ class ConvND(FrameworkWeights, nnx.Module):
         if self.padding_mode != "zeros" and any(lo or hi for lo, hi in pads):
             x = self._pad_nonzero(x, pads)
             pads = [(0, 0)] * n
+        return x, kernel, bias, tuple(pads), batch_shape
 
-        spatial = "".join("HW"[:n]) if n == 2 else "W" if n == 1 else "".join(chr(ord("A") + i) for i in range(n))
-        dn = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
-        y = lax.conv_general_dilated(
-            x, kernel, window_strides=self.stride, padding=pads, rhs_dilation=self.dilation,
-            dimension_numbers=dn, feature_group_count=self.groups, precision=self.precision)
+    def _finish(self, y, bias, batch_shape):
+        """Convolution output ``(N, *out, F)`` -> bias, the sown stages, the activation, the caller's layout."""
+        n = self.num_spatial
         if bias is not None:
             y = y + bias
         self._sow_if_capturing(PreActivation, y)
@@ -291,6 +303,8 @@ class ConvND(FrameworkWeights, nnx.Module):
             args.append(f"groups={self.groups}")
         if self.padding_mode != "zeros":
             args.append(f"padding_mode={self.padding_mode!r}")
+        if self.impl != "xla":
+            args.append(f"impl={self.impl!r}")
         kshape = fmt_tuple(f"{a}={s}" for a, s in zip(self.kernel_axes, self.kernel.shape))
         return f"{type(self).__name__}({', '.join(args)}; kernel {kshape})"
 
@@ -344,7 +358,9 @@ class Conv1D(ConvND):
       kernel_init, bias_init: initialisers ``(key, shape, dtype) -> array``.
       dtype: computation dtype (default: promoted from input and parameters).
       param_dtype: parameter dtype.
-      precision: passed to ``lax.conv_general_dilated``.
+      precision: passed to ``lax.conv_general_dilated`` (and to the einsums of the other algorithms).
+      impl: how the convolution is computed: ``"xla"`` (default), ``"im2col"``, ``"fft"`` or ``"auto"`` (the
+        fastest measured for the call's shapes, measured outside ``jit``); see :mod:`jaxconv.nn.algorithms`.
       rngs: ``nnx.Rngs`` for the initialisers.
     """
 

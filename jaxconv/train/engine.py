@@ -25,6 +25,7 @@ import functools
 
 import jax
 import numpy as np
+from flax import nnx
 
 from jaxconv.data.pipeline import DataPipeline
 from jaxconv.train import mesh as mesh_lib
@@ -113,6 +114,15 @@ class Engine:
         return "train", (self.state.model, self.state.opt, self.train_data.buckets[bucket], plan, self._blank_call(),
                          self.keys)
 
+    def measure_algorithms(self, token_shapes) -> None:
+        """Let a model with ``conv_impl="auto"`` measure its algorithms for these ``(B, L)`` token batches now,
+        before tracing: under ``jit`` an unmeasured shape runs ``"xla"`` (:mod:`jaxconv.nn.algorithms`)."""
+        model = nnx.merge(self.state.defs.model_def, self.state.model_state())
+        measure = getattr(model, "measure_algorithms", None)
+        if measure is not None:
+            for shape in dict.fromkeys(tuple(s) for s in token_shapes):
+                measure(shape)
+
     def compile(self, plans: list[dict]) -> None:
         """Compile every bucket's train program and every evaluation shape (in parallel threads)."""
         jobs = [self._train_job(b, plan) for b, plan in enumerate(plans)]
@@ -120,6 +130,8 @@ class Engine:
         for split in self.eval_data.values():
             for batch in split.batches:
                 shapes.setdefault(batch["tokens"].shape, batch)
+        batch_size = self.data.train.batch_size
+        self.measure_algorithms([(batch_size, b["tokens"].shape[1]) for b in self.train_data.buckets] + list(shapes))
         jobs += [("eval", (self.state.model, batch)) for batch in shapes.values()]
         self.train_exe = dict(enumerate(self.programs.compile(jobs)[:len(plans)]))
 
