@@ -47,6 +47,7 @@ __all__ = [
     "compose_field",
     "conv_params",
     "conv_flops",
+    "conv_cost",
     "output_length_formula",
     "is_integral",
     "per_axis_ints",
@@ -396,3 +397,5 @@ def conv_flops(spatial_shape, in_channels: int, filters: int, kernel_size, *, st
 # The receptive-field arithmetic has its own module; its names stay reachable here (jaxconv.shapes.receptive_field).
 from jaxconv.receptive import (ConvSpec, ReceptiveField, compose_field, field_span, input_span,
                                receptive_field)
+# FLOPs and bytes per algorithm have their own module too (jaxconv.shapes.conv_cost).
+from jaxconv.conv_costs import conv_cost, fused_cost  # noqa: F401

@@ -9,12 +9,14 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxconv import shapes
 from jaxconv._args import shown
 from jaxconv._format import fmt_axes, fmt_tuple
+from jaxconv.nn import algorithms, multi_width
 from jaxconv.inspection._trace import _as_struct, _ConvView, _modules_by_path, _path_str, _takes_token_ids, _trace
 
 
@@ -40,6 +42,9 @@ class LayerRow:
         cannot be traced back to the input (e.g. after pooling over time), and shown for conv/pool rows only.
       formula: the output-length formula with numbers, per spatial axis (convs and pools).
       is_conv: whether this row is a convolution.
+      algorithm: how a jaxconv convolution is computed (:mod:`jaxconv.nn.algorithms`): ``"xla"``, ``"im2col"``,
+        ``"fft"``, ``"fused"`` (the model runs its parallel convs as one GEMM), or for ``"auto"`` what it chose for
+        this call's shapes, e.g. ``"auto: fft"``, or ``"auto: not measured (xla under jit)"``. None otherwise.
       output_spatial: the output's sizes on the spatial axes (conv and pool rows).
     """
 
@@ -65,6 +70,7 @@ class LayerRow:
     formula: tuple[str, ...] | None = None
     is_conv: bool = False
     output_spatial: tuple[int, ...] | None = None
+    algorithm: str | None = None
 
     @property
     def label(self) -> str:
@@ -73,7 +79,7 @@ class LayerRow:
 
 
 _COLUMNS = ("path", "type", "input -> output", "kernel", "padding (lo, hi)", "stride", "dilation", "groups", "params",
-            "FLOPs", "RF size / jump")
+            "FLOPs", "RF size / jump", "algorithm")
 _NUMERIC = {"params", "FLOPs"}
 
 
@@ -147,7 +153,7 @@ class Explanation:
                 "" if r.groups is None else str(r.groups),
                 f"{r.params:,}" if r.params or r.call == 0 else "",
                 "-" if r.flops is None else f"{r.flops:,}",
-                rf,
+                rf, r.algorithm or "",
             ])
         return out
 
@@ -155,7 +161,7 @@ class Explanation:
         return f"{self.model}: input {fmt_tuple(self.input_shape)} {self.input_dtype}"
 
     def _total_cells(self) -> list[str]:
-        return ["total", "", "", "", "", "", "", "", f"{self.total_params:,}", f"{self.total_flops:,}", ""]
+        return ["total", "", "", "", "", "", "", "", f"{self.total_params:,}", f"{self.total_flops:,}", "", ""]
 
     _NOTE = ("FLOPs: multiply-add = 2, bias add = 1 per output element, activations not counted; '-' = not counted. "
              "RF = receptive field of one output position, in model-input positions (tokens), per spatial axis.")
@@ -227,6 +233,35 @@ def _total_params(model: nnx.Module) -> int:
     return sum(int(np.size(v)) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
+def algorithm_of(model: nnx.Module, conv, input_shape, input_dtype, pads) -> str | None:
+    """What computes ``conv`` for an input of this shape and dtype (:attr:`LayerRow.algorithm`); no compute."""
+    impl = getattr(conv, "impl", None)
+    if impl is None:
+        return None
+    n = conv.num_spatial
+    shape = tuple(input_shape)
+    if conv.data_format == "channels_first":
+        shape = (*shape[:-n - 1], *shape[-n:], shape[-n - 1])
+    x_shape = (math.prod(shape[:-n - 1]), *shape[-n - 1:])                     # (N, *spatial, C) as the layer sees it
+    dtype = jnp.dtype(conv.dtype) if conv.dtype is not None else jnp.result_type(input_dtype, conv.kernel.dtype)
+    parallel = getattr(model, "convs", None)
+    model_impl = getattr(model, "conv_impl", None)
+    if model_impl in ("fused", "auto") and parallel is not None and any(c is conv for c in parallel):
+        if model_impl == "fused":
+            return "fused"
+        kernels = tuple(tuple(c.kernel.shape) for c in parallel)
+        hit = algorithms.lookup(multi_width._key(x_shape, kernels, dtype, conv.precision))
+    elif impl == "auto":
+        if conv.padding_mode != "zeros":
+            x_shape = (x_shape[0], *(L + lo + hi for L, (lo, hi) in zip(x_shape[1:-1], pads)), x_shape[-1])
+            pads = ((0, 0),) * n
+        hit = algorithms.measured(x_shape, conv.kernel.shape, dtype, stride=conv.stride, pads=pads,
+                                  dilation=conv.dilation, groups=conv.groups, precision=conv.precision)
+    else:
+        return impl
+    return f"auto: {hit.choice}" if hit is not None else "auto: not measured (xla under jit)"
+
+
 def _linear_flops(m: nnx.Linear, input_shape) -> int:
     rows = math.prod(input_shape[:-1])
     return rows * (2 * m.in_features * m.out_features + (m.out_features if m.use_bias else 0))
@@ -288,6 +323,8 @@ def explain(model: nnx.Module, x_or_shape, *, dtype=None) -> Explanation:
             kw.update(is_conv=True, groups=view.groups, kernel_shape=view.kernel_shape,
                       kernel=fmt_tuple(f"{a}={s}" for a, s in zip(view.kernel_axes, view.kernel_shape)))
             if r["pads"] is not None and r["input_shape"] is not None:
+                kw["algorithm"] = algorithm_of(model, _modules_by_path(model)[r["path"]], r["input_shape"],
+                                               r["input_dtype"], kw["padding"])
                 batch = math.prod(r["input_shape"][: len(r["input_shape"]) - view.num_spatial - 1]) or 1
                 kw["flops"] = shapes.conv_flops(r["spatial"], view.in_channels, view.filters, view.kernel_size,
                                                 stride=view.stride, dilation=view.dilation, padding=kw["padding"],

@@ -45,8 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxconv.conv_costs import FFT_BLOCK, fft_size, next_fast_len
+
 __all__ = ["ALGORITHMS", "IMPLS", "conv_general", "check_impl", "choose", "measure", "measured", "Measurement",
-           "next_fast_len"]
+           "next_fast_len", "FFT_BLOCK"]
 
 #: The algorithms that compute a convolution.
 ALGORITHMS = ("xla", "im2col", "fft")
@@ -109,24 +111,6 @@ def _conv_im2col(x, kernel, stride, pads, dilation, groups, precision):
     return y.reshape(*y.shape[:-2], kernel.shape[-1])                         # (N, *out, F)
 
 
-def next_fast_len(n: int) -> int:
-    """The smallest ``m >= n`` whose only prime factors are 2, 3 and 5 (FFT libraries are fastest there)."""
-    m = max(int(n), 1)
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-#: 1-D FFT convolutions run over blocks of about this many positions (overlap-save), so the kernel's spectrum
-#: stays small: over the whole length it would hold length/2 x C/G x F complex numbers.
-FFT_BLOCK = 256
-
-
 def _conv_fft(x, kernel, stride, pads, dilation, groups, precision):
     n = kernel.ndim - 2
     dtype = x.dtype
@@ -137,19 +121,19 @@ def _conv_fft(x, kernel, stride, pads, dilation, groups, precision):
         kernel = lax.pad(kernel, jnp.zeros((), work), [*((0, 0, d - 1) for d in dilation), (0, 0, 0), (0, 0, 0)])
     keff = kernel.shape[:n]
     full = tuple(L - k + 1 for L, k in zip(x.shape[1:-1], keff))              # stride-1 output sizes
-    if n == 1 and x.shape[1] > 2 * FFT_BLOCK and FFT_BLOCK >= 4 * keff[0]:
-        y = _fft_blocks(x, kernel, groups, precision)                         # (N, F, >= full)
+    size, blocks = fft_size(x.shape[1:-1], keff)                              # >= L: no wrap-around reaches 0..full-1
+    if blocks > 1:                                                            # 1-D overlap-save
+        y = _fft_blocks(x, kernel, size[0], groups, precision)                # (N, F, >= full)
     else:
-        y = _fft_correlate(x, kernel, tuple(next_fast_len(L) for L in x.shape[1:-1]), groups, precision)
+        y = _fft_correlate(x, kernel, size, groups, precision)                # (N, F, *size)
     y = y[(slice(None), slice(None), *(slice(0, m, s) for m, s in zip(full, stride)))]  # (N, F, *out)
     return jnp.moveaxis(y, 1, -1).astype(dtype)                               # (N, *out, F)
 
 
-def _fft_blocks(x, kernel, groups, precision):
-    """Overlap-save: ``x (N, L, C)`` cut into frames of ``S = next_fast_len(FFT_BLOCK)`` positions that overlap by
-    ``k - 1``; each frame's first ``S - k + 1`` outputs are exact. -> ``(N, F, blocks * (S - k + 1))``."""
+def _fft_blocks(x, kernel, size, groups, precision):
+    """Overlap-save: ``x (N, L, C)`` cut into frames of ``size`` positions that overlap by ``k - 1``; each frame's
+    first ``size - k + 1`` outputs are exact. -> ``(N, F, blocks * (size - k + 1))``."""
     k = kernel.shape[0]
-    size = next_fast_len(FFT_BLOCK)
     step = size - k + 1                                                       # exact outputs per frame
     blocks = -(-(x.shape[1] - k + 1) // step)
     x = _pad(x, ((0, (blocks + 1) * step - x.shape[1]),))                     # (N, (blocks + 1) * step, C)

@@ -228,11 +228,24 @@ class ConvND(FrameworkWeights, nnx.Module):
 
     # ---------------------------------------------------------------- compute
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Apply the convolution. Shapes are in the class docstring."""
+    def __call__(self, x: jax.Array, *, conv_output: jax.Array | None = None) -> jax.Array:
+        """Apply the convolution. Shapes are in the class docstring.
+
+        ``conv_output``: the correlation of ``x`` with this layer's kernel ``(N, *out, F)`` (batch axes flattened,
+        channels-last, no bias), already computed elsewhere, e.g. for several layers at once by
+        :func:`jaxconv.nn.multi_width.apply_parallel`; the layer adds its bias, sows and activates it as its own.
+        """
         x, kernel, bias, pads, batch_shape = self._prepare(x)
-        y = algorithms.conv_general(x, kernel, stride=self.stride, pads=pads, dilation=self.dilation,
-                                    groups=self.groups, precision=self.precision, impl=self.impl)
+        if conv_output is None:
+            y = algorithms.conv_general(x, kernel, stride=self.stride, pads=pads, dilation=self.dilation,
+                                        groups=self.groups, precision=self.precision, impl=self.impl)
+        else:
+            n = self.num_spatial
+            expect = (x.shape[0], *self._output_shape((1, *x.shape[1:]))[1:n + 1], self.filters)
+            if tuple(conv_output.shape) != expect:
+                raise ValueError(f"{type(self).__name__}: conv_output has shape {tuple(conv_output.shape)}; expected "
+                                 f"{expect} (N, *out, filters) for an input of shape {tuple(x.shape)}.")
+            y = conv_output
         return self._finish(y, bias, batch_shape)
 
     def _prepare(self, x):

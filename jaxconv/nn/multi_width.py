@@ -145,10 +145,17 @@ def apply_parallel(convs: Sequence[Conv1D], x: jax.Array, impl: str = "auto") ->
             raise ValueError(f"apply_parallel: impl='fused' needs parallel Conv1D layers with stride 1, dilation 1, "
                              f"groups 1 and valid padding; {reason}.")
         return [c(x) for c in convs]
-    prepared = [c._prepare(x) for c in convs]                 # (x (N, L, C), kernel, bias, pads, batch shape) each
-    xs, kernels = prepared[0][0], [p[1] for p in prepared]
-    precision = convs[0].precision
     if impl == "auto":
-        impl = choose_parallel(xs, kernels, precision)
-    ys = _parallel_fn(impl, precision)(xs, kernels)
-    return [c._finish(y, p[2], p[4]) for c, y, p in zip(convs, ys, prepared)]
+        xs, kernels = _inputs(convs, x)
+        impl = choose_parallel(xs, kernels, convs[0].precision)
+    if impl != "fused" and all(c.impl == impl for c in convs):
+        return [c(x) for c in convs]                          # each layer as it is
+    xs, kernels = _inputs(convs, x)
+    ys = _parallel_fn(impl, convs[0].precision)(xs, kernels)
+    return [c(x, conv_output=y) for c, y in zip(convs, ys)]   # each layer adds its bias, sows, activates
+
+
+def _inputs(convs, x):
+    """The layers' input ``(N, L, C)`` and kernels as they compute them (dtype promoted, batch axes flattened)."""
+    prepared = [c._prepare(x) for c in convs]
+    return prepared[0][0], [p[1] for p in prepared]
