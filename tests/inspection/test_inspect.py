@@ -269,7 +269,7 @@ def test_explain_rendering_str_rich_html_and_formula():
     conv2 = next(line for line in lines if line.startswith("convs/2"))
     assert "(2, 50, 300) -> (2, 46, 100)" in conv2
     assert "(width=5, in=300, out=100)" in conv2
-    assert "150,100" in conv2 and f"{2 * 46 * 100 * (2 * 5 * 300 + 1):,}" in conv2 and conv2.endswith("5 / 1")
+    assert "150,100" in conv2 and f"{2 * 46 * 100 * (2 * 5 * 300 + 1):,}" in conv2 and conv2.endswith("5 / 1           xla")
     total = next(line for line in lines if line.startswith("total"))
     assert f"{e.total_params:,}" in total and f"{e.total_flops:,}" in total
     assert e.formula("convs/2") == "46 = floor((50 + 0 + 0 - 1*(5-1) - 1) / 1) + 1"
