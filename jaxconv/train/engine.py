@@ -22,6 +22,7 @@ path. A stack of runs has its own engine (:class:`jaxconv.train.stacked.StackedE
 from __future__ import annotations
 
 import functools
+import logging
 
 import jax
 import numpy as np
@@ -120,8 +121,10 @@ class Engine:
         model = nnx.merge(self.state.defs.model_def, self.state.model_state())
         measure = getattr(model, "measure_algorithms", None)
         if measure is not None:
-            for shape in dict.fromkeys(tuple(s) for s in token_shapes):
-                measure(shape)
+            for shape in dict.fromkeys(tuple(s[-2:]) for s in token_shapes):   # a stack's leading run axis: vmapped
+                result = measure(shape)
+                if result is not None:
+                    logging.getLogger("jaxconv.train").info("conv algorithm for tokens %s: %s", shape, result)
 
     def compile(self, plans: list[dict]) -> None:
         """Compile every bucket's train program and every evaluation shape (in parallel threads)."""
@@ -131,7 +134,7 @@ class Engine:
             for batch in split.batches:
                 shapes.setdefault(batch["tokens"].shape, batch)
         batch_size = self.data.train.batch_size
-        self.measure_algorithms([(batch_size, b["tokens"].shape[1]) for b in self.train_data.buckets] + list(shapes))
+        self.measure_algorithms([(batch_size, b["tokens"].shape[-1]) for b in self.train_data.buckets] + list(shapes))
         jobs += [("eval", (self.state.model, batch)) for batch in shapes.values()]
         self.train_exe = dict(enumerate(self.programs.compile(jobs)[:len(plans)]))
 

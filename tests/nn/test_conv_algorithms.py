@@ -233,3 +233,23 @@ def test_training_with_auto_measures_every_compiled_shape_first(tmp_path):
         key = multi_width._key((data.train.batch_size, length, 8), kernels, jnp.float32, None)
         hit = algorithms.lookup(key)
         assert hit is not None and hit.choice in ("xla", "im2col", "fused"), length
+
+
+def test_a_stack_of_runs_with_auto_trains_as_with_xla(tmp_path):
+    import json
+
+    from jaxconv.configs import load_config
+    from jaxconv.train import train_many
+
+    losses = {}
+    for impl in ("xla", "auto"):
+        configs = [load_config("text_cnn:synthetic", {"model.conv_impl": impl, "seed": seed, "train.epochs": 1,
+                                                      "progress": False, "model.embed_dim": 8, "model.filters": 4,
+                                                      "data.synthetic.num_examples": 400})
+                   for seed in (0, 1)]
+        dirs = [tmp_path / f"{impl}{seed}" for seed in (0, 1)]
+        train_many(configs, dirs)
+        losses[impl] = [json.loads((d / "final_metrics.json").read_text())["test_loss"] for d in dirs]
+    np.testing.assert_allclose(losses["auto"], losses["xla"], rtol=1e-5)
+    kernels = tuple((w, 8, 4) for w in (3, 4, 5))
+    assert algorithms.lookup(multi_width._key((50, 40, 8), kernels, jnp.float32, None)) is not None  # per run, not (R, ...)
