@@ -7,6 +7,7 @@ widths 3, 4, 5 x 100 filters, dropout 0.5, Adadelta (rho 0.95, eps 1e-6, learnin
     python benchmarks/text_cnn_train.py              # a few minutes on 2 CPU cores
     python benchmarks/text_cnn_train.py --quick      # a rough table in about two minutes
     python benchmarks/text_cnn_train.py --breakdown  # + jaxconv step time per bucket, embedding trained vs frozen
+    python benchmarks/text_cnn_train.py --conv-impl fused,auto   # + rows with the convolutions computed otherwise
     python benchmarks/text_cnn_train.py --k 1,32 --runs 4,30 --steps 400 --data /path/to/sentences   # on a GPU
 
 Rows:
@@ -21,6 +22,9 @@ Rows:
 - ``jaxconv, R=<r> runs per program``: ``r`` seeds stacked and trained by one ``vmap`` ped program
   (``jaxconv.train.train_many``'s path), each run on its own batch order; a dispatch steps the runs waiting for its
   bucket (``jaxconv.train.stacked_engine.Dispatches``). examples/s: real examples of all runs per second.
+- ``jaxconv, conv_impl=<impl>`` (``--conv-impl fused,auto``): the jaxconv row with the convolutions computed another
+  way (``jaxconv.nn.multi_width``: ``fused`` runs the three widths as one GEMM; ``auto`` measures and picks per
+  bucket shape before compiling).
 - ``plain flax.nnx, fixed max length`` / ``per-batch length``: the textbook nnx Kim CNN with an ``nnx.jit`` step,
   padded to the longest sentence of the dataset + 8 (one compile), or to each batch's longest + 8.
 - ``PyTorch eager``: the textbook loop, on CUDA when PyTorch sees a GPU, else on all CPU cores; ``PyTorch eager, 1
@@ -289,6 +293,8 @@ def benchmark(args) -> Result:
             engines[f"jaxconv, K={k} steps per call"] = _engine(args, k=k)
     for r in args.runs:
         engines[f"jaxconv, R={r} runs per program"] = _engine(args, runs=r)
+    for impl in args.conv_impl:
+        engines[f"jaxconv, conv_impl={impl}"] = _engine(args, **{"model.conv_impl": impl})
     rows = {name: EngineRow(e, args.steps, chunks) for name, e in engines.items()}
     for row in rows.values():
         row.warm()
@@ -470,6 +476,8 @@ def parse_args(argv=None):
                         help="also time jaxconv's step per bucket with the embedding table trained vs frozen")
     parser.add_argument("--max-buckets", type=int, default=None, help="at most this many bucket lengths (default: "
                                                                          "the mr preset's 5; fewer compile faster)")
+    parser.add_argument("--conv-impl", default="", help="comma-separated config.model.conv_impl values (xla, im2col, "
+                        "fft, fused, auto) for extra jaxconv rows (default: none; the jaxconv row uses the config's)")
     parser.add_argument("--quick", action="store_true", help="tiny run (tests): few steps, one round, two calls per "
                                                              "bucket for the compile count")
     parser.add_argument("--data", default=None, help="directory holding rt-polarity.all (default: $JAXCONV_DATA or "
@@ -484,6 +492,7 @@ def parse_args(argv=None):
     try:
         args.k = [int(x) for x in args.k.split(",") if x.strip()]
         args.runs = [int(x) for x in args.runs.split(",") if x.strip()]
+        args.conv_impl = [x.strip() for x in args.conv_impl.split(",") if x.strip()]
     except ValueError:
         parser.error(f"--k and --runs take comma-separated integers; got --k={args.k!r} --runs={args.runs!r}")
     if args.steps < CHUNK or args.rounds < 1 or args.torch_steps < 1 or min(args.k + args.runs + [1]) < 1:

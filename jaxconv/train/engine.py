@@ -143,6 +143,7 @@ class Engine:
         :class:`~jaxconv.train.steps.Call`); returns the device per-step sums by name, ``(K,)`` each. A bucket not
         compiled yet (:meth:`compile`) is compiled first."""
         if bucket not in self.train_exe:
+            self.measure_algorithms([(self.data.train.batch_size, self.train_data.buckets[bucket]["tokens"].shape[-1])])
             self.train_exe[bucket] = self.programs.executable(*self._train_job(bucket, plan))
         model, opt, sums = self.train_exe[bucket](self.state.model, self.state.opt, self.train_data.buckets[bucket],
                                                   plan, call, self.keys)
@@ -152,6 +153,7 @@ class Engine:
     def _evaluate(self, split: str, model: list | None) -> list:
         model = self.state.model if model is None else model
         batches = self.eval_data[split].batches
+        self.measure_algorithms([batch["tokens"].shape for batch in batches])
         exe = self.programs.compile([("eval", (model, batch)) for batch in batches])
         return jax.device_get([e(model, batch) for e, batch in zip(exe, batches)])
 
