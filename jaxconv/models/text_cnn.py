@@ -61,7 +61,6 @@ The model kind ``"text_cnn"`` (registered at the bottom of this module) builds i
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +73,7 @@ from jaxconv.configs.rules import int_min, ints_min, one_of, real
 from jaxconv.configs.text_cnn import get_config as default_config
 from jaxconv.models.adapter import DumpAdapter
 from jaxconv.models.registry import PAD_ID, UNK_ID, ModelKind, register
+from jaxconv.models.word_vectors import INIT_SCALE, load_word_vectors, uniform_embeddings
 from jaxconv.nn._validation import check_rate
 from jaxconv.nn.algorithms import ALGORITHMS, check_impl
 from jaxconv.nn.conv import Conv1D
@@ -93,73 +93,10 @@ CLASSIFIER_INITS = ("glorot", "zeros")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 #: Embedding variants that keep a frozen table: without ``config.model.vectors`` it would stay random.
 FROZEN_EMBEDDINGS = ("static", "multichannel")
-#: Kim's range for random word vectors: uniform[-0.25, 0.25] (about the variance of word2vec's vectors).
-INIT_SCALE = 0.25
-
 
 class StaticEmbedding(nnx.Variable):
     """A frozen embedding table ``(vocab_size, embed_dim)``. Not an ``nnx.Param``: optimisers built with
     ``wrt=nnx.Param`` skip it, ``nnx.grad`` does not differentiate it, checkpoints still save it."""
-
-
-def uniform_embeddings(vocab_size: int, embed_dim: int, *, seed: int = 0, scale: float = INIT_SCALE) -> np.ndarray:
-    """Kim's random word vectors: ``(vocab_size, embed_dim)`` float32, uniform[-scale, scale], row ``PAD_ID`` zero."""
-    rng = np.random.default_rng(seed)
-    table = rng.uniform(-scale, scale, size=(vocab_size, embed_dim)).astype(np.float32)  # (V, D)
-    table[PAD_ID] = 0.0
-    return table
-
-
-def _vocab_tokens(vocab) -> list[str]:
-    if isinstance(vocab, dict):
-        out = [None] * len(vocab)
-        for tok, i in vocab.items():
-            out[i] = tok
-        return out
-    if isinstance(vocab, (list, tuple)):
-        return list(vocab)
-    return list(vocab.decode(list(range(len(vocab)))))
-
-
-def load_word_vectors(path: str | pathlib.Path, vocab, dim: int, *, seed: int = 0,
-                      scale: float = INIT_SCALE) -> tuple[np.ndarray, int]:
-    """Read word vectors from a word2vec or GloVe TEXT file into a table for ``vocab``.
-
-    The file has one word per line followed by ``dim`` numbers, separated by spaces; a word2vec header line
-    ``"<count> <dim>"`` is skipped. Words of ``vocab`` not in the file get uniform[-scale, scale] vectors drawn
-    from ``seed`` (Kim's treatment of unknown words); row ``PAD_ID`` is zero.
-
-    Args:
-      path: the text file.
-      vocab: a :class:`jaxconv.data.Vocab` (anything with ``len`` and ``decode(ids)``), a token list (index = id),
-        or a ``{token: id}`` dict.
-      dim: the vector size expected in the file.
-
-    Returns:
-      ``(table, found)``: ``table`` float32 ``(len(vocab), dim)``; ``found`` = how many vocab words the file had.
-    """
-    path = pathlib.Path(path)
-    tokens = _vocab_tokens(vocab)
-    index = {tok: i for i, tok in enumerate(tokens) if tok is not None}
-    table = uniform_embeddings(len(tokens), dim, seed=seed, scale=scale)  # (V, D)
-    seen = set()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.rstrip("\n").rstrip().split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec text header "<count> <dim>"
-            if len(parts) < 2:
-                continue
-            word, values = parts[0], parts[1:]
-            if len(values) != dim:
-                raise ValueError(f"load_word_vectors: line {lineno} of {path} has {len(values)} numbers after the word "
-                                 f"{word!r}; expected dim={dim}.")
-            i = index.get(word)
-            if i is None or i == PAD_ID or i in seen:
-                continue
-            table[i] = np.asarray(values, dtype=np.float32)
-            seen.add(i)
-    return table, len(seen)
 
 
 class TextCNN(nnx.Module):

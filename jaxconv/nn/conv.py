@@ -27,6 +27,7 @@ from jaxconv import shapes
 from jaxconv._args import check_index
 from jaxconv._format import fmt_compact, fmt_tuple
 from jaxconv.nn import algorithms
+from jaxconv.nn._activations import resolve_activation
 from jaxconv.nn._validation import check_float_dtype, check_numeric_input, check_rngs
 from jaxconv.nn.interop import FrameworkWeights
 
@@ -45,23 +46,6 @@ class PreActivation(nnx.Intermediate):
 
 class PostActivation(nnx.Intermediate):
     """Sown conv output after the activation, read with ``nnx.capture(model, PostActivation)``."""
-
-
-_ACTIVATIONS = {
-    "linear": None, "identity": None, "relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
-    "gelu": jax.nn.gelu, "elu": jax.nn.elu, "selu": jax.nn.selu, "softplus": jax.nn.softplus, "silu": jax.nn.silu,
-    "swish": jax.nn.silu, "leaky_relu": jax.nn.leaky_relu, "relu6": jax.nn.relu6, "hard_sigmoid": jax.nn.hard_sigmoid,
-}
-
-
-def resolve_activation(activation: str | Callable | None) -> Callable | None:
-    """``None``, a callable, or a Keras-style name (``"relu"``, ``"tanh"``, ``"linear"``, ...) -> callable or None."""
-    if activation is None or callable(activation):
-        return activation
-    if isinstance(activation, str) and activation.lower() in _ACTIVATIONS:
-        return _ACTIVATIONS[activation.lower()]
-    raise ValueError(f"activation={activation!r} is not known; expected None, a callable, or one of "
-                     f"{', '.join(repr(a) for a in _ACTIVATIONS)}.")
 
 
 class ConvND(FrameworkWeights, nnx.Module):
