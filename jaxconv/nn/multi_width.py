@@ -114,9 +114,7 @@ def measure_parallel(x_shape, kernel_shapes, dtype=jnp.float32, *, precision=Non
 
         fns[impl] = jax.grad(loss, argnums=(0, 1))
     args = (jnp.zeros(x_shape, dtype), [jnp.zeros(s, dtype) for s in kernel_shapes])
-    seconds = algorithms.time_candidates(fns, args)
-    result = algorithms.Measurement(choice=min(seconds, key=seconds.get), seconds=seconds)
-    return algorithms.record(key, result)
+    return algorithms.record(key, algorithms.fastest(algorithms.time_candidates(fns, args)))
 
 
 def choose_parallel(x, kernels, precision=None) -> str:

@@ -147,7 +147,8 @@ def test_auto_measures_outside_jit_only_and_jit_then_uses_the_table():
     _close(conv(x), Conv1D(3, 5, 4, padding="causal", rngs=nnx.Rngs(0))(x), "auto value")   # concrete: measured
     hit = algorithms.measured(x.shape, conv.kernel.shape, jnp.float32, **key)
     assert hit is not None and hit.choice in ALGORITHMS and set(hit.seconds) == set(ALGORITHMS)
-    assert hit.choice == min(hit.seconds, key=hit.seconds.get)
+    best = min(hit.seconds, key=hit.seconds.get)                      # the fastest, or xla when within 10%
+    assert hit.choice == (best if hit.seconds[best] <= algorithms.MARGIN * hit.seconds["xla"] else "xla")
     assert explain(conv, x).row("").algorithm == f"auto: {hit.choice}"
     ops = str(jax.make_jaxpr(lambda x: conv(x))(x))                   # now jit runs the table's choice
     assert ("conv_general_dilated" in ops) == (hit.choice == "xla")
