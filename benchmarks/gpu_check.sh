@@ -6,6 +6,8 @@
 #      (benchmarks/text_cnn_train.py, PyTorch on the same GPU);
 #   2. experiments/kim2014.py over the shared datasets, 3 seeds (MR 10 folds x 3 + SST-1, SST-2, TREC x 3: 39 runs),
 #      in <= 60 s wall in all, compiles included, with --parallel_runs (one program per dataset);
+#   3. the conv algorithms (benchmarks/conv_algorithms.py): on every case, `impl="auto"` no slower than "xla"
+#      (forward + backward, within 10%);
 #   and, without a target, what bfloat16 compute does to speed and accuracy (MR fold 0, 5 epochs).
 #
 # It runs from a copy of the working tree (the repository root is this script's parent's parent). The GPU image
@@ -65,12 +67,14 @@ if [ "$quick" = "1" ]; then   # a dry run of every step on CPU: tiny settings, g
   bench_args=(--quick --max-buckets 2 --k 2 --runs 2)
   kim_args=(--datasets trec --seeds 2 --epochs 1 --steps 6)
   bf16_epochs=1
-  limits=(600 600 600)
+  conv_args=(--quick --cases kim,long)
+  limits=(600 600 600 600)
 else                          # on the GPU: at most 120 + 120 + 50 s, the whole script under 5 minutes
   bench_args=(--steps 300 --rounds 3 --k 1,32 --runs 4,30)
   kim_args=()
   bf16_epochs=5
-  limits=(120 120 50)
+  conv_args=(--rounds 10)
+  limits=(120 120 50 60)
 fi
 
 set +e                        # a failed step reports itself; the summary still prints
@@ -110,6 +114,12 @@ for dtype in ("float32", "bfloat16"):
           f"wall {r['wall_time_s']:.1f} s")
 PY
 
+# ---------------------------------------------------------------------------------------------------- 4. conv algorithms
+echo
+echo "== 4. conv algorithms: xla, im2col, fft, auto, Kim's fused widths, PyTorch (benchmarks/conv_algorithms.py)"
+timeout "${limits[3]}" "$py" benchmarks/conv_algorithms.py "${conv_args[@]}" --json "$out/conv.json" 2>&1 \
+  | grep -v "^WARNING\|^W[0-9]" | tee "$out/conv.txt" || echo "gpu_check: conv_algorithms.py failed or timed out"
+
 # ---------------------------------------------------------------------------------------------------- summary
 echo
 echo "== targets"
@@ -128,4 +138,14 @@ else:
 done = len(list((out / "kim2014").rglob("final_metrics.json")))
 print(f"kim2014.py, {done} runs finished: {wall:.1f} s wall (target <= 60 s for 39 runs: "
       f"{'met' if wall <= 60 and done == 39 else 'NOT met'}{', quick dry run' if quick else ''})")
+if (out / "conv.json").exists():
+    import json
+    for name, case in json.loads((out / "conv.json").read_text())["cases"].items():
+        rows = case["rows"]
+        xla = rows.get("xla", rows.get("separate xla"))["fwd+bwd"]["ms"]
+        auto = rows["auto"]["fwd+bwd"]["ms"]
+        print(f"conv algorithms, {name}: auto -> {case['auto_choice']} {auto:.2f} ms, xla {xla:.2f} ms fwd+bwd "
+              f"(target: auto no slower than xla, within 10%: {'met' if auto <= 1.1 * xla else 'NOT met'})")
+else:
+    print("conv algorithms: not measured (the benchmark failed; see conv.txt)")
 PY
