@@ -55,6 +55,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.model.dilations = (1, 2, 4, 8, 16, 32)   # one GLU block each; receptive field 1 + 2 * 63 = 127
     config.model.stacks = 1
     config.model.dropout = 0.0
+    config.model.conv_impl = "xla"               # xla | im2col | fft | auto (the fastest measured per shape)
 
     config.data.name = "sentences"                 # sentences | file (config.data.train=PATH) | synthetic
     config.data.tokenizer = "bytes"                # bytes | any word tokenizer (kim, whitespace, ...)

@@ -5,6 +5,7 @@
   params, FLOPs and the receptive field in input positions (tokens).
 - :func:`feature_maps` / :func:`feature_map` read conv activations through ``nnx.capture`` (the convs sow them).
 - :func:`receptive_spans` maps each output position of a conv to the ``[start, end)`` input range it sees.
+- :func:`measure_algorithms` lets ``impl="auto"`` measure every conv shape of ``model(x)`` now, outside ``jit``.
 - :func:`saliency` differentiates one filter's pooled activation w.r.t. the embedding output.
 
 The public names are all here; the code sits in one private module per job: ``_trace`` (paths, patched calls, the
@@ -30,9 +31,10 @@ A small stacked model::
     '20 = floor((20 + 4 + 0 - 2*(3-1) - 1) / 1) + 1'
 """
 
+from jaxconv.inspection._algorithms import measure_algorithms
 from jaxconv.inspection._explain import Explanation, LayerRow, explain
 from jaxconv.inspection._feature_maps import conv_paths, feature_map, feature_maps, receptive_spans
 from jaxconv.inspection._saliency import Saliency, saliency
 
 __all__ = ["LayerRow", "Explanation", "explain", "feature_maps", "feature_map", "receptive_spans", "Saliency",
-           "saliency", "conv_paths"]
+           "saliency", "conv_paths", "measure_algorithms"]

@@ -9,14 +9,13 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxconv import shapes
 from jaxconv._args import shown
 from jaxconv._format import fmt_axes, fmt_tuple
-from jaxconv.nn import algorithms, multi_width
+from jaxconv.inspection._algorithms import algorithm_of
 from jaxconv.inspection._trace import _as_struct, _ConvView, _modules_by_path, _path_str, _takes_token_ids, _trace
 
 
@@ -231,35 +230,6 @@ def _owned_params(model: nnx.Module) -> dict[str, int]:
 
 def _total_params(model: nnx.Module) -> int:
     return sum(int(np.size(v)) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
-
-
-def algorithm_of(model: nnx.Module, conv, input_shape, input_dtype, pads) -> str | None:
-    """What computes ``conv`` for an input of this shape and dtype (:attr:`LayerRow.algorithm`); no compute."""
-    impl = getattr(conv, "impl", None)
-    if impl is None:
-        return None
-    n = conv.num_spatial
-    shape = tuple(input_shape)
-    if conv.data_format == "channels_first":
-        shape = (*shape[:-n - 1], *shape[-n:], shape[-n - 1])
-    x_shape = (math.prod(shape[:-n - 1]), *shape[-n - 1:])                     # (N, *spatial, C) as the layer sees it
-    dtype = jnp.dtype(conv.dtype) if conv.dtype is not None else jnp.result_type(input_dtype, conv.kernel.dtype)
-    parallel = getattr(model, "convs", None)
-    model_impl = getattr(model, "conv_impl", None)
-    if model_impl in ("fused", "auto") and parallel is not None and any(c is conv for c in parallel):
-        if model_impl == "fused":
-            return "fused"
-        kernels = tuple(tuple(c.kernel.shape) for c in parallel)
-        hit = algorithms.lookup(multi_width._key(x_shape, kernels, dtype, conv.precision))
-    elif impl == "auto":
-        if conv.padding_mode != "zeros":
-            x_shape = (x_shape[0], *(L + lo + hi for L, (lo, hi) in zip(x_shape[1:-1], pads)), x_shape[-1])
-            pads = ((0, 0),) * n
-        hit = algorithms.measured(x_shape, conv.kernel.shape, dtype, stride=conv.stride, pads=pads,
-                                  dilation=conv.dilation, groups=conv.groups, precision=conv.precision)
-    else:
-        return impl
-    return f"auto: {hit.choice}" if hit is not None else "auto: not measured (xla under jit)"
 
 
 def _linear_flops(m: nnx.Linear, input_shape) -> int:

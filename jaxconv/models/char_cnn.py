@@ -39,10 +39,11 @@ from flax import nnx
 
 from jaxconv import shapes
 from jaxconv.configs.char_cnn import get_config as default_config
-from jaxconv.configs.rules import int_min, ints_min, real
+from jaxconv.configs.rules import int_min, ints_min, one_of, real
 from jaxconv.data.vocab import ZHANG_ALPHABET
 from jaxconv.models.registry import PAD_ID, ModelKind, register
 from jaxconv.nn._validation import check_rate
+from jaxconv.nn.algorithms import IMPLS
 from jaxconv.nn.conv import Conv1D
 from jaxconv.nn.pool import MaxPool1D
 
@@ -75,13 +76,16 @@ class CharCNN(nnx.Module):
       init_std: ``None`` (default): LeCun-normal weights (variance 1 / fan-in), which keep the activations of a
         narrow model from vanishing through six layers; a float: Gaussian N(0, init_std) weights, the paper's
         0.02 (large) or 0.05 (small).
+      conv_impl: how the convolutions are computed: ``"xla"`` (default), ``"im2col"``, ``"fft"`` or ``"auto"``
+        (the fastest measured per shape; :mod:`jaxconv.nn.algorithms`). Same values, another algorithm.
       rngs: ``nnx.Rngs`` for initialisation; dropout keys are passed per call. Biases start at zero.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, *, length: int = 1014,
                  kernels: Sequence[int] = ZHANG_KERNELS, pool_after: Sequence[int] = ZHANG_POOL_AFTER,
                  pool_size: int = 3, features: int = 1024, hidden: int = 2048, dropout: float = 0.5,
-                 embedding: str = "onehot", embed_dim: int = 16, init_std: float | None = None, rngs: nnx.Rngs):
+                 embedding: str = "onehot", embed_dim: int = 16, init_std: float | None = None,
+                 conv_impl: str = "xla", rngs: nnx.Rngs):
         for arg, val in (("vocab_size", vocab_size), ("num_classes", num_classes), ("length", length),
                          ("features", features), ("hidden", hidden), ("pool_size", pool_size),
                          ("embed_dim", embed_dim)):
@@ -110,7 +114,7 @@ class CharCNN(nnx.Module):
         convs, pools = [], []
         for i, k in enumerate(kernels):
             convs.append(Conv1D(channels if i == 0 else features, features, k, activation="relu", kernel_init=init,
-                                rngs=rngs))
+                                impl=conv_impl, rngs=rngs))
             pools.append(MaxPool1D(pool_size) if i in pool_after else None)
         self.convs = nnx.List(convs)                                                   # kernels (k, C or F, F)
         self.pools = nnx.List(pools)
@@ -185,7 +189,7 @@ register(ModelKind(
     name="char_cnn",
     cls=CharCNN,
     fields=("length", "kernels", "pool_after", "pool_size", "features", "hidden", "dropout", "embedding",
-            "embed_dim", "init_std"),
+            "embed_dim", "init_std", "conv_impl"),
     task="classify",
     input_length=lambda m: (int(m.length), int(m.length)),  # exactly `length` characters: the dense layer's size
     rules=(
@@ -196,6 +200,7 @@ register(ModelKind(
         ("model.hidden", int_min(1), "units of each dense layer"),
         ("model.dropout", real(0.0, 1.0), "the dropout rate between the dense layers"),
         ("model.embed_dim", int_min(1), "the learned character vector size"),
+        ("model.conv_impl", one_of(IMPLS), "how the convolutions are computed"),
     ),
     default_config=default_config,
 ))

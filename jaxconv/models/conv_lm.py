@@ -39,10 +39,11 @@ from flax import nnx
 from jaxconv import shapes
 from jaxconv.data.vocab import BYTE_VOCAB_SIZE, decode_bytes, encode_bytes
 from jaxconv.configs.conv_lm import get_config as default_config
-from jaxconv.configs.rules import int_min, ints_min, real
+from jaxconv.configs.rules import int_min, ints_min, one_of, real
 from jaxconv.models.adapter import DumpAdapter
 from jaxconv.models.registry import PAD_ID, UNK_ID, ModelKind, register
 from jaxconv.nn._validation import check_rate
+from jaxconv.nn.algorithms import IMPLS
 from jaxconv.nn.conv import Conv1D
 
 __all__ = ["ConvLM", "ConvLMAdapter", "BYTE_VOCAB_SIZE", "encode_bytes", "decode_bytes"]
@@ -59,12 +60,14 @@ class ConvLM(nnx.Module):
       dilations: one block per entry, e.g. ``(1, 2, 4, 8)``; repeated ``stacks`` times.
       stacks: how many times the dilation pattern repeats.
       dropout: dropout rate on each block's output before the residual add.
+      conv_impl: how the convolutions are computed: ``"xla"`` (default), ``"im2col"``, ``"fft"`` or ``"auto"``
+        (the fastest measured per shape; :mod:`jaxconv.nn.algorithms`). Same values, another algorithm.
       rngs: ``nnx.Rngs`` for initialisation; dropout keys are passed per call.
     """
 
     def __init__(self, vocab_size: int, *, embed_dim: int = 64, channels: int = 128, kernel_size: int = 3,
                  dilations: Sequence[int] = (1, 2, 4, 8, 16), stacks: int = 1, dropout: float = 0.0,
-                 rngs: nnx.Rngs):
+                 conv_impl: str = "xla", rngs: nnx.Rngs):
         for arg, val in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("channels", channels),
                          ("kernel_size", kernel_size), ("stacks", stacks)):
             if isinstance(val, bool) or not shapes.is_integral(val) or val < 1:
@@ -76,7 +79,8 @@ class ConvLM(nnx.Module):
         table = jax.random.normal(rngs.params(), (vocab_size, embed_dim)) * (1.0 / math.sqrt(embed_dim))
         self.embedding = nnx.Param(table.at[PAD_ID].set(0.0))                            # (V, D)
         self.input_proj = nnx.Linear(embed_dim, channels, rngs=rngs)                     # (D, C)
-        self.convs = nnx.List([Conv1D(channels, 2 * channels, kernel_size, dilation=d, padding="causal", rngs=rngs)
+        self.convs = nnx.List([Conv1D(channels, 2 * channels, kernel_size, dilation=d, padding="causal",
+                                       impl=conv_impl, rngs=rngs)
                                for d in self.dilations])                                 # kernels (k, C, 2C)
         self.dropout = nnx.Dropout(float(dropout))
         self.norm = nnx.LayerNorm(channels, rngs=rngs)
@@ -173,7 +177,7 @@ class ConvLMAdapter(DumpAdapter):
 register(ModelKind(
     name="conv_lm",
     cls=ConvLM,
-    fields=("embed_dim", "channels", "kernel_size", "dilations", "stacks", "dropout"),
+    fields=("embed_dim", "channels", "kernel_size", "dilations", "stacks", "dropout", "conv_impl"),
     task="next_token",
     input_length=lambda m: (1, None),                      # causal: windows of any length >= 1
     rules=(
@@ -183,6 +187,7 @@ register(ModelKind(
         ("model.dilations", ints_min(1), "one block per dilation"),
         ("model.stacks", int_min(1), "repeats of the dilation pattern"),
         ("model.dropout", real(0.0, 1.0), "the dropout rate on each block's output"),
+        ("model.conv_impl", one_of(IMPLS), "how the convolutions are computed"),
         ("data.seq_len", int_min(1), "tokens per training window"),
     ),
     adapter=ConvLMAdapter(),

@@ -77,7 +77,7 @@ from jaxconv.models.word_vectors import INIT_SCALE, load_word_vectors, uniform_e
 from jaxconv.nn._validation import check_rate
 from jaxconv.nn.algorithms import ALGORITHMS, check_impl
 from jaxconv.nn.conv import Conv1D
-from jaxconv.nn.multi_width import PARALLEL_IMPLS, apply_parallel, measure_parallel
+from jaxconv.nn.multi_width import PARALLEL_IMPLS, apply_parallel
 
 __all__ = ["TextCNN", "TextCNNAdapter", "StaticEmbedding", "EMBEDDINGS", "DROPOUT_SCALINGS", "CLASSIFIER_INITS",
            "COMPUTE_DTYPES", "FROZEN_EMBEDDINGS", "PAD_ID", "UNK_ID", "load_word_vectors", "uniform_embeddings"]
@@ -122,7 +122,8 @@ class TextCNN(nnx.Module):
         state) stay float32; :meth:`embed` returns float32 vectors, cast in :meth:`logits_from_vectors`.
       conv_impl: how the convolutions are computed (:data:`jaxconv.nn.multi_width.PARALLEL_IMPLS`): ``"xla"``
         (default), ``"im2col"``, ``"fft"``, ``"fused"`` (every width by one GEMM) or ``"auto"`` (the fastest,
-        measured per input shape outside ``jit``: :meth:`measure_algorithms`). The values are the same to float
+        measured per input shape outside ``jit``: :func:`jaxconv.inspection.measure_algorithms`, which the
+        trainer calls for every shape it compiles). The values are the same to float
         rounding; the parameters, feature maps and dumps are the same per-width layers whatever the choice.
       rngs: ``nnx.Rngs`` for initialisation (``params`` stream). Dropout keys are passed per call instead.
 
@@ -259,16 +260,6 @@ class TextCNN(nnx.Module):
         maps = apply_parallel(list(self.convs), x, self.conv_impl)                    # W x (B, L-w+1, F)
         pooled = [y.max(axis=1) for y in maps]                                        # W x (B, F)
         return jnp.concatenate(pooled, axis=-1)                                       # (B, W*F)
-
-    def measure_algorithms(self, tokens_shape: Sequence[int]):
-        """With ``conv_impl="auto"``: measure the algorithms for token batches of ``tokens_shape`` ``(B, L)`` now
-        (outside ``jit``), so that ``auto`` chooses inside a compiled step too. Returns the measurement, or None
-        for any other ``conv_impl``. The trainer calls it for every shape it compiles."""
-        if self.conv_impl != "auto":
-            return None
-        channels = self.convs[0].in_channels
-        kernels = [(w, channels, self.filters) for w in self.widths]
-        return measure_parallel((*tokens_shape, channels), kernels, jnp.dtype(self.compute_dtype))
 
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True, dropout_key: jax.Array | None = None):
         """tokens int ``(B, L)`` -> logits ``(B, num_classes)``.

@@ -25,10 +25,12 @@ import functools
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxconv.data.pipeline import DataPipeline
+from jaxconv.inspection import measure_algorithms
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.dispatch import EpochCalls, EvalData, TrainData, epoch_calls
 from jaxconv.train.optim import schedule_steps
@@ -116,15 +118,17 @@ class Engine:
                          self.keys)
 
     def measure_algorithms(self, token_shapes) -> None:
-        """Let a model with ``conv_impl="auto"`` measure its algorithms for these ``(B, L)`` token batches now,
-        before tracing: under ``jit`` an unmeasured shape runs ``"xla"`` (:mod:`jaxconv.nn.algorithms`)."""
-        model = nnx.merge(self.state.defs.model_def, self.state.model_state())
-        measure = getattr(model, "measure_algorithms", None)
-        if measure is not None:
-            for shape in dict.fromkeys(tuple(s[-2:]) for s in token_shapes):   # a stack's leading run axis: vmapped
-                result = measure(shape)
-                if result is not None:
-                    logging.getLogger("jaxconv.train").info("conv algorithm for tokens %s: %s", shape, result)
+        """Let convs with ``impl="auto"`` (or a model with ``conv_impl="auto"``) measure their algorithms for these
+        ``(..., B, L)`` token batches now, before tracing: under ``jit`` an unmeasured shape runs ``"xla"``
+        (:func:`jaxconv.inspection.measure_algorithms`)."""
+        model = None
+        for shape in dict.fromkeys(tuple(s[-2:]) for s in token_shapes):      # a stack's leading run axis: vmapped
+            if model is None:                                                  # a stack: one run's variables
+                state = self.state.model_state()
+                model = nnx.merge(self.state.defs.model_def, jax.tree.map(lambda a: a[0], state) if self.vmapped
+                                  else state)
+            for path, result in measure_algorithms(model, jax.ShapeDtypeStruct(shape, jnp.int32)).items():
+                logging.getLogger("jaxconv.train").info("conv algorithm of %s for tokens %s: %s", path, shape, result)
 
     def compile(self, plans: list[dict]) -> None:
         """Compile every bucket's train program and every evaluation shape (in parallel threads)."""
