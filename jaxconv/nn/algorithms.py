@@ -109,6 +109,10 @@ def _conv_im2col(x, kernel, stride, pads, dilation, groups, precision):
         taps.append(lax.slice(x, start, limit, (1, *stride, 1)))              # (N, *out, C)
     windows = jnp.stack(taps, axis=-2)                                        # (N, *out, K, C), K = prod(k)
     cg = kernel.shape[-2]
+    if groups == 1:                                                           # one plain GEMM: (M, K*C) @ (K*C, F)
+        flat = windows.reshape(-1, math.prod(ks) * cg)
+        y = jnp.matmul(flat, kernel.reshape(-1, kernel.shape[-1]), precision=precision)
+        return y.reshape(*windows.shape[:-2], kernel.shape[-1])
     windows = windows.reshape(*windows.shape[:-1], groups, cg)                # (N, *out, K, G, C/G)
     w = _group_kernel(kernel.reshape(math.prod(ks), cg, kernel.shape[-1]), groups)   # (K, C/G, G, F/G)
     y = jnp.einsum("...kgc,kcgf->...gf", windows, w, precision=precision)    # (N, *out, G, F/G)
