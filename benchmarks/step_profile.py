@@ -2,6 +2,7 @@
 
     python benchmarks/step_profile.py                 # MR fold 0, Kim's CNN-rand, batch 50 (about a minute)
     python benchmarks/step_profile.py --small          # the same data, a 16-d / 8-filter model: overheads exposed
+    python benchmarks/step_profile.py --small --max-buckets 1 --steps 8   # the smallest run (tests): one bucket
     python benchmarks/step_profile.py --steps 100 --data /path/to/sentences
 
 Both paths run the same step (``jaxconv.train.steps.train_step``) on the same batches of epoch 1; each part is timed
@@ -55,6 +56,8 @@ def profile(args) -> dict:
     overrides = {"data.path": args.data} if args.data else {}
     if args.small:
         overrides.update({"model.embed_dim": 16, "model.filters": 8})
+    if args.max_buckets:
+        overrides["data.max_buckets"] = args.max_buckets
     config = load_config("text_cnn:mr", {**overrides, "train.steps_per_call": 1})
     data = build_data(config, min_length=max(config.model.widths))
     mesh = mesh_lib.make_mesh()
@@ -133,7 +136,8 @@ def profile(args) -> dict:
         fn()
         walk[name] = 1e3 * statistics.median([_timed(fn)[1] for _ in range(50)])
     return {"earlier": earlier, "now": now, "graph walk": walk,
-            "setting": {"steps": n, "small": args.small, "backend": jax.default_backend(),
+            "setting": {"steps": n, "small": args.small, "buckets": len(data.train.bucket_lengths),
+                        "backend": jax.default_backend(),
                         "load": os.getloadavg()[0], "arrays": len(flat[0]) + len(flat[1])}}
 
 
@@ -159,6 +163,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=60, help="steps timed per path (default 60)")
     p.add_argument("--small", action="store_true", help="a 16-d / 8-filter model: the overheads without the convolutions")
+    p.add_argument("--max-buckets", type=int, default=None, help="at most this many bucket lengths (default: the mr "
+                                                                  "preset's 5; fewer compile faster)")
     p.add_argument("--data", default=None, help="directory holding rt-polarity.all")
     args = p.parse_args(argv)
     res = profile(args)

@@ -21,7 +21,9 @@ def _load(name: str):
 @pytest.mark.slow
 def test_text_cnn_train_quick(shared_datasets, capsys):
     bench = _load("text_cnn_train")
-    res = bench.main(["--quick", "--data", str(shared_datasets), "--max-buckets", "2", "--k", "2", "--runs", "2"])
+    # The fewest steps a row takes (one chunk): the plain per-batch row compiles once per distinct batch length.
+    res = bench.main(["--quick", "--steps", str(bench.CHUNK), "--data", str(shared_datasets), "--max-buckets", "2",
+                      "--k", "2", "--runs", "2"])
     out = capsys.readouterr().out
 
     names = [bench.JAXCONV, "jaxconv, K=2 steps per call", "jaxconv, R=2 runs per program", bench.FIXED,
@@ -34,7 +36,7 @@ def test_text_cnn_train_quick(shared_datasets, capsys):
         assert row.compiles == 0, f"{name} compiled during the timed rounds"
         assert name in out                                    # and the table shows it
     runs = res.rows["jaxconv, R=2 runs per program"]
-    assert runs.steps >= 2 * 10 and runs.examples > res.rows[bench.JAXCONV].examples   # two runs' work
+    assert runs.steps >= 2 * bench.CHUNK and runs.examples > res.rows[bench.JAXCONV].examples   # two runs' work
     for name, row in res.rows.items():
         if name != bench.JAXCONV:
             assert res.ratios[f"jaxconv / {name}"] == pytest.approx(res.rows[bench.JAXCONV].median / row.median)
@@ -53,11 +55,11 @@ def test_text_cnn_train_quick(shared_datasets, capsys):
 
 def test_step_profile_small(shared_datasets):
     prof = _load("step_profile")
-    res = prof.main(["--small", "--steps", "8", "--data", str(shared_datasets)])
+    res = prof.main(["--small", "--max-buckets", "1", "--steps", "8", "--data", str(shared_datasets)])
     assert set(res["earlier"]) >= {"batch assembly", "transfer to device", "dispatch", "device wait", "metric fetch"}
     assert set(res["now"]) >= {"plan upload", "dispatch", "device wait", "metric fetch"}
     assert all(v >= 0 for part in ("earlier", "now") for v in res[part].values())
-    assert len(res["graph walk"]) == 2 and res["setting"]["steps"] == 8
+    assert len(res["graph walk"]) == 2 and res["setting"]["steps"] == 8 and res["setting"]["buckets"] == 1
 
 
 @pytest.mark.slow

@@ -114,16 +114,18 @@ def test_rank_filters_arguments(demo_dump, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablate_command(demo_copy):
+def test_ablate_command(demo_copy, capsys):
+    from jaxconv.cli import main
+
     demo_dump = demo_copy
-    r = subprocess.run([sys.executable, "-m", "jaxconv", "ablate", "--workdir", str(demo_dump), "--top", "3"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "ablation of 96 filters over test" in r.stdout and "ablation.json" in r.stdout
+    assert main(["ablate", "--workdir", str(demo_dump), "--top", "3"]) == 0      # in process: the command's code
+    out = capsys.readouterr().out
+    assert "ablation of 96 filters over test" in out and "ablation.json" in out
     assert len(json.loads(ablation_path(demo_dump, "test").read_text())["filters"]) == 96
     r = subprocess.run([sys.executable, "-m", "jaxconv", "ablate", "--workdir", str(demo_dump), "--layers", "x"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True)                           # as a user runs it: one line
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'x' is not a convolution" in r.stderr
     # explain reads a trained run folder as it reads an imported one.
-    r = subprocess.run([sys.executable, "-m", "jaxconv", "explain", str(demo_dump)], capture_output=True, text=True)
-    assert r.returncode == 0 and "convs/0" in r.stdout and "(1, 64) -> (1, 2)" in r.stdout, r.stderr
+    assert main(["explain", str(demo_dump)]) == 0
+    out = capsys.readouterr().out
+    assert "convs/0" in out and "(1, 64) -> (1, 2)" in out

@@ -94,9 +94,11 @@ def test_left_padding_equals_a_shorter_context(lm):
 def test_sample_greedy_matches_step_by_step_argmax(lm):
     prompt = encode_bytes("the film ")
     out = lm.sample(prompt, 12)
+    graphdef, state = nnx.split(lm)
+    forward = jax.jit(lambda state, tokens: nnx.merge(graphdef, state)(tokens))   # one program per length, not per op
     context = list(prompt)
     for tok in out:
-        logits = np.array(lm(np.asarray([context], np.int32)))[0, -1]
+        logits = np.array(forward(state, np.asarray([context], np.int32)))[0, -1]
         logits[:2] = -np.inf                                                  # pad and unknown
         assert int(tok) == int(logits.argmax())
         context.append(int(tok))
@@ -119,6 +121,8 @@ def test_byte_codec_round_trip():
 
 import json
 
+from helpers import copy_run
+
 from jaxconv.cli import main
 from jaxconv.configs import load_config
 from jaxconv.train import train_and_evaluate
@@ -135,6 +139,13 @@ CHAR_TINY = {"data.synthetic.num_examples": 200, "model.features": 8, "model.hid
 def lm_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("conv_lm")
     return workdir, train_and_evaluate(load_config("conv_lm:tiny", LM_TINY), workdir)
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory):
+    """A tiny char_cnn run (a classifier), trained once for the tests that read it."""
+    workdir = tmp_path_factory.mktemp("char_cnn")
+    return workdir, train_and_evaluate(load_config("char_cnn", CHAR_TINY), workdir)
 
 
 def test_loss_terms_per_position_and_per_row_weights():
@@ -210,11 +221,12 @@ def test_conv_lm_dump_records_the_preceding_contexts(lm_run, capsys):
     assert (workdir / "report" / "test" / "index.html").is_file()
 
 
-def test_char_cnn_trains_dumps_at_its_length(tmp_path, capsys):
-    result = train_and_evaluate(load_config("char_cnn", CHAR_TINY), tmp_path)
+def test_char_cnn_trains_dumps_at_its_length(char_run, tmp_path, capsys):
+    workdir, result = char_run
+    workdir = copy_run(workdir, tmp_path / "run")                           # the dump goes into a copy
     assert result["buckets"] == [160] and result["task"] == "classify"
-    assert main(["dump", "--workdir", str(tmp_path), "--layers", "convs/0"]) == 0
-    dump = jaxconv.load_dump(tmp_path, "test")
+    assert main(["dump", "--workdir", str(workdir), "--layers", "convs/0"]) == 0
+    dump = jaxconv.load_dump(workdir, "test")
     assert dump.column("tokens").shape[1] == 160                            # the model's one input length
     g = dump.top_ngrams("convs/0", 0, k=1)[0]
     assert g.span[1] - g.span[0] <= 7 and g.text == "".join(g.words)        # characters, joined as they are
@@ -244,10 +256,10 @@ def test_generate_decodes_the_models_samples_and_draws_with_a_seed(lm_run):
         run.generate("", 5)
 
 
-def test_a_classifier_run_does_not_generate(tmp_path):
-    train_and_evaluate(load_config("char_cnn", CHAR_TINY), tmp_path)
+def test_a_classifier_run_does_not_generate(char_run):
+    workdir, _ = char_run
     with pytest.raises(ValueError, match=r"holds a CharCNN, which classifies; generate needs a language model"):
-        jaxconv.load_run(tmp_path).generate("abc", 3)
+        jaxconv.load_run(workdir).generate("abc", 3)
 
 
 def test_word_level_lm_predicts_words_and_line_ends(tmp_path):

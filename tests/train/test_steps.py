@@ -36,6 +36,10 @@ def data():
     return build_data(config, min_length=max(config.model.widths))
 
 
+#: Steps per call of the K-step tests.
+K = 4
+
+
 def _leaves(engine: Engine) -> list[np.ndarray]:
     return [np.asarray(x) for x in engine.state.model + engine.state.opt]
 
@@ -51,48 +55,49 @@ def _plan(engine: Engine, rows: np.ndarray, weights: np.ndarray) -> dict:
 
 @pytest.mark.parametrize("optimizer", ["adadelta", "adam"])   # the row-sparse embedding update, and a dense one
 def test_k_steps_in_one_call_equal_k_single_calls(data, optimizer):
-    """Feeding the same 8 batches: one call of K=8 steps and 8 calls of K=1 give the same losses and arrays."""
+    """Feeding the same K=4 batches: one call of K steps and K calls of 1 step give the same losses and arrays (on
+    CPU the K steps are unrolled, so compiling grows with K; 4 shows as much as 8)."""
     mesh = mesh_lib.make_mesh()
     one = Engine.fresh(tiny(**{"train.steps_per_call": 1, "train.optimizer": optimizer}), data, mesh)
-    eight = Engine.fresh(tiny(**{"train.steps_per_call": 8, "train.optimizer": optimizer}), data, mesh)
-    calls = eight.epoch_calls(0)
-    c = int(np.flatnonzero(calls.length == 8)[0])
+    many = Engine.fresh(tiny(**{"train.steps_per_call": K, "train.optimizer": optimizer}), data, mesh)
+    calls = many.epoch_calls(0)
+    c = int(np.flatnonzero(calls.length == K)[0])
     bucket, slot = int(calls.bucket[c]), int(calls.slot[c])
-    rows, weights = calls.rows[bucket][slot], calls.weights[bucket][slot]                   # (8, B) each
+    rows, weights = calls.rows[bucket][slot], calls.weights[bucket][slot]                   # (K, B) each
     assert (weights[:, -1] == 0).any() or (weights == 1).all()
 
-    big = eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 0, 0, 8], np.int32))
-    plan_one = _plan(one, rows[:, None], weights[:, None])                                  # 8 calls of 1 step
-    small = [one.dispatch(bucket, plan_one, np.asarray([j, j, 0, 1], np.int32)) for j in range(8)]
-    big, small = _sums(big), np.concatenate([_sums(s) for s in small])                     # (8, 3) each
-    assert np.all(big[:, 2] > 0)
+    big = many.dispatch(bucket, many.plans(calls)[bucket], np.asarray([slot, 0, 0, K], np.int32))
+    plan_one = _plan(one, rows[:, None], weights[:, None])                                  # K calls of 1 step
+    small = [one.dispatch(bucket, plan_one, np.asarray([j, j, 0, 1], np.int32)) for j in range(K)]
+    big, small = _sums(big), np.concatenate([_sums(s) for s in small])                     # (K, 3) each
+    assert big.shape == (K, 3) and np.all(big[:, 2] > 0)
     np.testing.assert_allclose(big[:, 0] / big[:, 2], small[:, 0] / small[:, 2], rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(big[:, 1:], small[:, 1:])
-    for a, b in zip(_leaves(eight), _leaves(one)):
+    for a, b in zip(_leaves(many), _leaves(one)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_masked_steps_leave_every_array_as_it_was(data):
-    """Steps outside [lo, hi) change nothing: a call applying steps 2..5 of 8 equals single steps 2..5."""
+    """Steps outside [lo, hi) change nothing: a call applying steps 1..2 of 4 equals single steps 1..2."""
     mesh = mesh_lib.make_mesh()
-    eight = Engine.fresh(tiny(**{"train.steps_per_call": 8}), data, mesh)
+    many = Engine.fresh(tiny(**{"train.steps_per_call": K}), data, mesh)
     one = Engine.fresh(tiny(**{"train.steps_per_call": 1}), data, mesh)
-    calls = eight.epoch_calls(0)
-    c = int(np.flatnonzero(calls.length == 8)[0])
+    calls = many.epoch_calls(0)
+    c = int(np.flatnonzero(calls.length == K)[0])
     bucket, slot = int(calls.bucket[c]), int(calls.slot[c])
     rows, weights = calls.rows[bucket][slot], calls.weights[bucket][slot]
-    before = _leaves(eight)
-    none = _sums(eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 0, 3, 3], np.int32)))
+    before = _leaves(many)
+    none = _sums(many.dispatch(bucket, many.plans(calls)[bucket], np.asarray([slot, 0, 2, 2], np.int32)))
     assert (none == 0).all()
-    for a, b in zip(_leaves(eight), before):
+    for a, b in zip(_leaves(many), before):
         np.testing.assert_array_equal(a, b)
-    sums = _sums(eight.dispatch(bucket, eight.plans(calls)[bucket], np.asarray([slot, 10, 2, 6], np.int32)))
-    assert (sums[[0, 1, 6, 7]] == 0).all() and (sums[2:6, 2] > 0).all()
+    sums = _sums(many.dispatch(bucket, many.plans(calls)[bucket], np.asarray([slot, 10, 1, 3], np.int32)))
+    assert (sums[[0, 3]] == 0).all() and (sums[1:3, 2] > 0).all()            # masked before lo and from hi on
     plan_one = _plan(one, rows[:, None], weights[:, None])
     small = np.concatenate([_sums(one.dispatch(bucket, plan_one, np.asarray([j, 10 + j, 0, 1], np.int32)))
-                            for j in range(2, 6)])
-    np.testing.assert_allclose(sums[2:6], small, rtol=1e-6)
-    for a, b in zip(_leaves(eight), _leaves(one)):
+                            for j in range(1, 3)])
+    np.testing.assert_allclose(sums[1:3], small, rtol=1e-6)
+    for a, b in zip(_leaves(many), _leaves(one)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
@@ -185,7 +190,7 @@ def test_throughput_excludes_eval_and_checkpoint_time(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Engine, "evaluate", slow_evaluate)
     monkeypatch.setattr(Checkpoints, "save", slow_save)
-    result = train_and_evaluate(tiny(**{"train.log_every_steps": 4, "data.max_buckets": 1}), tmp_path)
+    result = train_and_evaluate(tiny(**{"train.log_every_steps": 4}), tmp_path)   # tiny()'s programs: compiled once
     dev = read_metrics(tmp_path, "dev")
     assert all(r["eval_time_s"] >= 1.0 for r in dev) and dev[-1]["checkpoint_time_s"] >= 1.0
     assert result["eval_time_s"] >= 2.0 and result["checkpoint_time_s"] >= 1.5
@@ -213,7 +218,7 @@ def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
 
     from jaxconv.models import build_model
 
-    config = tiny(**{"model.compute_dtype": "bfloat16", "train.epochs": 3})
+    config = tiny(**{"model.compute_dtype": "bfloat16", "train.epochs": 3, "data.max_buckets": 1})
     model = build_model(config, 50, 2, rngs=nnx.Rngs(0))
     tokens = np.ones((2, 12), np.int32)
     assert model(tokens).dtype == np.dtype("bfloat16") and model.embed(tokens).dtype == np.float32

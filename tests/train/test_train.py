@@ -248,8 +248,10 @@ def test_one_vs_eight_devices_same_metrics(reference, tmp_path):
 def test_two_processes_match_one(tmp_path):
     """Multi-host for real: two processes (2 CPU devices each) joined by jax.distributed on localhost train the same
     run as one process with 4 devices; only process 0 writes metrics."""
+    small = {"data.max_buckets": 1, "train.epochs": 1}                  # one program each: what is compared is the same
     port = free_port()
-    procs = [subprocess.Popen(cli_args(tmp_path / "two"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    procs = [subprocess.Popen(cli_args(tmp_path / "two", **small), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True,
                               env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXCONV_DISTRIBUTED="1",
                                        JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                                        JAX_PROCESS_ID=str(i)))
@@ -258,7 +260,7 @@ def test_two_processes_match_one(tmp_path):
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
     assert "4 device(s) on 2 process(es)" in outs[0]
-    one = subprocess.run(cli_args(tmp_path / "one"), capture_output=True, text=True, timeout=300,
+    one = subprocess.run(cli_args(tmp_path / "one", **small), capture_output=True, text=True, timeout=300,
                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
     assert one.returncode == 0, one.stderr[-3000:]
     ours, theirs = read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one")
