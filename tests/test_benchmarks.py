@@ -87,3 +87,19 @@ def test_ablation_quick():
     are timed."""
     r = _load("ablation").run(quick=True, reps=2)
     assert r["filters"] == 24 and r["vmapped_s"] > 0 and r["loop_s"] > 0
+
+
+@pytest.mark.slow
+def test_conv_algorithms_quick(tmp_path):
+    """benchmarks/conv_algorithms.py --quick on the long case: every algorithm and auto timed, checked against xla
+    inside, the numbers written as JSON with auto's choice and the target's ratio."""
+    import json
+
+    out = tmp_path / "conv.json"
+    assert _load("conv_algorithms").main(["--quick", "--cases", "long", "--rounds", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    case = result["cases"]["long"]
+    assert case["auto_choice"] in ("xla", "im2col", "fft")
+    assert {"xla", "im2col", "fft", "auto"} <= set(case["rows"])
+    assert all(row[part]["ms"] > 0 for row in case["rows"].values() for part in ("fwd", "fwd+bwd"))
+    assert result["targets"]["long"]["choice"] == case["auto_choice"] and result["targets"]["long"]["auto_over_xla"] > 0
