@@ -256,26 +256,32 @@ def _bytes_needed(algorithm, x_shape, kernel_shape, stride, pads, dilation, item
     return 0
 
 
-def time_candidates(fns: dict[str, Callable], args: Sequence, *, rounds: int = 5,
+def time_candidates(fns: dict[str, Callable], args: Sequence, *, rounds: int = 7, warmup: int = 3,
                     budget_s: float = 0.05) -> dict[str, float]:
-    """Median seconds per call of each ``fns[name](*args)`` (compiled and warmed up first), timed in interleaved
-    rounds so that load from elsewhere falls on all alike. Each call's outputs are waited for."""
+    """Median seconds per call of each ``fns[name](*args)`` (compiled and warmed up first: the first calls of a
+    program can be slower, e.g. an FFT's plan), timed in interleaved rounds so that load from elsewhere falls on all
+    alike. Each call's outputs are waited for."""
     jitted = {name: jax.jit(fn) for name, fn in fns.items()}
-    reps = {}
+    reps, first = {}, {}
     for name, fn in jitted.items():                       # compile, warm up, size the repeats to about budget_s
-        jax.block_until_ready(fn(*args))
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        reps[name] = max(1, min(20, int(budget_s / max(time.perf_counter() - t0, 1e-6))))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(warmup):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+        first[name] = max(time.perf_counter() - t0, 1e-6)
+        reps[name] = max(1, min(20, int(budget_s / first[name])))
+    # A candidate over twice the best warm time is out; it is not timed in the rounds, where its memory traffic
+    # (im2col's windows) would slow the others' calls beside it.
+    best = min(first.values())
+    timed = {name: fn for name, fn in jitted.items() if first[name] <= 2 * best}
+    samples: dict[str, list[float]] = {name: [] for name in timed}
     for _ in range(rounds):
-        for name, fn in jitted.items():
+        for name, fn in timed.items():
             t0 = time.perf_counter()
             for _ in range(reps[name]):
                 out = fn(*args)
             jax.block_until_ready(out)
             samples[name].append((time.perf_counter() - t0) / reps[name])
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: statistics.median(samples[name]) if name in samples else first[name] for name in fns}
 
 
 def measure(x_shape, kernel_shape, dtype=jnp.float32, *, stride, pads, dilation, groups=1, precision=None,
