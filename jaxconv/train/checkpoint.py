@@ -144,10 +144,13 @@ class Checkpoints:
                 f"resume from step {done['latest']}.")
 
     def _remove_partial(self, kind: str, step: int) -> None:
-        """Delete the temporary directory a failed save of ``step`` left (orbax ignores it, but it holds space)."""
+        """Delete the temporary directories a failed save of ``step`` left (orbax ignores them, but they hold space),
+        in every kind: when space runs out, the save of one kind just before (``best``) can also be left unfinished
+        without an error (seen once in the full-disk test: ``best/40.orbax-checkpoint-tmp`` beside a failed
+        ``latest/40``)."""
         if jax.process_index() != 0:
             return
-        for tmp in self.path(kind).glob(f"{int(step)}.orbax-checkpoint-tmp*"):
+        for tmp in (t for k in self.KINDS for t in self.path(k).glob(f"{int(step)}.orbax-checkpoint-tmp*")):
             try:
                 tmp.rmtree() if tmp.is_dir() else tmp.unlink()
             except OSError as e:

@@ -46,7 +46,7 @@ def conv_cases(draw):
                 dilation=dilation, pads=pads, groups=groups, seed=seed)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=conv_cases())
 def test_every_algorithm_equals_xla_in_value_and_gradient(case):
     rng = np.random.default_rng(case["seed"])
@@ -85,7 +85,7 @@ def test_layers_by_every_algorithm_agree_under_jit_and_vmap(impl):
         want = conv(x)
         conv.impl = impl
         try:
-            _close(nnx.jit(lambda m, x: m(x))(conv, x), want, f"{impl} jit")
+            _close(jax.jit(lambda x: conv(x))(x), want, f"{impl} jit")
             _close(jax.vmap(lambda x: conv(x))(x), want, f"{impl} vmap")
             g_want = jax.grad(lambda x: (conv(x) ** 2).sum())(x)
             conv.impl = "xla"
@@ -236,21 +236,18 @@ def test_training_with_auto_measures_every_compiled_shape_first(tmp_path):
         assert hit is not None and hit.choice in ("xla", "im2col", "fused"), length
 
 
-def test_a_stack_of_runs_with_auto_trains_as_with_xla(tmp_path):
-    import json
-
+def test_a_stack_of_runs_measures_each_runs_shapes():
+    """A stacked engine's arrays and token batches have a leading run axis; auto measures one run's (B, L)."""
     from jaxconv.configs import load_config
-    from jaxconv.train import train_many
+    from jaxconv.train import build_data
+    from jaxconv.train import mesh as mesh_lib
+    from jaxconv.train.stacked_engine import StackedEngine
 
-    losses = {}
-    for impl in ("xla", "auto"):
-        configs = [load_config("text_cnn:synthetic", {"model.conv_impl": impl, "seed": seed, "train.epochs": 1,
-                                                      "progress": False, "model.embed_dim": 8, "model.filters": 4,
-                                                      "data.synthetic.num_examples": 400})
-                   for seed in (0, 1)]
-        dirs = [tmp_path / f"{impl}{seed}" for seed in (0, 1)]
-        train_many(configs, dirs)
-        losses[impl] = [json.loads((d / "final_metrics.json").read_text())["test_loss"] for d in dirs]
-    np.testing.assert_allclose(losses["auto"], losses["xla"], rtol=1e-5)
-    kernels = tuple((w, 8, 4) for w in (3, 4, 5))
-    assert algorithms.lookup(multi_width._key((50, 40, 8), kernels, jnp.float32, None)) is not None  # per run, not (R, ...)
+    configs = [load_config("text_cnn:synthetic", {"model.conv_impl": "auto", "seed": seed, "model.embed_dim": 8,
+                                                  "model.filters": 3, "data.synthetic.num_examples": 200})
+               for seed in (0, 1)]
+    engine = StackedEngine.fresh(configs, [build_data(c, min_length=5) for c in configs], mesh_lib.make_mesh())
+    engine.measure_algorithms([(2, 50, 41), (2, 13, 29)])                 # (R, B, L)
+    kernels = tuple((w, 8, 3) for w in (3, 4, 5))
+    for shape in ((50, 41, 8), (13, 29, 8)):
+        assert algorithms.lookup(multi_width._key(shape, kernels, jnp.float32, None)) is not None, shape
