@@ -14,7 +14,7 @@ from flax import nnx
 
 from jaxconv.nn import algorithms, multi_width
 
-__all__ = ["algorithm_of", "measure_algorithms"]
+__all__ = ["algorithm_of", "measure_algorithms", "uses_auto"]
 
 
 def _auto_spec(model: nnx.Module, conv, input_shape, input_dtype, pads):
@@ -62,6 +62,12 @@ def algorithm_of(model: nnx.Module, conv, input_shape, input_dtype, pads) -> str
     return f"auto: {hit.choice}" if hit is not None else "auto: not measured (xla under jit)"
 
 
+def uses_auto(model: nnx.Module) -> bool:
+    """Whether a conv of ``model`` (or the model's ``conv_impl``) computes by ``"auto"``: the static attributes only."""
+    return getattr(model, "conv_impl", None) == "auto" or any(
+        getattr(m, "impl", None) == "auto" for _, m in nnx.iter_graph(model))
+
+
 def measure_algorithms(model: nnx.Module, x_or_shape, *, dtype=None) -> dict[str, algorithms.Measurement]:
     """Measure now, outside ``jit``, every choice ``auto`` will make when ``model`` is called on inputs like
     ``x_or_shape`` (an array, a ``jax.ShapeDtypeStruct``, or a shape with ``dtype``): ``{conv path: measurement}``
@@ -70,8 +76,7 @@ def measure_algorithms(model: nnx.Module, x_or_shape, *, dtype=None) -> dict[str
     from jaxconv.inspection._explain import explain
     from jaxconv.inspection._trace import _modules_by_path
 
-    if not any(getattr(m, "impl", None) == "auto" for _, m in nnx.iter_graph(model)) \
-            and getattr(model, "conv_impl", None) != "auto":
+    if not uses_auto(model):
         return {}
     modules = _modules_by_path(model)
     out = {}

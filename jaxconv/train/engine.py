@@ -30,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from jaxconv.data.pipeline import DataPipeline
-from jaxconv.inspection import measure_algorithms
+from jaxconv.inspection._algorithms import measure_algorithms, uses_auto
 from jaxconv.train import mesh as mesh_lib
 from jaxconv.train.dispatch import EpochCalls, EvalData, TrainData, epoch_calls
 from jaxconv.train.optim import schedule_steps
@@ -73,6 +73,7 @@ class Engine:
         self.put = functools.partial(mesh_lib.replicate, mesh=mesh)
         self.programs = programs_for(step_settings(config, state.defs, mesh), self.vmapped)
         self.train_exe: dict[int, object] = {}  # bucket -> its compiled train program
+        self._uses_auto: bool | None = None       # whether a conv computes by "auto" (measure_algorithms)
         self._place_data(data, dropout_key)
 
     def _place_data(self, data: DataPipeline, dropout_key) -> None:
@@ -121,12 +122,13 @@ class Engine:
         """Let convs with ``impl="auto"`` (or a model with ``conv_impl="auto"``) measure their algorithms for these
         ``(..., B, L)`` token batches now, before tracing: under ``jit`` an unmeasured shape runs ``"xla"``
         (:func:`jaxconv.inspection.measure_algorithms`)."""
-        model = None
+        if self._uses_auto is None:                     # the model's static attributes: looked at once per engine
+            self._uses_auto = uses_auto(nnx.merge(self.state.defs.model_def, self.state.model_state()))
+        if not self._uses_auto:                         # no auto conv: nothing to merge or slice at each compile
+            return
+        state = self.state.model_state()
+        model = nnx.merge(self.state.defs.model_def, jax.tree.map(lambda a: a[0], state) if self.vmapped else state)
         for shape in dict.fromkeys(tuple(s[-2:]) for s in token_shapes):      # a stack's leading run axis: vmapped
-            if model is None:                                                  # a stack: one run's variables
-                state = self.state.model_state()
-                model = nnx.merge(self.state.defs.model_def, jax.tree.map(lambda a: a[0], state) if self.vmapped
-                                  else state)
             for path, result in measure_algorithms(model, jax.ShapeDtypeStruct(shape, jnp.int32)).items():
                 logging.getLogger("jaxconv.train").info("conv algorithm of %s for tokens %s: %s", path, shape, result)
 
